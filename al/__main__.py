@@ -1,0 +1,5 @@
+import sys
+
+from al.cli import main
+
+sys.exit(main())

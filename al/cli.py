@@ -1,0 +1,19 @@
+"""`al` command line."""
+
+from __future__ import annotations
+
+import sys
+
+from hwbench.cli_base import make_main
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("al.commands.run", "one active-learning run (cycles of score, select, label, train)"),
+    "surrogate": ("al.commands.surrogate", "surrogate x deployment experiment against random, over seeds"),
+    "entropy": ("al.commands.entropy", "entropy histograms of models trained on the same random subset"),
+    "report": ("al.commands.report", "rebuild the markdown/HTML report of a finished experiment"),
+}
+
+main = make_main("al", "Pool-based active learning with deployable surrogates.", COMMANDS)
+
+if __name__ == "__main__":
+    sys.exit(main())

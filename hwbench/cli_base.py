@@ -1,0 +1,59 @@
+"""The CLI skeleton both `hwbench` and `al` use.
+
+Each subcommand lives in its own module (imported only when that subcommand runs) exposing
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int | None
+Command modules import heavy packages (torch, onnxruntime, ...) inside `run`, not at import time.
+Bad input raises `UserError`: one line `error: ...` on stderr, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from hwbench.console import setup_logging
+from hwbench.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as a one-line `UserError` instead of usage + exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def make_main(prog: str, description: str,
+              commands: Mapping[str, tuple[str, str]]) -> Callable[[Sequence[str] | None], int]:
+    """Build `main(argv)` from a mapping of subcommand name -> (module path, one-line help)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        chosen = next((a for a in argv if not a.startswith("-")), None)
+        parser = _Parser(prog=prog, description=description)
+        parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+        module = None
+        for name, (path, help_) in commands.items():
+            p = sub.add_parser(name, help=help_, description=help_)
+            if name == chosen:
+                module = importlib.import_module(path)
+                module.add_arguments(p)
+        try:
+            args = parser.parse_args(argv)
+            if args.command is None or module is None:
+                parser.print_help()
+                return 2
+            setup_logging(args.verbose)
+            return int(module.run(args) or 0)
+        except UserError as e:
+            msg = str(e).splitlines()[0] if str(e) else "bad input"
+            print(f"error: {msg}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return main
