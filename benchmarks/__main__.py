@@ -7,7 +7,6 @@ Exit status 1 if any row misses its goal (row["ok"] is False).
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import sys
 import time
