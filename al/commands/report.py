@@ -1,0 +1,28 @@
+"""`al report EXPERIMENT_DIR`: rebuild the markdown / HTML / CSV / PNG report of an experiment
+(`al surrogate` or `al entropy` output, or a directory of `al run` runs for AL curves)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="directory written by al surrogate / al entropy")
+    parser.add_argument("--out", metavar="DIR", help="write the report here instead of EXPERIMENT_DIR")
+    parser.add_argument("--json", action="store_true",
+                        help="print only the aggregated table (mean, std, n per cell) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from al.analysis import aggregate, matrix_records
+    from al.report import load_experiment, write_report
+    from hwbench.console import emit, stderr
+
+    written = write_report(args.experiment, args.out)
+    if args.json:
+        d = load_experiment(args.experiment)
+        emit(matrix_records(aggregate(d.records)) if d.records else [], as_json=True)
+        return 0
+    emit([{"file": str(p)} for p in written.values()], as_json=False, title="report files")
+    stderr.print(f"report: {written['markdown']}")
+    return 0

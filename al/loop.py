@@ -1,0 +1,618 @@
+"""One active-learning run: cycles of select -> label -> train -> evaluate, persisted and resumable.
+
+Schedule (cycle k = 0..C, C = `al.cycles`):
+
+* select: k = 0 labels a random `initial_fraction` of the pool, drawn from (dataset name, pool size,
+  seed) only, so every strategy and surrogate of one experiment and seed starts from the same set;
+  k >= 1 collects the evidence the strategy needs with the model trained in cycle k-1 and labels
+  the `cycle_fraction` of the pool the strategy ranks first.
+* train: the scoring model (fresh weights each cycle, or warm-started with `al.retrain = "continue"`)
+  on everything labelled so far; the LLAL loss module is trained jointly when the strategy needs
+  predicted losses.
+* evaluate: mIoU (segmentation) or top-1 (classification) on the validation split.
+
+The last cycle also trains and evaluates after its selection, so the learning curve has C+1
+points: at the initial budget and after every selection, up to the final budget.
+
+Determinism: every random draw of cycle k comes from a seed derived from (seed, k, stream), never
+from a generator that advanced through earlier cycles, and evaluation/scoring always use the model
+re-loaded from its checkpoint. A run killed anywhere and resumed therefore ends with exactly the
+selections and metrics of an uninterrupted run (bit-identical on CPU, where deterministic
+algorithms are switched on).
+
+Run directory (DESIGN §3 "Runs"; every write atomic via `hwbench.io`)::
+
+    config.toml        the resolved config
+    state.json         source of truth: labelled indices per cycle, metrics, RNG seeds, steps done
+    selections.jsonl   one record per cycle: {cycle, strategy, selected (best first), labelled, fraction}
+    metrics.jsonl      one record per cycle: {cycle, labelled, fraction, metric, value, metrics, ...}
+    checkpoints/       cycle_NNN.pt: model (+ LLAL module) state after that cycle's training
+    DONE               written last
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from al.config import RunConfig, load_config, to_toml, validate
+from hwbench.errors import UserError
+from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, write_jsonl
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+STEPS = ("select", "train", "eval")
+METRIC_BY_TASK = {"segmentation": "miou", "classification": "top1"}
+# Streams of the per-cycle seed derivation; never renumber (it would change every run).
+STREAMS = {"init": 0, "aux_init": 1, "train": 2, "select": 3}
+SLOW_ENV = "AL_TEST_SLOW_CYCLE_S"  # test-only: sleep this long before training cycles >= 1
+
+
+@dataclass
+class RunResult:
+    """What a run produced. Indices are pool positions (== dataset indices unless `data.pool_size`)."""
+
+    selections: list[np.ndarray]     # per cycle, best first; cycle 0 is the random initial set
+    labelled: np.ndarray             # every labelled pool index, in labelling order (int64)
+    metrics: list[dict]              # the metrics.jsonl records, one per cycle
+    out_dir: Path | None = None
+    config: RunConfig | None = None
+    pool_size: int = 0
+    dataset_indices: np.ndarray | None = None  # dataset index of every pool position
+    done: bool = True
+
+    @property
+    def labelled_mask(self) -> np.ndarray:
+        mask = np.zeros(self.pool_size, dtype=bool)
+        mask[self.labelled] = True
+        return mask
+
+    def records(self) -> list[dict]:
+        """One record per cycle: {cycle, labelled, fraction, metric, value, selected}."""
+        return [{"cycle": m["cycle"], "labelled": m["labelled"], "fraction": m["fraction"],
+                 "metric": m["metric"], "value": m["value"], "selected": len(s)}
+                for m, s in zip(self.metrics, self.selections, strict=False)]
+
+
+# --------------------------------------------------------------------------------------------------
+# preparation: everything that can fail on bad input happens here, before the directory exists
+
+
+class PoolView(Dataset):
+    """`base` restricted to `indices`, keeping its attributes (task, num_classes, ignore_index, ...)."""
+
+    def __init__(self, base: Dataset, indices: np.ndarray) -> None:
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self._tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.base[int(self.indices[i])]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("base", "indices", "_tensors") or name.startswith("__"):
+            raise AttributeError(name)
+        if name == "tensors":  # the cached-tensor fast path, restricted to the view
+            if not callable(getattr(self.base, "tensors", None)):
+                raise AttributeError(name)
+            return self._view_tensors
+        return getattr(self.base, name)
+
+    def _view_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._tensors is None:
+            x, y = self.base.tensors()
+            sel = torch.from_numpy(self.indices)
+            self._tensors = (x[sel], y[sel])
+        return self._tensors
+
+
+@dataclass
+class Prepared:
+    """A validated config with its datasets and budget, ready to run."""
+
+    config: RunConfig
+    pool: Dataset                     # indexed by pool position; the training view (augmentation as configured)
+    pool_score: Dataset               # the same images without augmentation, for scoring
+    val: Dataset
+    val_indices: list[int] | None
+    dataset_indices: np.ndarray       # (N,) dataset index of every pool position
+    task: str
+    metric: str
+    n_initial: int
+    n_cycle: int
+    device: str
+    strategy: Any
+    toml: str = field(repr=False, default="")
+
+    @property
+    def pool_size(self) -> int:
+        return len(self.dataset_indices)
+
+
+def evenly_spaced(n: int, total: int) -> np.ndarray:
+    """`n` distinct indices spread evenly over range(total) (no randomness)."""
+    return (np.arange(n, dtype=np.int64) * total) // n
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Validate `config` against the registries and the data; build the datasets; check the budget."""
+    from al.data import build_dataset
+    from al.strategies import get_strategy
+    from hwbench.models import create_model, model_info
+
+    cfg = validate(config)
+    d = cfg.data
+    pool_base = _build(build_dataset, d.name, d.root, d.split, d.options)
+    score_base = pool_base
+    if getattr(pool_base, "augment", False):  # score the images as they are, not augmented crops
+        score_base = _build(build_dataset, d.name, d.root, d.split, {**d.options, "augment": False})
+    val = _build(build_dataset, d.name, d.root, d.val_split, d.options)
+    task = pool_base.task
+    info = model_info(cfg.model.name)
+    if info.task != task:
+        raise UserError(f"model {cfg.model.name!r} is a {info.task} model but dataset {d.name!r} is "
+                        f"{task}; pick a {task} model")
+    total = len(pool_base)
+    if d.pool_size is not None and d.pool_size > total:
+        raise UserError(f"data.pool_size {d.pool_size} exceeds the {total} images of {d.name}/{d.split}")
+    n_pool = d.pool_size or total
+    dataset_indices = evenly_spaced(n_pool, total)
+    pool = pool_base if n_pool == total else PoolView(pool_base, dataset_indices)
+    pool_score = score_base if n_pool == total else PoolView(score_base, dataset_indices)
+    if d.val_size is not None and d.val_size > len(val):
+        raise UserError(f"data.val_size {d.val_size} exceeds the {len(val)} images of {d.name}/{d.val_split}")
+    val_indices = None if d.val_size is None else evenly_spaced(d.val_size, len(val)).tolist()
+
+    n_init, n_cycle, n_total = cfg.budget(n_pool)
+    if n_total > n_pool:
+        raise UserError(f"budget of {n_total} images ({n_init} initial + {cfg.al.cycles} cycles x {n_cycle}) "
+                        f"exceeds the pool of {n_pool}; lower al.cycles or the fractions")
+    device = resolve_device(cfg.device)
+    try:
+        strategy = get_strategy(cfg.al.strategy, **cfg.al.options) if cfg.al.options \
+            else get_strategy(cfg.al.strategy)
+    except TypeError as e:
+        raise UserError(f"al.options: {e}") from None
+    with torch.device("meta"):  # checks model options without allocating anything
+        create_model(cfg.model.name, num_classes=pool_base.num_classes, output_stride=cfg.model.output_stride,
+                     **cfg.model.options)
+    return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task], n_init, n_cycle,
+                    device, strategy, to_toml(cfg))
+
+
+def _build(build_dataset: Any, name: str, root: str | None, split: str, options: dict) -> Dataset:
+    try:
+        return build_dataset(name, root=root, split=split, **options)
+    except TypeError as e:
+        raise UserError(f"data.options for {name!r}: {e}") from None
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available else "cpu"; "cuda" without a GPU is a `UserError`."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' requested but no CUDA GPU is available; use device = \"cpu\" or \"auto\"")
+    return device
+
+
+# --------------------------------------------------------------------------------------------------
+# seeds
+
+
+def derive_seed(seed: int, cycle: int, stream: str) -> int:
+    """63-bit seed for one (run seed, cycle, stream); independent of anything computed before."""
+    ss = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, cycle, STREAMS[stream]])
+    return int(ss.generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def initial_selection(dataset: str, pool_size: int, seed: int, n: int) -> np.ndarray:
+    """Cycle 0: `n` random pool indices from (dataset name, pool size, seed) only.
+
+    Shared by every strategy and surrogate of one experiment and seed; a larger `n` extends a
+    smaller one (prefix of one permutation).
+    """
+    ss = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, pool_size, zlib.crc32(dataset.encode())])
+    return np.random.default_rng(ss).permutation(pool_size)[:n].astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# the run directory
+
+
+def _config_hash(toml: str) -> str:
+    return hashlib.sha256(toml.encode()).hexdigest()
+
+
+class RunDir:
+    """Files of one run directory; `state` is the source of truth, the JSON lines follow it."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.state_path = self.path / "state.json"
+        self.done_path = self.path / "DONE"
+        self.ckpt_dir = self.path / "checkpoints"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def is_run(self) -> bool:
+        return (self.path / "config.toml").is_file() or self.state_path.is_file()
+
+    def is_done(self) -> bool:
+        return self.done_path.is_file()
+
+    def is_empty(self) -> bool:
+        return self.path.is_dir() and not any(self.path.iterdir())
+
+    def read_state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{self.state_path}: unreadable run state ({e}); start over with --force") from None
+
+    def write_state(self, state: dict) -> None:
+        """Write the JSON lines derived from `state`, then `state.json` itself."""
+        write_jsonl(self.path / "selections.jsonl", _selection_records(state))
+        write_jsonl(self.path / "metrics.jsonl", _metric_records(state))
+        atomic_write_json(self.state_path, state)
+
+    def ckpt_path(self, cycle: int) -> Path:
+        return self.ckpt_dir / f"cycle_{cycle:03d}.pt"
+
+    def save_checkpoint(self, cycle: int, model: nn.Module, aux: nn.Module | None) -> None:
+        buf = io.BytesIO()
+        torch.save({"cycle": cycle, "model": _cpu_state(model), "aux": None if aux is None else _cpu_state(aux)},
+                   buf)
+        atomic_write_bytes(self.ckpt_path(cycle), buf.getvalue())
+
+    def load_checkpoint(self, cycle: int) -> dict:
+        path = self.ckpt_path(cycle)
+        if not path.is_file():
+            raise UserError(f"{path} is missing; the run cannot resume; start over with --force")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for p in self.ckpt_dir.glob("cycle_*.pt"):
+            if p != self.ckpt_path(keep):
+                p.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path)
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+
+
+def _selection_records(state: dict) -> list[dict]:
+    out, count = [], 0
+    for c in state["cycles"]:
+        if "select" not in c["steps"]:
+            break
+        count += len(c["selected"])
+        out.append({"cycle": c["cycle"], "strategy": c["strategy"], "labelled": count,
+                    "fraction": count / state["pool_size"], "select_s": c["select_s"], "selected": c["selected"]})
+    return out
+
+
+def _metric_records(state: dict) -> list[dict]:
+    return [c["record"] for c in state["cycles"] if "eval" in c["steps"]]
+
+
+def _new_state(p: Prepared) -> dict:
+    cfg = p.config
+    return {
+        "version": STATE_VERSION,
+        "config_sha256": _config_hash(p.toml),
+        "dataset": cfg.data.name,
+        "pool_size": p.pool_size,
+        "dataset_indices": p.dataset_indices.tolist() if isinstance(p.pool, PoolView) else None,
+        "val_size": len(p.val_indices) if p.val_indices is not None else len(p.val),
+        "n_initial": p.n_initial,
+        "n_cycle": p.n_cycle,
+        "cycles_total": cfg.al.cycles,
+        "device": p.device,
+        "rng": {"seed": cfg.seed, "scheme": "numpy SeedSequence([seed_lo, seed_hi, cycle, stream])",
+                "streams": STREAMS,
+                "initial": "SeedSequence([seed_lo, seed_hi, pool_size, crc32(dataset)]).permutation"},
+        "cycles": [],
+        "done": False,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# the loop
+
+
+def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, resume: bool = False,
+        force: bool = False, progress: bool = True) -> RunResult:
+    """Run (or, with `resume`, continue) one active-learning run into `out_dir`.
+
+    `config` is a `RunConfig` or a preset name / TOML path. Bad input raises `UserError` before
+    anything is written. An existing complete run is returned as is with `resume`, replaced with
+    `force`, an error otherwise; an incomplete one needs `resume` (or `force` to start over).
+    """
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    rd = RunDir(out_dir)
+    if rd.exists() and not rd.path.is_dir():
+        raise UserError(f"--out {rd.path} exists and is not a directory")
+    if rd.exists() and not rd.is_empty() and not rd.is_run():
+        raise UserError(f"--out {rd.path} exists and is not a run directory; choose a new or empty directory")
+    if rd.is_run() and not force:
+        if rd.is_done() and not resume:
+            raise UserError(f"run {rd.path} is already complete; pass --resume to show it or --force to redo it")
+        if not rd.is_done() and not resume:
+            raise UserError(f"run {rd.path} exists but is incomplete; pass --resume to continue it "
+                            f"or --force to start over")
+    p = prepare(config)  # every input check happens before the directory is touched
+    if rd.is_run() and force:
+        log.info("removing previous run %s (--force)", rd.path)
+        rd.remove()
+    if rd.is_run():
+        state = rd.read_state()
+        _check_compatible(state, p, rd)
+        if rd.is_done():
+            log.info("run %s is already complete", rd.path)
+            return _result(state, p.config, rd.path)
+        log.info("resuming %s after %d finished step(s)", rd.path, _steps_done(state))
+    else:
+        rd.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(rd.path / "config.toml", p.toml)
+        state = _new_state(p)
+        rd.write_state(state)
+    rd.write_state(state)  # JSON lines consistent with state even if a kill fell between the two writes
+
+    with _deterministic(p.device), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
+        bar.advance(_steps_done(state))
+        _Loop(p, rd, state, bar).run()
+    state["done"] = True
+    rd.write_state(state)
+    atomic_write_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                     "cycles": len(state["cycles"]),
+                                     "final": state["cycles"][-1]["record"] if state["cycles"] else None})
+    return _result(state, p.config, rd.path)
+
+
+def _check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
+    if state.get("version") != STATE_VERSION:
+        raise UserError(f"{rd.state_path}: state version {state.get('version')} is not {STATE_VERSION}; "
+                        f"start over with --force")
+    if state.get("config_sha256") != _config_hash(p.toml):
+        raise UserError(f"the config differs from {rd.path / 'config.toml'}; resume with that config "
+                        f"(al run {rd.path / 'config.toml'} --out {rd.path} --resume) or start over with --force")
+    if state.get("pool_size") != p.pool_size:
+        raise UserError(f"the pool has {p.pool_size} images but the run in {rd.path} used {state.get('pool_size')}; "
+                        f"the dataset changed; start over with --force")
+    if state.get("device") != p.device:
+        log.warning("run started on %s, resuming on %s: results may differ in the last bits",
+                    state.get("device"), p.device)
+
+
+def _steps_done(state: dict) -> int:
+    return sum(len(c["steps"]) for c in state["cycles"])
+
+
+def _result(state: dict, cfg: RunConfig, out_dir: Path) -> RunResult:
+    sel = [np.asarray(c["selected"], dtype=np.int64) for c in state["cycles"] if "select" in c["steps"]]
+    labelled = np.concatenate(sel) if sel else np.zeros(0, dtype=np.int64)
+    di = state.get("dataset_indices")
+    return RunResult(selections=sel, labelled=labelled, metrics=_metric_records(state), out_dir=out_dir,
+                     config=cfg, pool_size=state["pool_size"],
+                     dataset_indices=np.arange(state["pool_size"]) if di is None else np.asarray(di),
+                     done=bool(state.get("done")))
+
+
+def load_result(out_dir: str | os.PathLike) -> RunResult:
+    """Read a run directory (complete or not) without running anything."""
+    rd = RunDir(out_dir)
+    if not rd.is_run():
+        raise UserError(f"{rd.path} is not a run directory (no config.toml / state.json)")
+    cfg = load_config(rd.path / "config.toml", validate_names=False)
+    return _result(rd.read_state(), cfg, rd.path)
+
+
+class _Loop:
+    """The cycle state machine; each finished step is persisted before the next one starts."""
+
+    def __init__(self, p: Prepared, rd: RunDir, state: dict, bar: Any) -> None:
+        from al.strategies import Evidence, LossPredictionModule, collect
+        from al.train import evaluate, train
+
+        self.p, self.rd, self.state, self.bar = p, rd, state, bar
+        self.cfg = p.config
+        self._train, self._evaluate, self._collect, self._evidence = train, evaluate, collect, Evidence
+        self._aux_cls = LossPredictionModule
+        self.show = bar.enabled
+        self.needs = frozenset(p.strategy.needs)
+        self.with_aux = "predicted_loss" in self.needs
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def cycle_state(self, k: int) -> dict:
+        cycles = self.state["cycles"]
+        if len(cycles) <= k:
+            cycles.append({"cycle": k, "strategy": "random" if k == 0 else self.cfg.al.strategy,
+                           "steps": [], "seeds": {s: derive_seed(self.cfg.seed, k, s) for s in STREAMS}})
+        return cycles[k]
+
+    def labelled_indices(self, upto: int) -> np.ndarray:
+        """Every pool index labelled in cycles 0..upto, in labelling order."""
+        parts = [c["selected"] for c in self.state["cycles"][: upto + 1]]
+        return np.asarray([i for s in parts for i in s], dtype=np.int64)
+
+    def new_modules(self, k: int) -> tuple[nn.Module, nn.Module | None]:
+        from hwbench.models import create_model
+
+        torch.manual_seed(derive_seed(self.cfg.seed, k, "init"))
+        model = create_model(self.cfg.model.name, num_classes=self.p.pool.num_classes,
+                             output_stride=self.cfg.model.output_stride, **self.cfg.model.options)
+        aux = None
+        if self.with_aux:
+            torch.manual_seed(derive_seed(self.cfg.seed, k, "aux_init"))
+            aux = self._aux_cls(model.task, model.feature_taps, model.feature_channels)
+        return model, aux
+
+    def load_modules(self, k: int) -> tuple[nn.Module, nn.Module | None]:
+        """The model (and LLAL module) of cycle k exactly as saved after its training."""
+        ckpt = self.rd.load_checkpoint(k)
+        model, aux = self.new_modules(k)
+        model.load_state_dict(ckpt["model"])
+        if aux is not None:
+            if ckpt.get("aux") is None:
+                raise UserError(f"{self.rd.ckpt_path(k)} has no LLAL module; start over with --force")
+            aux.load_state_dict(ckpt["aux"])
+        dev = self.p.device
+        return model.to(dev).eval(), None if aux is None else aux.to(dev).eval()
+
+    def finish(self, k: int, step: str) -> None:
+        self.state["cycles"][k]["steps"].append(step)
+        self.rd.write_state(self.state)
+        self.bar.advance(1)
+
+    # -- steps --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        for k in range(self.cfg.al.cycles + 1):
+            c = self.cycle_state(k)
+            for step in STEPS:
+                if step in c["steps"]:
+                    continue
+                self.bar.describe(f"cycle {k}/{self.cfg.al.cycles}: {step}")
+                getattr(self, f"step_{step}")(k, c)
+                self.finish(k, step)
+            log.info("cycle %d: %d labelled (%.1f %%), %s = %.2f", k, c["record"]["labelled"],
+                     100 * c["record"]["fraction"], c["record"]["metric"], c["record"]["value"])
+
+    def step_select(self, k: int, c: dict) -> None:
+        t0 = time.perf_counter()
+        if k == 0:
+            sel = initial_selection(self.cfg.data.name, self.p.pool_size, self.cfg.seed, self.p.n_initial)
+        else:
+            sel = self.select(k, c)
+        c["selected"] = [int(i) for i in sel]
+        c["select_s"] = round(time.perf_counter() - t0, 4)
+
+    def select(self, k: int, c: dict) -> np.ndarray:
+        """Cycle k's picks: evidence of the cycle k-1 model on the strategy's candidates, then select."""
+        strategy = self.p.strategy
+        labelled = np.zeros(self.p.pool_size, dtype=bool)
+        labelled[self.labelled_indices(k - 1)] = True
+        budget = min(self.p.n_cycle, int((~labelled).sum()))
+        rng = np.random.default_rng(c["seeds"]["select"])  # candidates (e.g. LLAL's subset), then select
+        candidates = np.asarray(strategy.candidates(labelled, rng), dtype=np.int64)
+        if self.needs and candidates.size:
+            model, aux = self.load_modules(k - 1)
+            ev = self._collect(model, self.p.pool_score, candidates, self.needs, device=self.p.device,
+                               batch_size=self.cfg.al.batch_size, aux=aux, score_fn=strategy.score_fn,
+                               amp=self.cfg.train.amp, show_progress=self.show)
+        else:
+            ev = self._evidence()
+        sel = np.asarray(strategy.select(ev, budget, labelled, rng), dtype=np.int64)
+        if len(sel) != budget or len(np.unique(sel)) != len(sel) or labelled[sel].any():
+            raise RuntimeError(f"strategy {self.cfg.al.strategy!r} returned {len(sel)} indices "
+                               f"(budget {budget}), duplicates or labelled ones")
+        return sel
+
+    def step_train(self, k: int, c: dict) -> None:
+        slow = float(os.environ.get(SLOW_ENV, "0") or 0)
+        if slow > 0 and k > 0:
+            time.sleep(slow)
+        t0 = time.perf_counter()
+        if self.cfg.al.retrain == "continue" and k > 0:
+            model, aux = self.load_modules(k - 1)
+        else:
+            model, aux = self.new_modules(k)
+        seed = c["seeds"]["train"]
+        torch.manual_seed(seed)
+        stats = self._train(model, self.p.pool, self.labelled_indices(k), self.cfg.train,
+                            device=self.p.device, seed=seed, aux=aux, show_progress=self.show)
+        self.rd.save_checkpoint(k, model, aux)
+        c["train"] = _jsonable(stats or {})
+        c["train_s"] = round(time.perf_counter() - t0, 4)
+
+    def step_eval(self, k: int, c: dict) -> None:
+        t0 = time.perf_counter()
+        model, _ = self.load_modules(k)
+        res = _jsonable(self._evaluate(model, self.p.val, self.p.val_indices, device=self.p.device,
+                                       batch_size=self.cfg.al.batch_size, amp=self.cfg.train.amp,
+                                       show_progress=self.show))
+        n_lab = len(self.labelled_indices(k))
+        c["record"] = {"cycle": k, "labelled": n_lab, "fraction": n_lab / self.p.pool_size,
+                       "metric": self.p.metric, "value": res[self.p.metric], "metrics": res,
+                       "train": c.get("train", {}), "train_s": c.get("train_s"),
+                       "eval_s": round(time.perf_counter() - t0, 4)}
+        if self.cfg.al.keep_checkpoints == "last":
+            self.rd.prune_checkpoints(keep=k)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types (numpy / torch scalars and arrays become Python numbers and lists)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+@contextlib.contextmanager
+def _deterministic(device: str) -> Iterator[None]:
+    """Deterministic kernels on CPU (cheap there); restored afterwards."""
+    if device != "cpu":
+        yield
+        return
+    prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+class _Bar:
+    def __init__(self, progress: Any, task: Any) -> None:
+        self.progress, self.task = progress, task
+        self.enabled = progress is not None
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None and n:
+            self.progress.advance(self.task, n)
+
+    def describe(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=text)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[_Bar]:
+    if not enabled:
+        yield _Bar(None, None)
+        return
+    from hwbench.console import progress
+
+    with progress() as p:
+        yield _Bar(p, p.add_task("active learning", total=total))
+
+
+def selections_equal(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
+    """True when two runs labelled the same indices in the same order, cycle by cycle."""
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+__all__ = ["RunResult", "Prepared", "PoolView", "run", "prepare", "load_result", "initial_selection",
+           "derive_seed", "evenly_spaced", "resolve_device", "selections_equal"]

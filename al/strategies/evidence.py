@@ -1,0 +1,140 @@
+"""Evidence collection: one forward pass of the surrogate over part of the pool, keeping only
+what the strategy needs (`Strategy.needs`).
+
+Per batch, under `torch.no_grad()`:
+- `image_score`: `score_fn(logits, valid)` reduces the pixel map to one number per image on the
+  fly — the pool's pixel probabilities are never stored;
+- `embedding`: `feats[model.embedding_tap]` globally average pooled -> (N, D) float32;
+- `predicted_loss`: `aux(feats)` (the LLAL `LossPredictionModule`);
+- `true_loss`: `al.train.per_sample_loss(logits, target, ignore_index)` (needs labels).
+Features are requested (`return_features=True`) only for `embedding` and `predicted_loss`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from al.strategies.base import EVIDENCE_KINDS, Evidence, Strategy
+from al.strategies.scoring import ImageScorer
+from hwbench.console import track
+from hwbench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ScoreFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+FEATURE_KINDS = frozenset({"embedding", "predicted_loss"})
+LOGIT_KINDS = frozenset({"image_score", "true_loss"})
+
+
+def _pool(f: torch.Tensor) -> torch.Tensor:
+    """Global average pool: (N, C, h, w) -> (N, C); (N, C) unchanged."""
+    return f.flatten(2).mean(2) if f.dim() > 2 else f
+
+
+def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np.ndarray,
+            needs: Iterable[str], *, device: str | torch.device, batch_size: int,
+            aux: nn.Module | None = None, score_fn: ScoreFn | None = None, num_workers: int = 0,
+            amp: bool = False, show_progress: bool = True) -> Evidence:
+    """Evidence for `pool_indices` of `dataset` (arrays span all `len(dataset)` images; NaN elsewhere).
+
+    `score_fn` defaults to mean pixel entropy (`ImageScorer()`); a scorer with
+    `exclude_ignored=True` receives the labels' valid mask (target != dataset.ignore_index).
+    `amp` runs the forward pass under CUDA autocast (scores are computed in float32 regardless).
+    Models and `aux` are put in eval mode and restored afterwards.
+    """
+    needs = frozenset(needs)
+    if not needs <= EVIDENCE_KINDS:
+        raise UserError(f"unknown evidence {sorted(needs - EVIDENCE_KINDS)}; known: {', '.join(sorted(EVIDENCE_KINDS))}")
+    if "predicted_loss" in needs and aux is None:
+        raise UserError("evidence 'predicted_loss' needs the LLAL module: pass aux=LossPredictionModule(...)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n = len(dataset)
+    idx = np.asarray(pool_indices, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise UserError(f"pool indices must lie in [0, {n}); got range [{idx.min()}, {idx.max()}]")
+    if not needs or idx.size == 0:
+        return _evidence(needs, n, dim=None, store={})
+    score_fn = score_fn if score_fn is not None else ImageScorer()
+    use_feats = bool(needs & FEATURE_KINDS)
+    use_valid = "image_score" in needs and bool(getattr(score_fn, "exclude_ignored", False))
+    ignore_index = getattr(dataset, "ignore_index", None)
+    if ("true_loss" in needs or use_valid) and ignore_index is None:
+        raise UserError("dataset has no ignore_index; it is needed for true loss / ignore masks")
+    per_sample_loss = _per_sample_loss() if "true_loss" in needs else None
+    device = torch.device(device)
+    scalars = {k: np.full(n, np.nan, dtype=np.float64) for k in needs if k != "embedding"}
+    embedding: np.ndarray | None = None
+    loader = DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    modules = [m for m in (model, aux) if m is not None]
+    was_training = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    pos = 0
+    batches = track(loader, "collecting evidence", total=len(loader)) if show_progress else loader
+    try:
+        with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            for images, targets in batches:
+                rows = idx[pos:pos + len(images)]
+                pos += len(images)
+                x = images.to(device, non_blocking=True)                          # (B, 3, H, W)
+                if use_feats:
+                    logits, feats = model(x, return_features=True)
+                else:
+                    logits, feats = model(x), None
+                if needs & LOGIT_KINDS:
+                    logits = logits.float()                                       # (B, K[, H, W])
+                    if "true_loss" in needs or use_valid:
+                        targets = torch.as_tensor(targets).to(device, non_blocking=True)
+                if "image_score" in needs:
+                    valid = (targets != ignore_index) if use_valid and logits.dim() == 4 else None
+                    scalars["image_score"][rows] = score_fn(logits, valid).float().cpu().numpy()
+                if "true_loss" in needs:
+                    loss = per_sample_loss(logits, targets, ignore_index)
+                    scalars["true_loss"][rows] = loss.float().cpu().numpy()
+                if "predicted_loss" in needs:
+                    scalars["predicted_loss"][rows] = aux(feats).float().reshape(-1).cpu().numpy()
+                if "embedding" in needs:
+                    e = _pool(feats[model.embedding_tap]).float().cpu().numpy()  # (B, D)
+                    if embedding is None:
+                        embedding = np.full((n, e.shape[1]), np.nan, dtype=np.float32)
+                    embedding[rows] = e
+    finally:
+        for m, t in zip(modules, was_training, strict=True):
+            m.train(t)
+    log.debug("collected %s for %d images", sorted(needs), idx.size)
+    return _evidence(needs, n, dim=None if embedding is None else embedding.shape[1],
+                     store={**scalars, "embedding": embedding})
+
+
+def collect_for(strategy: Strategy, model: nn.Module, dataset: Dataset, labelled: np.ndarray,
+                rng: np.random.Generator, *, device: str | torch.device, batch_size: int,
+                aux: nn.Module | None = None, **kw: object) -> Evidence:
+    """`collect` exactly what `strategy` needs, on `strategy.candidates(labelled, rng)`."""
+    return collect(model, dataset, strategy.candidates(labelled, rng), strategy.needs, device=device,
+                   batch_size=batch_size, aux=aux, score_fn=strategy.score_fn, **kw)
+
+
+def _evidence(needs: frozenset[str], n: int, dim: int | None, store: dict) -> Evidence:
+    out = {}
+    for k in needs:
+        v = store.get(k)
+        if v is None:                       # requested but nothing scored: all NaN
+            v = np.full((n, dim or 0), np.nan, np.float32) if k == "embedding" else np.full(n, np.nan)
+        out[k] = v
+    return Evidence(**out)
+
+
+def _per_sample_loss() -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+    try:
+        from al.train import per_sample_loss
+    except ImportError as e:  # pragma: no cover - al.train is part of the package
+        raise RuntimeError("al.train.per_sample_loss is missing; it defines the per-sample loss") from e
+    return per_sample_loss

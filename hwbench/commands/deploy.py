@@ -1,0 +1,51 @@
+"""`hwbench deploy`: which model meets a latency budget (and fits in memory) on which device."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="zoo model names (default: the paper's five DeepLabv3+ models)")
+    parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
+                        help="device profiles (default: tx2 xavier_nx orin_nx)")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--fps", type=float, help="target frame rate; budget_ms = 1000 / fps")
+    budget.add_argument("--budget-ms", type=float, help="latency budget in ms")
+    parser.add_argument("--share", type=float, default=1.0,
+                        help="fraction of the device the model may use, in (0, 1]: latency is divided by it, "
+                             "memory budget multiplied by it (default: 1.0)")
+    parser.add_argument("--mode", choices=("paper", "peak", "roofline"), default="roofline",
+                        help="theoretical latency mode (default: roofline)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                        help="precision for peak/roofline and memory (default: fp16)")
+    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default="gpu",
+                        help="engine for peak/roofline (default: gpu)")
+    parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
+    parser.add_argument("--num-classes", type=int, default=19, help="classes of the head (default: 19)")
+    parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwbench.console import emit
+    from hwbench.count import input_shape_from_hw, model_label
+    from hwbench.deploy import deploy
+
+    shape = input_shape_from_hw(args.input)
+    verdicts = deploy(args.models or None, args.device or None, mode=args.mode, fps=args.fps,
+                      budget_ms=args.budget_ms, share=args.share, precision=args.precision, engine=args.engine,
+                      input_shape=shape, num_classes=args.num_classes)
+    if args.json:
+        emit([v.record() for v in verdicts], as_json=True)
+        return 0
+    rows = [{"model": model_label(v.model), "device": v.device, "precision/engine": f"{v.precision}/{v.engine}",
+             "latency (ms)": v.latency_ms, "latency/share (ms)": v.effective_latency_ms, "budget (ms)": v.budget_ms,
+             "memory (GB)": v.memory_used_gb, "memory budget (GB)": v.memory_budget_gb,
+             "headroom": v.headroom, "deployable": "yes" if v.deployable else "no"} for v in verdicts]
+    target = f"{args.fps:g} fps" if args.fps is not None else f"{args.budget_ms:g} ms"
+    emit(rows, as_json=False, title=f"deployability at {target}, share {args.share:g}, mode={args.mode} "
+                                    "(headroom = budget / (latency/share) - 1)",
+         formats={"latency (ms)": ".2f", "latency/share (ms)": ".2f", "budget (ms)": ".1f", "memory (GB)": ".2f",
+                  "memory budget (GB)": ".1f", "headroom": "+.2f"})
+    return 0

@@ -1,0 +1,43 @@
+"""`hwbench export MODEL --out FILE.onnx`: ONNX export (opset 13 by default, for TensorRT 8.2 on
+the TX2) and a numerical check against PyTorch with onnxruntime on a fixed-seed random input.
+Exit status 1 (and no file) when the max abs error exceeds --atol (1e-4, fp32)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="zoo model name (see `hwbench models`)")
+    parser.add_argument("--input", default="512x1024", help="input HxW (default 512x1024)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset 13..20 (default 13: TensorRT 8.2 / TX2)")
+    parser.add_argument("--dynamic", action="store_true", help="symbolic batch, height and width")
+    parser.add_argument("--exporter", default="torchscript", help="torchscript (default) | dynamo (opset >= 18)")
+    parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed (default 1e-4)")
+    parser.add_argument("--out", required=True, help="output FILE.onnx")
+    parser.add_argument("--json", action="store_true", help="print a JSON list with the check result")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from hwbench.console import emit
+    from hwbench.errors import UserError
+    from hwbench.export import export_and_check
+    from hwbench.latency.measure import parse_hw
+
+    if args.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
+    res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
+                           dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
+                           exporter=args.exporter)
+    row = {"model": args.model, **res.to_dict()}
+    emit([row], as_json=args.json, title="ONNX export check (ONNX Runtime vs PyTorch)",
+         columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider"),
+         formats={"max_abs_err": ".3g", "max_rel_err": ".3g"})
+    if not res.passed:
+        print(f"error: max abs error {res.max_abs_err:.3g} > {res.atol:g}; {args.out} not written", file=sys.stderr)
+        return 1
+    return 0

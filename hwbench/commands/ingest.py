@@ -1,0 +1,50 @@
+"""`hwbench ingest trtexec LOG_OR_JSON`: trtexec logs (TensorRT 7.x-10.x) or --exportTimes JSON
+-> measurement records (headline: GPU compute time). `--out DIR` appends them to
+DIR/measurements.jsonl."""
+
+from __future__ import annotations
+
+import argparse
+
+KINDS = ("trtexec",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", help="what produced the file: trtexec")
+    parser.add_argument("path", help="trtexec log (stdout) or --exportTimes JSON file")
+    parser.add_argument("--model", default=None, help="model name (default: from the log's --onnx, else file name)")
+    parser.add_argument("--device", default=None,
+                        help="device label or profile, e.g. tx2 (default: the log's GPU name); "
+                             "a profile's precisions are checked")
+    parser.add_argument("--precision", default=None, help="override/give the precision (fp32 | fp16 | int8)")
+    parser.add_argument("--input", default=None, help="override/give the input shape NxCxHxW")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of records")
+    parser.add_argument("--out", default=None, help="append the records to DIR/measurements.jsonl")
+
+
+def run(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
+    from hwbench.console import emit
+    from hwbench.errors import UserError, unknown
+    from hwbench.latency.measure import append_records
+    from hwbench.latency.trtexec import ingest
+
+    if args.kind not in KINDS:
+        raise unknown("ingest kind", args.kind, KINDS)
+    shape = None
+    if args.input:
+        if not re.fullmatch(r"\d+(x\d+){3}", args.input):
+            raise UserError(f"bad --input {args.input!r}; expected NxCxHxW, e.g. 1x3x512x1024")
+        shape = [int(v) for v in args.input.split("x")]
+    records = ingest(args.path, model=args.model, device=args.device, precision=args.precision, input_shape=shape)
+    if args.out:
+        append_records(Path(args.out) / "measurements.jsonl", records)
+    rows = [r.to_dict() for r in records]
+    for row in rows:
+        row["e2e_median_ms"] = row["components"].get("latency", {}).get("median_ms")
+    emit(rows, as_json=args.json, title=f"trtexec results from {Path(args.path).name} (GPU compute, ms)",
+         columns=("model", "device", "precision", "input", "iters", "min_ms", "median_ms", "p90_ms", "p99_ms",
+                  "e2e_median_ms", "source"))
+    return 0

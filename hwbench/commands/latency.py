@@ -1,0 +1,53 @@
+"""`hwbench latency`: theoretical latency (ms) in paper, peak or roofline mode."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="zoo model names (default: the paper's five DeepLabv3+ models)")
+    parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
+                        help="device profiles (default: tx2 xavier_nx orin_nx); see `hwbench profiles`")
+    parser.add_argument("--mode", choices=("paper", "peak", "roofline"), default="paper",
+                        help="paper: GMACs / paper TOPS (Table 2); peak: 2*MACs / peak; "
+                             "roofline: per-layer max(compute, memory) (default: paper)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                        help="precision for peak/roofline (default: fp16)")
+    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default="gpu",
+                        help="engine for peak/roofline (default: gpu; `host` has cpu)")
+    parser.add_argument("--sparse", action="store_true", help="use the sparse peak figure")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="roofline: also charge norm/activation/element-wise layers (unfused runtime)")
+    parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size N (default: 1)")
+    parser.add_argument("--num-classes", type=int, default=19, help="classes of the head (default: 19)")
+    parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwbench.console import emit
+    from hwbench.count import PAPER_MODELS, count, input_shape_from_hw, model_label
+    from hwbench.latency.theoretical import latency
+    from hwbench.profiles import PAPER_DEVICES, load_profile
+
+    shape = input_shape_from_hw(args.input, batch=args.batch)
+    devices = [load_profile(d) for d in (args.device or PAPER_DEVICES)]
+    counts = [count(n, shape, num_classes=args.num_classes) for n in (args.models or PAPER_MODELS)]
+    estimates = [latency(c, d, mode=args.mode, precision=args.precision, engine=args.engine, sparse=args.sparse,
+                         fuse=not args.no_fuse) for d in devices for c in counts]
+    if args.json:
+        emit([e.record() for e in estimates], as_json=True)
+        return 0
+    rows = [{"model": model_label(e.model), "device": e.device, "mode": e.mode,
+             "precision/engine": f"{e.precision}/{e.engine}" + ("/sparse" if e.sparse else ""),
+             "GMACs": e.macs / 1e9, "TOPS": e.tops, "latency (ms)": e.latency_ms, "fps": e.fps}
+            for e in estimates]
+    if args.mode == "roofline":
+        for row, e in zip(rows, estimates):
+            row["compute (ms)"], row["memory (ms)"] = e.compute_ms, e.memory_ms
+    emit(rows, as_json=False, title=f"theoretical latency, mode={args.mode}, input {'x'.join(map(str, shape))}",
+         formats={"GMACs": ".2f", "latency (ms)": ".2f", "fps": ".1f", "compute (ms)": ".2f",
+                  "memory (ms)": ".2f"})
+    return 0

@@ -1,0 +1,26 @@
+"""`hwbench report --out DIR`: the markdown/CSV/PNG hardware report (Table 2 and beyond)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory to write into (nothing else is written)")
+    parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
+    parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
+                        help="device profiles (default: tx2 xavier_nx orin_nx)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwbench.console import stdout
+    from hwbench.count import input_shape_from_hw
+    from hwbench.profiles import PAPER_DEVICES
+    from hwbench.report import report
+
+    shape = input_shape_from_hw(args.input)
+    paths = report(args.out, devices=args.device or PAPER_DEVICES, input_shape=shape)
+    stdout.print(f"wrote {paths[0]} and {len(paths) - 1} more files in {paths[0].parent}:")
+    for p in paths[1:]:
+        stdout.print(f"  {p.name}")
+    return 0

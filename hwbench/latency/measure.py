@@ -1,0 +1,368 @@
+"""Measured latency: timing statistics, the `Measurement` record and the measuring loop.
+
+One measurement = build the model, hand it to a backend runner (`hwbench.latency.backends`),
+warm up for a fixed *time* (`warmup_ms`), then time `iters` single inferences. Each runner times
+its own work correctly (CUDA events or a synchronised host clock, never a bare host clock around
+asynchronous work), so this module only collects per-iteration latencies and summarises them.
+
+Statistics follow trtexec (samples/common/sampleReporting.cpp): median = middle value (mean of the
+two middle values for an even count), percentiles by nearest rank without interpolation
+(index ceil(p/100 * n) - 1 of the sorted samples, which is trtexec's `n - 1 - floor((1 - p/100) n)`),
+std is the population standard deviation and CV = std / mean (trtexec prints it in %, we store
+the fraction). A CV above `HIGH_CV` (0.1) adds a warning to the record and the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwbench.errors import UserError, unknown
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from hwbench.latency.backends import Runner
+
+log = logging.getLogger(__name__)
+
+HIGH_CV = 0.1
+PRECISIONS = ("fp32", "fp16", "int8")
+DEVICES = ("cpu", "cuda")
+SOURCES = ("measured", "trtexec-log", "trtexec-times", "ondevice")
+
+
+# ----------------------------------------------------------------------------------------- stats
+def percentile(sorted_samples: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (no interpolation) of an ascending sequence, as trtexec."""
+    n = len(sorted_samples)
+    if n == 0:
+        raise ValueError("percentile of an empty sample")
+    if not 0.0 <= p <= 100.0:
+        raise ValueError(f"percentile must be in [0, 100], got {p}")
+    rank = math.ceil(round(p * n / 100.0, 9))  # round: 0.9 * 10 must be 9, not 9.000000000000002
+    return float(sorted_samples[min(max(rank - 1, 0), n - 1)])
+
+
+def median(sorted_samples: Sequence[float]) -> float:
+    """Middle value; mean of the two middle values for an even count (trtexec's findMedian)."""
+    n = len(sorted_samples)
+    if n == 0:
+        raise ValueError("median of an empty sample")
+    m = n // 2
+    return float(sorted_samples[m]) if n % 2 else (sorted_samples[m - 1] + sorted_samples[m]) / 2.0
+
+
+def summarize(samples_ms: Iterable[float]) -> dict[str, float]:
+    """min / max / median / mean / p90 / p99 / std (population) / cv of per-iteration latencies."""
+    s = sorted(float(x) for x in samples_ms)
+    if not s:
+        raise ValueError("no samples to summarise")
+    n = len(s)
+    mean = math.fsum(s) / n
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in s) / n)
+    return {
+        "min_ms": s[0],
+        "max_ms": s[-1],
+        "median_ms": median(s),
+        "mean_ms": mean,
+        "p90_ms": percentile(s, 90),
+        "p99_ms": percentile(s, 99),
+        "std_ms": std,
+        "cv": std / mean if mean > 0 else math.inf,
+    }
+
+
+# ---------------------------------------------------------------------------------------- record
+@dataclass
+class Measurement:
+    """One latency measurement (JSON keys fixed by docs/contracts.md; extra keys are additive).
+
+    `latency_ms` is the headline figure (= `median_ms`). For TensorRT (measured, ingested or
+    on-device) the headline is the GPU compute time; end-to-end (H2D + compute + D2H) and the
+    other trtexec metrics are in `components`, each a `summarize()` dict.
+    `warmup` is the number of warm-up iterations run (`warmup_ms` the warm-up time asked for).
+    `source`: measured (here) | trtexec-log | trtexec-times (--exportTimes JSON) | ondevice.
+    """
+
+    model: str
+    device: str
+    backend: str
+    precision: str
+    input: list[int]
+    warmup: int
+    iters: int
+    min_ms: float
+    median_ms: float
+    mean_ms: float
+    p90_ms: float | None  # None: not in the source (trtexec < 8.5.1 prints only p99)
+    p99_ms: float | None
+    std_ms: float | None  # None: not in the source (trtexec logs print no std)
+    cv: float | None
+    latency_ms: float
+    source: str
+    env: dict[str, Any] = field(default_factory=dict)
+    max_ms: float | None = None
+    warmup_ms: float | None = None
+    components: dict[str, dict[str, float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float], *, model: str, device: str, backend: str,
+                     precision: str, input: Sequence[int], warmup: int, source: str = "measured",
+                     env: Mapping[str, Any] | None = None, warmup_ms: float | None = None,
+                     components: Mapping[str, Sequence[float]] | None = None) -> Measurement:
+        """Summarise `samples_ms` (and per-component samples) into a record; warns on high CV."""
+        st = summarize(samples_ms)
+        rec = cls(model=model, device=device, backend=backend, precision=precision,
+                  input=[int(v) for v in input], warmup=int(warmup), iters=len(samples_ms),
+                  latency_ms=st["median_ms"], source=source, env=dict(env or {}), warmup_ms=warmup_ms,
+                  components={k: summarize(v) for k, v in (components or {}).items() if len(v)},
+                  **{k: st[k] for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "std_ms",
+                                        "cv", "max_ms")})
+        rec.check_cv()
+        return rec
+
+    def check_cv(self, threshold: float = HIGH_CV) -> None:
+        """Add (once) and log a warning when the coefficient of variation exceeds `threshold`."""
+        if self.cv is not None and self.cv > threshold and not any(w.startswith("high CV") for w in self.warnings):
+            msg = (f"high CV {self.cv:.3f} > {threshold} ({self.model}, {self.backend}, {self.precision}): "
+                   "timings are unstable; fix threads/clocks, close other work, raise --warmup-ms/--iters")
+            self.warnings.append(msg)
+            log.warning(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
+        """Build from a JSON record; unknown keys are ignored, missing required ones are an error."""
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(d))
+        if missing:
+            raise UserError(f"measurement record lacks {', '.join(missing)}; "
+                            "write records with `hwbench measure --out` or `hwbench ingest`")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def read_measurements(path: str | os.PathLike) -> list[Measurement]:
+    """Read a JSON-lines file of measurement records (`UserError` if absent or malformed)."""
+    import json
+
+    from hwbench.io import read_jsonl
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"measurements file {str(p)!r} not found; write one with `hwbench measure --out DIR`")
+    try:
+        return [Measurement.from_dict(d) for d in read_jsonl(p)]
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+        raise UserError(f"{p} is not a JSON-lines file of measurements ({e.__class__.__name__})") from None
+
+
+# ------------------------------------------------------------------------------------------ env
+def cpu_model_name() -> str:
+    """CPU model from /proc/cpuinfo (Linux), else `platform.processor()`."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        m = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
+        if m:
+            return m.group(1).strip()
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def host_env(device: str = "cpu", *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where a measurement ran: device name, CPU, library versions, torch threads."""
+    import torch
+
+    env: dict[str, Any] = {
+        "device_name": cpu_model_name(),
+        "cpu": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "numpy": _version("numpy"),
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        env["device_name"] = torch.cuda.get_device_name()
+        env["cuda"] = torch.version.cuda
+    env.update(extra or {})
+    return env
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+# ------------------------------------------------------------------------------ device checks
+def check_device_precision(device_profile: str | None, precision: str, *, engine: str = "gpu") -> None:
+    """`UserError` if `device_profile` names a profile with no peak figure for `precision`.
+
+    Free-form labels (not a profile in `profiles/`) are not checked.
+    """
+    if precision not in PRECISIONS:
+        raise unknown("precision", precision, PRECISIONS)
+    if not device_profile:
+        return
+    try:
+        from hwbench.profiles import list_profiles, load_profile
+    except ImportError:  # pragma: no cover - profiles module not built yet
+        return
+    if device_profile == "host" or device_profile not in list_profiles():
+        return  # host: measured at fp32 only; the backend checks what it can run
+    prof = load_profile(device_profile)
+    if engine == "dla" and not getattr(prof, "dla_count", 0):
+        raise UserError(f"device {device_profile!r} has no DLA (profiles/{device_profile}.toml); drop --dla-core")
+    try:
+        peak = prof.peak_tops(precision, engine=engine)
+    except (UserError, KeyError, ValueError, TypeError):
+        peak = None
+    if not peak:
+        have = sorted({k.split("/")[0] for k in prof.available() if k.split("/")[1] == engine})
+        raise UserError(f"device {device_profile!r} has no {precision} support on its {engine} "
+                        f"(profiles/{device_profile}.toml); use --precision "
+                        f"{' or '.join(have) if have else 'of a device that has one'}")
+
+
+# ----------------------------------------------------------------------------------- measuring
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Options of one measurement (the `hwbench measure` flags)."""
+
+    backend: str = "torch"
+    precision: str = "fp32"
+    device: str = "cpu"
+    batch: int = 1
+    warmup_ms: float = 500.0
+    iters: int = 50
+    threads: int | None = None
+    cuda_graphs: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    onnx_path: str | None = None
+    device_profile: str | None = None
+    dla_core: int | None = None
+    num_classes: int | None = None  # None: the builder's default (19 for DeepLabv3+)
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
+        if self.device not in DEVICES:
+            raise unknown("device", self.device, DEVICES)
+        if self.batch < 1:
+            raise UserError(f"--batch must be >= 1, got {self.batch}")
+        if self.iters < 1:
+            raise UserError(f"--iters must be >= 1, got {self.iters}")
+        if self.warmup_ms < 0:
+            raise UserError(f"--warmup-ms must be >= 0, got {self.warmup_ms}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {self.threads}")
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """'512x1024' (HxW) -> (512, 1024); a single number means a square input."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*", text or "")
+    if not m:
+        raise UserError(f"bad --input {text!r}; expected HxW, e.g. 512x1024")
+    h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+    if h < 1 or w < 1:
+        raise UserError(f"bad --input {text!r}; height and width must be positive")
+    return h, w
+
+
+def time_runner(runner: Runner, *, warmup_ms: float, iters: int, min_warmup: int = 1,
+                clock: Callable[[], float] = time.perf_counter,
+                on_iter: Callable[[], None] | None = None) -> tuple[list[float], int]:
+    """Warm up for `warmup_ms` of wall time (at least `min_warmup` runs), then time `iters` runs.
+
+    Returns (per-iteration latencies in ms as reported by the runner, warm-up iterations run).
+    `on_iter` is called after each timed run (progress bars).
+    """
+    warm = 0
+    t0 = clock()
+    while warm < min_warmup or (clock() - t0) * 1e3 < warmup_ms:
+        runner.run_once()
+        warm += 1
+    runner.reset_components()
+    samples = []
+    for _ in range(iters):
+        samples.append(float(runner.run_once()))
+        if on_iter is not None:
+            on_iter()
+    return samples, warm
+
+
+def measure(model: str | nn.Module, input_hw: tuple[int, int], config: MeasureConfig, *,
+            model_name: str | None = None, on_iter: Callable[[], None] | None = None) -> Measurement:
+    """Measure one model at one input size with one backend; returns the record."""
+    from hwbench.latency.backends import RunSpec, get_runner_class
+
+    config.validate()
+    cls = get_runner_class(config.backend)
+    engine = "dla" if config.dla_core is not None else ("cpu" if config.device == "cpu" else "gpu")
+    check_device_precision(config.device_profile, config.precision, engine=engine)
+    name = model_name or (model if isinstance(model, str) else type(model).__name__)
+    shape = (config.batch, 3, int(input_hw[0]), int(input_hw[1]))  # (N, C, H, W)
+    spec = RunSpec(model_name=name, input_shape=shape, precision=config.precision, device=config.device,
+                   threads=config.threads, cuda_graphs=config.cuda_graphs,
+                   channels_last=config.channels_last, compile=config.compile,
+                   onnx_path=config.onnx_path, dla_core=config.dla_core)
+    cls.check(spec)  # unsupported device/precision/options -> UserError before any heavy work
+    if cls.needs_module or (cls.needs_onnx and not config.onnx_path):
+        spec = spec.with_module(_build_module(model, config.num_classes))
+    with cls(spec) as runner:
+        runner.prepare()
+        samples, warm = time_runner(runner, warmup_ms=config.warmup_ms, iters=config.iters, on_iter=on_iter)
+        env = host_env(config.device, extra={"backend": runner.name, **runner.versions(),
+                                             **runner.env_extra()})
+        env["torch_threads"] = runner.threads_used()
+        components = runner.component_samples()
+    device_label = config.device_profile or ("host" if config.device == "cpu" else _slug(env["device_name"]))
+    rec = Measurement.from_samples(samples, model=name, device=device_label, backend=runner.name,
+                                   precision=config.precision, input=shape, warmup=warm, env=env,
+                                   warmup_ms=config.warmup_ms, components=components)
+    return rec
+
+
+def _build_module(model: str | nn.Module, num_classes: int | None) -> nn.Module:
+    if not isinstance(model, str):
+        return model.eval()
+    import torch
+
+    from hwbench.models import create_model
+
+    torch.manual_seed(0)  # same weights every time: exported ONNX files (and cached engines) repeat
+    kw = {} if num_classes is None else {"num_classes": num_classes}
+    return create_model(model, **kw).eval()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+
+
+def append_records(path: str | os.PathLike, records: Iterable[Measurement]) -> Path:
+    """Append records to a JSON-lines file (the whole file is rewritten atomically)."""
+    from hwbench.io import read_jsonl, write_jsonl
+
+    p = Path(path)
+    old = list(read_jsonl(p)) if p.is_file() else []
+    return write_jsonl(p, old + [r.to_dict() for r in records])

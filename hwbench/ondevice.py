@@ -1,0 +1,664 @@
+#!/usr/bin/env python3
+"""Stand-alone TensorRT latency benchmark for a Jetson (or any NVIDIA GPU).
+
+Copy this ONE file to the device together with an ONNX model (from `hwbench export`) and run
+
+    python3 ondevice.py bench --onnx model.onnx --fp16 --iters 200 --out records.jsonl
+    python3 ondevice.py bench --onnx model.onnx --int8 --dla-core 0 --out records.jsonl
+
+It needs only the Python standard library, numpy, TensorRT's Python bindings (shipped with
+JetPack) and pycuda; it imports nothing from hwbench or torch. Each run appends one JSON record
+with the keys of `hwbench.latency.measure.Measurement` to `--out`; bring the file back and use it
+with `hwbench predict --measurements records.jsonl` or in a report. Inside hwbench the same code
+backs `hwbench measure --backend tensorrt` (one implementation of the TensorRT calls).
+
+What is measured (as trtexec): per iteration, CUDA events on one stream around the H2D copies,
+the enqueue of the engine and the D2H copies. The headline `latency_ms` is the median GPU compute
+time; `components` holds `latency` (H2D + compute + D2H, trtexec's "Latency"), `h2d`, `d2h` and
+`enqueue` (host time of the enqueue call). Warm-up runs for `--warmup-ms` of wall time first.
+Engines are cached under ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/engines/<key>.engine, the key
+covering the ONNX content, input shape, precision, DLA core, GPU name and TensorRT version.
+
+INT8: with `--calib-dir DIR` (*.npy input batches) an entropy calibrator (IInt8EntropyCalibrator2)
+sets the scales and `--calib-cache FILE` keeps them; with neither, every tensor gets the fixed
+dynamic range trtexec uses without calibration (inputs +-2, outputs +-4): right for latency,
+meaningless for accuracy. `--int8` also enables FP16 so layers without INT8 kernels fall back to
+FP16 (trtexec --int8 --fp16). The TX2 (Pascal) has no fast INT8: the builder refuses it here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_WORKSPACE_MB = 1024
+LATENCY_ONLY_RANGES = (2.0, 4.0)  # trtexec's dynamic ranges when INT8 runs without calibration
+HIGH_CV = 0.1
+
+
+class BenchError(Exception):
+    """Bad input or an unusable device: printed as one line `error: ...`, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------- stats
+def percentile(sorted_samples: list[float], p: float) -> float:
+    """Nearest-rank percentile (no interpolation) of an ascending list, as trtexec."""
+    n = len(sorted_samples)
+    if n == 0:
+        raise ValueError("percentile of an empty sample")
+    rank = math.ceil(round(p * n / 100.0, 9))
+    return float(sorted_samples[min(max(rank - 1, 0), n - 1)])
+
+
+def summarize(samples_ms: list[float]) -> dict[str, float]:
+    """min / max / median / mean / p90 / p99 / std (population) / cv, as hwbench.latency.measure."""
+    s = sorted(float(x) for x in samples_ms)
+    if not s:
+        raise ValueError("no samples to summarise")
+    n, m = len(s), len(s) // 2
+    mean = math.fsum(s) / n
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in s) / n)
+    return {"min_ms": s[0], "max_ms": s[-1], "median_ms": s[m] if n % 2 else (s[m - 1] + s[m]) / 2.0,
+            "mean_ms": mean, "p90_ms": percentile(s, 90), "p99_ms": percentile(s, 99), "std_ms": std,
+            "cv": std / mean if mean > 0 else math.inf}
+
+
+# ------------------------------------------------------------------- build settings (pure logic)
+@dataclass(frozen=True)
+class Int8Calibration:
+    """INT8 scales: from calibration batches (`data_dir` of .npy files), a saved cache, or neither
+    (fixed trtexec-style ranges: latency only)."""
+
+    data_dir: str | None = None
+    cache_file: str | None = None
+    max_batches: int = 16
+
+    @property
+    def mode(self) -> str:
+        if self.data_dir:
+            return "entropy"
+        if self.cache_file and Path(self.cache_file).is_file():
+            return "cache"
+        return "latency-only"
+
+    def ident(self) -> str:
+        """What makes engines built with this calibration differ (part of the cache key)."""
+        if self.mode == "latency-only":
+            return "latency-only"
+        if self.mode == "cache":
+            return "cache:" + file_sha256(self.cache_file)[:16]  # type: ignore[arg-type]
+        files = sorted(Path(self.data_dir).glob("*.npy"))[: self.max_batches]  # type: ignore[arg-type]
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode())
+            h.update(str(f.stat().st_size).encode())
+        return f"entropy:{len(files)}:{h.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Everything the TensorRT builder is told, as plain data (testable without TensorRT)."""
+
+    precision: str
+    fp16: bool
+    int8: bool
+    dla_core: int | None
+    gpu_fallback: bool
+    workspace_bytes: int
+    calibration: Int8Calibration | None
+
+    @property
+    def device_type(self) -> str:
+        return "DLA" if self.dla_core is not None else "GPU"
+
+    @property
+    def builder_flags(self) -> tuple[str, ...]:
+        """Names of the trt.BuilderFlag members to set."""
+        flags = []
+        if self.fp16:
+            flags.append("FP16")
+        if self.int8:
+            flags.append("INT8")
+        if self.dla_core is not None and self.gpu_fallback:
+            flags.append("GPU_FALLBACK")
+        return tuple(flags)
+
+
+def build_settings(precision: str, *, dla_core: int | None = None, gpu_fallback: bool = True,
+                   workspace_mb: int = DEFAULT_WORKSPACE_MB,
+                   calibration: Int8Calibration | None = None) -> BuildSettings:
+    """Check and translate user options into builder settings (`BenchError` on a bad combination)."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if dla_core is not None and dla_core < 0:
+        raise BenchError(f"--dla-core must be >= 0, got {dla_core}")
+    if dla_core is not None and precision == "fp32":
+        raise BenchError("the DLA runs fp16 or int8 only; add --fp16 or --int8 to use --dla-core")
+    if workspace_mb <= 0:
+        raise BenchError(f"--workspace-mb must be > 0, got {workspace_mb}")
+    if calibration is not None and precision != "int8":
+        raise BenchError("INT8 calibration data given without --int8")
+    if calibration is not None and calibration.data_dir and not Path(calibration.data_dir).is_dir():
+        raise BenchError(f"--calib-dir {calibration.data_dir!r} is not a directory")
+    if precision == "int8" and calibration is None:
+        calibration = Int8Calibration()
+    return BuildSettings(precision=precision, fp16=precision in ("fp16", "int8"), int8=precision == "int8",
+                         dla_core=dla_core, gpu_fallback=gpu_fallback,
+                         workspace_bytes=int(workspace_mb) << 20, calibration=calibration)
+
+
+def network_flags(trt_major: int, explicit_batch_bit: int = 0) -> int:
+    """`create_network` flags: EXPLICIT_BATCH for TensorRT < 10 (ONNX needs it), 0 from 10 on."""
+    return 1 << explicit_batch_bit if trt_major < 10 else 0
+
+
+def trt_major(version: str) -> int:
+    m = re.match(r"(\d+)", version)
+    if not m:
+        raise BenchError(f"unrecognised TensorRT version {version!r}")
+    return int(m.group(1))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: tuple[int, ...] | list[int],
+                     settings: BuildSettings, trt_version: str, device_name: str = "") -> str:
+    """`<model>_<NxCxHxW>_<precision>_<gpu|dlaN>_trt<version>_<hash>`; the hash covers everything."""
+    payload = {"onnx": onnx_sha256, "shape": [int(d) for d in input_shape], "precision": settings.precision,
+               "flags": list(settings.builder_flags), "dla_core": settings.dla_core,
+               "workspace": settings.workspace_bytes, "trt": trt_version, "device": device_name,
+               "calibration": settings.calibration.ident() if settings.calibration else None}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    engine = f"dla{settings.dla_core}" if settings.dla_core is not None else "gpu"
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", model).strip("-") or "model"
+    shape = "x".join(str(int(d)) for d in input_shape)
+    return f"{stem}_{shape}_{settings.precision}_{engine}_trt{trt_version}_{digest}"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HWBENCH_CACHE_DIR") or "~/.cache/hwbench").expanduser()
+
+
+def engine_cache_path(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    return Path(cache_dir or default_cache_dir()) / "engines" / f"{key}.engine"
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1x3x512x1024' -> (1, 3, 512, 1024)."""
+    if not re.fullmatch(r"\d+(x\d+){3}", text or ""):
+        raise BenchError(f"bad --shape {text!r}; expected NxCxHxW, e.g. 1x3x512x1024")
+    return tuple(int(v) for v in text.split("x"))
+
+
+def make_record(*, compute_ms: list[float], components: dict[str, list[float]], model: str, device: str,
+                precision: str, input_shape: tuple[int, ...], warmup: int, warmup_ms: float,
+                env: dict[str, Any], source: str = "ondevice") -> dict[str, Any]:
+    """A record with the keys of hwbench.latency.measure.Measurement (headline = GPU compute)."""
+    st = summarize(compute_ms)
+    rec: dict[str, Any] = {
+        "model": model, "device": device, "backend": "tensorrt", "precision": precision,
+        "input": [int(d) for d in input_shape], "warmup": int(warmup), "iters": len(compute_ms),
+        **{k: st[k] for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "std_ms", "cv")},
+        "latency_ms": st["median_ms"], "source": source, "env": env, "max_ms": st["max_ms"],
+        "warmup_ms": float(warmup_ms),
+        "components": {k: summarize(v) for k, v in components.items() if v}, "warnings": [],
+    }
+    if st["cv"] > HIGH_CV:
+        rec["warnings"].append(f"high CV {st['cv']:.3f} > {HIGH_CV}: timings are unstable; "
+                               "lock clocks (sudo jetson_clocks), raise --warmup-ms/--iters")
+    return rec
+
+
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Append one record, rewriting the file atomically (temporary file + os.replace)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    old = p.read_text(encoding="utf-8") if p.is_file() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(old + json.dumps(record) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# --------------------------------------------------------------------------------- environment
+def device_env() -> dict[str, Any]:
+    """Software versions and, on a Jetson, L4T release, power mode and GPU clock (best effort)."""
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
+                           "machine": platform.machine()}
+    try:
+        import numpy
+
+        env["numpy"] = numpy.__version__
+    except ImportError:  # pragma: no cover - numpy is required at run time anyway
+        pass
+    tegra = Path("/etc/nv_tegra_release")
+    if tegra.is_file():
+        env["l4t"] = tegra.read_text(errors="replace").splitlines()[0].strip("# ").strip()
+        try:
+            out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+            mode = re.search(r"NV Power Mode:\s*(\S+)", out)
+            if mode:
+                env["power_mode"] = mode.group(1)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        for f in sorted(Path("/sys/class/devfreq").glob("*/cur_freq")):
+            if "gp" in f.parent.name or "gpu" in f.parent.name:
+                try:
+                    env["gpu_freq_hz"] = int(f.read_text().strip())
+                except (OSError, ValueError):
+                    pass
+                break
+    return env
+
+
+# ---------------------------------------------------------------------------- TensorRT + pycuda
+def import_trt() -> tuple[Any, Any]:
+    """(tensorrt, pycuda.driver) with a CUDA context, or `BenchError` with an install hint."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BenchError("tensorrt is not installed; install it with: pip install 'hwbench[trt]' "
+                         "(on Jetson it ships with JetPack: sudo apt install python3-libnvinfer)") from None
+    try:
+        import pycuda.autoinit  # noqa: F401  (creates the CUDA context on device 0)
+        import pycuda.driver as cuda
+    except ImportError:
+        raise BenchError("pycuda is not installed; install it with: pip install pycuda") from None
+    except Exception as e:  # pycuda raises its own LogicError/RuntimeError when no GPU is usable
+        raise BenchError(f"no usable CUDA device ({str(e).strip()[:120]})") from None
+    return trt, cuda
+
+
+def gpu_name(cuda: Any) -> str:
+    import pycuda.autoinit
+
+    return str(pycuda.autoinit.device.name())
+
+
+def _set_latency_only_ranges(trt: Any, network: Any, in_range: float, out_range: float) -> None:
+    """Give every float tensor a dynamic range, as trtexec does for --int8 without calibration."""
+    floats = {trt.float32, trt.float16}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_inputs):
+            t = layer.get_input(j)
+            if t is not None and t.dtype in floats and not t.dynamic_range:
+                t.set_dynamic_range(-in_range, in_range)
+        for j in range(layer.num_outputs):
+            t = layer.get_output(j)
+            if t is not None and t.dtype in floats and not t.dynamic_range:
+                t.set_dynamic_range(-out_range, out_range)
+
+
+def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: tuple[int, ...]) -> Any:
+    """An IInt8EntropyCalibrator2 over `calib.data_dir/*.npy` (each one input batch)."""
+    import numpy as np
+
+    files = sorted(Path(calib.data_dir).glob("*.npy"))[: calib.max_batches] if calib.data_dir else []
+    if calib.data_dir and not files:
+        raise BenchError(f"--calib-dir {calib.data_dir!r} holds no *.npy batches")
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.files = list(files)
+            self.device_mem = cuda.mem_alloc(int(np.prod(input_shape)) * 4)
+
+        def get_batch_size(self) -> int:
+            return int(input_shape[0])
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if not self.files:
+                return None
+            batch = np.load(self.files.pop(0)).astype(np.float32)
+            if tuple(batch.shape) != tuple(input_shape):
+                raise BenchError(f"calibration batch shape {list(batch.shape)} != input {list(input_shape)}")
+            cuda.memcpy_htod(self.device_mem, np.ascontiguousarray(batch))
+            return [int(self.device_mem)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            p = calib.cache_file
+            return Path(p).read_bytes() if p and Path(p).is_file() else None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            if calib.cache_file:
+                _atomic_write_bytes(Path(calib.cache_file), bytes(cache))
+
+    return EntropyCalibrator()
+
+
+def build_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: BuildSettings,
+                 input_shape: tuple[int, ...] | None) -> tuple[bytes, tuple[int, ...]]:
+    """Parse the ONNX file and build a serialized engine; returns (engine bytes, input shape)."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    major = trt_major(trt.__version__)
+    bit = int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if major < 10 else 0
+    network = builder.create_network(network_flags(major, bit))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["unknown parser error"]
+        raise BenchError(f"TensorRT cannot parse {onnx_path}: {errors[0].splitlines()[0][:200]}")
+    config = builder.create_builder_config()
+    if hasattr(config, "set_memory_pool_limit"):  # TensorRT >= 8.4
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
+    else:  # TensorRT 8.2 (JetPack 4.6)
+        config.max_workspace_size = settings.workspace_bytes
+    if settings.fp16 and not getattr(builder, "platform_has_fast_fp16", True):
+        raise BenchError("this GPU has no fast fp16; use fp32")
+    if settings.int8 and not getattr(builder, "platform_has_fast_int8", True):
+        raise BenchError("this GPU has no fast int8 (e.g. TX2 / Pascal); use --fp16")
+    for flag in settings.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if settings.dla_core is not None:
+        n = int(getattr(builder, "num_DLA_cores", 0))
+        if settings.dla_core >= n:
+            raise BenchError(f"--dla-core {settings.dla_core}: this device has {n} DLA core(s)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = settings.dla_core
+
+    inp = network.get_input(0)
+    model_shape = tuple(int(d) for d in inp.shape)
+    dynamic = any(d < 0 for d in model_shape)
+    if input_shape is None:
+        if dynamic:
+            raise BenchError(f"{onnx_path} has a dynamic input {list(model_shape)}; pass --shape NxCxHxW")
+        input_shape = model_shape
+    elif not dynamic and tuple(input_shape) != model_shape:
+        raise BenchError(f"{onnx_path} expects input {list(model_shape)}, not {list(input_shape)}")
+    profile = None
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        profile.set_shape(inp.name, input_shape, input_shape, input_shape)
+        config.add_optimization_profile(profile)
+
+    if settings.int8 and settings.calibration is not None:
+        if settings.calibration.mode == "latency-only":
+            _set_latency_only_ranges(trt, network, *LATENCY_ONLY_RANGES)
+        else:
+            config.int8_calibrator = _make_calibrator(trt, cuda, settings.calibration, tuple(input_shape))
+            if profile is not None:
+                config.set_calibration_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BenchError("TensorRT could not build the engine (see its log above)")
+    return bytes(serialized), tuple(int(d) for d in input_shape)
+
+
+def get_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: BuildSettings, *,
+               model: str, input_shape: tuple[int, ...] | None, cache_dir: str | os.PathLike | None = None,
+               rebuild: bool = False) -> tuple[bytes, Path, tuple[int, ...], bool]:
+    """Engine from the cache, else built and cached. Returns (bytes, path, input shape, built)."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise BenchError(f"ONNX file {str(onnx_path)!r} not found")
+    shape_for_key = input_shape or _static_onnx_shape(onnx_path)
+    key = engine_cache_key(model=model, onnx_sha256=file_sha256(onnx_path), input_shape=shape_for_key or [0],
+                           settings=settings, trt_version=trt.__version__, device_name=gpu_name(cuda))
+    path = engine_cache_path(key, cache_dir)
+    if path.is_file() and not rebuild and shape_for_key:
+        return path.read_bytes(), path, tuple(shape_for_key), False
+    data, shape = build_engine(trt, cuda, onnx_path, settings, input_shape)
+    _atomic_write_bytes(path, data)
+    return data, path, shape, True
+
+
+def _static_onnx_shape(path: Path) -> tuple[int, ...] | None:
+    """Static input shape from the ONNX file when the `onnx` package is present (else None)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        raise BenchError(f"{path} is not a valid ONNX model") from None
+    init = {i.name for i in m.graph.initializer}
+    inp = next((i for i in m.graph.input if i.name not in init), None)
+    if inp is None:
+        raise BenchError(f"{path} has no graph inputs")
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+    return tuple(dims) if all(d > 0 for d in dims) else None
+
+
+class EngineRunner:
+    """Runs a deserialized engine with page-locked host buffers and per-iteration CUDA events."""
+
+    def __init__(self, trt: Any, cuda: Any, engine_bytes: bytes, input_shape: tuple[int, ...], *,
+                 dla_core: int | None = None, seed: int = 0, engine_path: str = "") -> None:
+        self.trt, self.cuda = trt, cuda
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        if dla_core is not None:
+            self.runtime.DLA_core = dla_core
+        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:
+            where = f" {engine_path}" if engine_path else ""
+            raise BenchError(f"corrupt or incompatible TensorRT engine{where}; delete it or pass --rebuild")
+        self.input_shape = tuple(input_shape)
+        self.seed = seed
+        self.context: Any = None
+        self.stream: Any = None
+        self.inputs: list[tuple[Any, Any]] = []  # (host, device)
+        self.outputs: list[tuple[Any, Any]] = []
+        self.bindings: list[int] = []
+        self.events: list[Any] = []
+        self.v3 = False
+
+    def prepare(self) -> None:
+        import numpy as np
+
+        trt, cuda, engine = self.trt, self.cuda, self.engine
+        self.context = engine.create_execution_context()
+        self.stream = cuda.Stream()
+        self.events = [cuda.Event() for _ in range(4)]
+        rng = np.random.default_rng(self.seed)
+        self.v3 = hasattr(self.context, "execute_async_v3") and hasattr(engine, "num_io_tensors")
+        if self.v3:  # TensorRT >= 8.5: named tensors
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            io = [(n, engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT) for n in names]
+            for n, is_in in io:
+                if is_in and any(d < 0 for d in engine.get_tensor_shape(n)):
+                    self.context.set_input_shape(n, self.input_shape)
+            for n, is_in in io:
+                shape = tuple(self.context.get_tensor_shape(n))
+                host, dev = self._alloc(shape, trt.nptype(engine.get_tensor_dtype(n)), is_in, rng)
+                self.context.set_tensor_address(n, int(dev))
+        else:  # TensorRT 8.0-8.4: bindings
+            for i in range(engine.num_bindings):
+                is_in = engine.binding_is_input(i)
+                if is_in and any(d < 0 for d in engine.get_binding_shape(i)):
+                    self.context.set_binding_shape(i, self.input_shape)
+            for i in range(engine.num_bindings):
+                shape = tuple(self.context.get_binding_shape(i))
+                self._alloc(shape, trt.nptype(engine.get_binding_dtype(i)), engine.binding_is_input(i), rng)
+
+    def _alloc(self, shape: tuple[int, ...], dtype: Any, is_input: bool, rng: Any) -> tuple[Any, Any]:
+        import numpy as np
+
+        host = self.cuda.pagelocked_empty(shape, dtype)
+        if is_input:
+            host[...] = rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating) else 0
+        dev = self.cuda.mem_alloc(max(host.nbytes, 1))
+        (self.inputs if is_input else self.outputs).append((host, dev))
+        self.bindings.append(int(dev))
+        return host, dev
+
+    def run_once(self) -> dict[str, float]:
+        """One inference; returns h2d / compute / d2h / latency (sum) / enqueue times in ms."""
+        cuda, s, ev = self.cuda, self.stream, self.events
+        ev[0].record(s)
+        for host, dev in self.inputs:
+            cuda.memcpy_htod_async(dev, host, s)
+        ev[1].record(s)
+        t0 = time.perf_counter()
+        if self.v3:
+            ok = self.context.execute_async_v3(stream_handle=s.handle)
+        else:
+            ok = self.context.execute_async_v2(bindings=self.bindings, stream_handle=s.handle)
+        enqueue_ms = (time.perf_counter() - t0) * 1e3
+        ev[2].record(s)
+        for host, dev in self.outputs:
+            cuda.memcpy_dtoh_async(host, dev, s)
+        ev[3].record(s)
+        ev[3].synchronize()
+        if not ok:
+            raise BenchError("TensorRT execution failed (see its log above)")
+        h2d, compute, d2h = ev[1].time_since(ev[0]), ev[2].time_since(ev[1]), ev[3].time_since(ev[2])
+        return {"h2d": h2d, "compute": compute, "d2h": d2h, "latency": h2d + compute + d2h,
+                "enqueue": enqueue_ms}
+
+    def outputs_host(self) -> list[Any]:
+        return [h for h, _ in self.outputs]
+
+    def set_input(self, x: Any) -> None:
+        host = self.inputs[0][0]
+        host[...] = x.astype(host.dtype).reshape(host.shape)
+
+    def close(self) -> None:
+        for _, dev in self.inputs + self.outputs:
+            dev.free()
+        self.inputs, self.outputs, self.bindings = [], [], []
+        self.context = self.engine = self.runtime = None
+
+
+def time_engine(runner: EngineRunner, *, warmup_ms: float, iters: int) -> tuple[dict[str, list[float]], int]:
+    """Warm up for `warmup_ms` of wall time (>= 1 run), then time `iters` runs."""
+    warm, t0 = 0, time.perf_counter()
+    while warm < 1 or (time.perf_counter() - t0) * 1e3 < warmup_ms:
+        runner.run_once()
+        warm += 1
+    samples: dict[str, list[float]] = {"compute": [], "latency": [], "h2d": [], "d2h": [], "enqueue": []}
+    for _ in range(iters):
+        for k, v in runner.run_once().items():
+            samples[k].append(v)
+    return samples, warm
+
+
+def bench(onnx: str, *, precision: str = "fp32", dla_core: int | None = None, gpu_fallback: bool = True,
+          iters: int = 200, warmup_ms: float = 500.0, shape: tuple[int, ...] | None = None,
+          model: str | None = None, device: str | None = None, cache_dir: str | None = None,
+          calibration: Int8Calibration | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
+          rebuild: bool = False) -> dict[str, Any]:
+    """Build (or load) the engine, time it, and return one record."""
+    if iters < 1:
+        raise BenchError(f"--iters must be >= 1, got {iters}")
+    settings = build_settings(precision, dla_core=dla_core, gpu_fallback=gpu_fallback,
+                              workspace_mb=workspace_mb, calibration=calibration)
+    trt, cuda = import_trt()
+    model = model or Path(onnx).stem
+    data, path, in_shape, built = get_engine(trt, cuda, onnx, settings, model=model, input_shape=shape,
+                                             cache_dir=cache_dir, rebuild=rebuild)
+    runner = EngineRunner(trt, cuda, data, in_shape, dla_core=dla_core, engine_path=str(path))
+    try:
+        runner.prepare()
+        samples, warm = time_engine(runner, warmup_ms=warmup_ms, iters=iters)
+    finally:
+        runner.close()
+    name = gpu_name(cuda)
+    env = {**device_env(), "device_name": name, "tensorrt": trt.__version__, "engine": str(path),
+           "engine_built": built, "engine_device": settings.device_type, "builder_flags": list(settings.builder_flags),
+           "int8_calibration": settings.calibration.mode if settings.calibration else None,
+           "timing": "cuda-events (h2d | enqueue | d2h on one stream)"}
+    compute = samples.pop("compute")
+    return make_record(compute_ms=compute, components=samples, model=model,
+                       device=device or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+                       precision=precision, input_shape=in_shape, warmup=warm, warmup_ms=warmup_ms, env=env)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ondevice.py", description="TensorRT latency benchmark (stand-alone).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    b = sub.add_parser("bench", help="build/load a TensorRT engine from an ONNX file and time it")
+    b.add_argument("--onnx", required=True, help="ONNX model (e.g. from `hwbench export`)")
+    b.add_argument("--fp16", action="store_true", help="enable FP16 kernels")
+    b.add_argument("--int8", action="store_true", help="enable INT8 kernels (with FP16 fallback)")
+    b.add_argument("--dla-core", type=int, default=None, help="run on this DLA core (needs --fp16/--int8)")
+    b.add_argument("--no-gpu-fallback", action="store_true", help="fail instead of running DLA-unsupported layers on the GPU")
+    b.add_argument("--iters", type=int, default=200, help="timed iterations (default 200)")
+    b.add_argument("--warmup-ms", type=float, default=500.0, help="warm-up wall time in ms (default 500)")
+    b.add_argument("--shape", default=None, help="input shape NxCxHxW (needed for a dynamic ONNX input)")
+    b.add_argument("--model", default=None, help="model name in the record (default: ONNX file stem)")
+    b.add_argument("--device", default=None, help="device label in the record, e.g. tx2, xavier-nx (default: GPU name)")
+    b.add_argument("--calib-dir", default=None, help="INT8 calibration batches (*.npy, one input each)")
+    b.add_argument("--calib-cache", default=None, help="INT8 calibration cache file (read if present, written after calibration)")
+    b.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace in MiB")
+    b.add_argument("--cache-dir", default=None, help="engine cache (default ${HWBENCH_CACHE_DIR:-~/.cache/hwbench})")
+    b.add_argument("--rebuild", action="store_true", help="ignore a cached engine")
+    b.add_argument("--out", default=None, help="append the record to this JSON-lines file")
+    b.add_argument("--json", action="store_true", help="print the record as JSON")
+    return p
+
+
+def precision_from_flags(fp16: bool, int8: bool) -> str:
+    return "int8" if int8 else "fp16" if fp16 else "fp32"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "bench":
+        parser.print_help()
+        return 2
+    try:
+        calibration = None
+        if args.calib_dir or args.calib_cache:
+            calibration = Int8Calibration(data_dir=args.calib_dir, cache_file=args.calib_cache)
+        rec = bench(args.onnx, precision=precision_from_flags(args.fp16, args.int8), dla_core=args.dla_core,
+                    gpu_fallback=not args.no_gpu_fallback, iters=args.iters, warmup_ms=args.warmup_ms,
+                    shape=parse_shape(args.shape) if args.shape else None, model=args.model, device=args.device,
+                    cache_dir=args.cache_dir, calibration=calibration, workspace_mb=args.workspace_mb,
+                    rebuild=args.rebuild)
+    except BenchError as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else 'bad input'}", file=sys.stderr)
+        return 2
+    if args.out:
+        append_jsonl(args.out, rec)
+    if args.json:
+        print(json.dumps(rec))
+    else:
+        c = rec["components"].get("latency", {})
+        print(f"{rec['model']} {'x'.join(map(str, rec['input']))} {rec['precision']} on {rec['env']['device_name']}: "
+              f"GPU compute median {rec['median_ms']:.3f} ms (p90 {rec['p90_ms']:.3f}, p99 {rec['p99_ms']:.3f}, "
+              f"cv {rec['cv']:.3f}); H2D+compute+D2H median {c.get('median_ms', float('nan')):.3f} ms; "
+              f"{rec['iters']} iters")
+        for w in rec["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""al.report: the markdown/HTML report shows the matrix, marks best and vs-random, colour-codes rows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from al.analysis import RANDOM, aggregate
+from al.report import (
+    DOWN,
+    SELF_MARK,
+    UP,
+    fmt_cell,
+    load_experiment,
+    matrix_html,
+    matrix_markdown,
+    scale_colour,
+    write_report,
+)
+from hwbench.errors import UserError
+from hwbench.io import atomic_write_json, write_jsonl
+
+VALUES = {("a", "a"): [60, 62, 64], ("a", "c"): [50, 51, 55], ("a", RANDOM): [55, 55, 58],
+          ("b", "a"): [70, 70, 70], ("b", "c"): [71, 73, 75], ("b", RANDOM): [72, 72, 72]}
+
+
+def recs():
+    return [{"deployment": d, "surrogate": s, "seed": i, "metric": "miou", "value": float(v)}
+            for (d, s), vs in VALUES.items() for i, v in enumerate(vs)]
+
+
+def test_fmt_cell_and_colour_scale():
+    assert fmt_cell(62.0, 2.0) == "62.0 ± 2.0"
+    assert fmt_cell(5.0, float("nan")) == "5.0"
+    assert scale_colour(0.0) == "#f8696b" and scale_colour(1.0) == "#63be7b" and scale_colour(0.5) == "#ffeb84"
+
+
+def test_markdown_matrix_marks_best_and_vs_random():
+    md = matrix_markdown(aggregate(recs()))
+    lines = md.splitlines()
+    assert lines[0].startswith("| deployment \\ surrogate |") and lines[0].rstrip().endswith("| random |")
+    row_a = next(line for line in lines if line.startswith("| a "))
+    row_b = next(line for line in lines if line.startswith("| b "))
+    assert f"**62.0 ± 2.0** {UP} {SELF_MARK}" in row_a  # best, above random, diagonal
+    assert f"52.0 ± 2.6 {DOWN}" in row_a
+    assert f"**73.0 ± 2.0** {UP}" in row_b and f"70.0 ± 0.0 {DOWN}" in row_b
+    assert "72.0 ± 0.0" in row_b
+
+
+def test_html_matrix_is_colour_coded_per_row():
+    html = matrix_html(aggregate(recs()))
+    cells = re.findall(r'<td class="cell" style="background:(#[0-9a-f]{6})" data-scale="([0-9.]+)">', html)
+    assert len(cells) == 6
+    # row a: means 62 (best -> green), 52 (worst -> red), 56 -> 0.4
+    assert cells[0] == ("#63be7b", "1.000") and cells[1] == ("#f8696b", "0.000") and cells[2][1] == "0.400"
+    # row b: means 70 (worst), 73 (best), 72
+    assert cells[3][0] == "#f8696b" and cells[4][0] == "#63be7b"
+    assert "<b>73.0 ± 2.0</b>" in html
+
+
+def _experiment(tmp_path, with_entropy=True):
+    d = tmp_path / "exp"
+    write_jsonl(d / "records.jsonl", recs())
+    atomic_write_json(d / "experiment.json", {"name": "t", "seeds": [0, 1, 2], "deployment": ["a", "b"],
+                                              "surrogates": ["a", "c"], "summary": "hand-made records",
+                                              "dataset": "synthetic_streets", "meta": {"torch": "x"}})
+    (d / "experiment.toml").write_text('name = "t"\n')
+    atomic_write_json(d / "deploy.json", {"source": {"device": "tx2", "fps": 10, "share": 0.3, "mode": "paper"},
+                                          "surrogates": ["a", "c"],
+                                          "verdicts": [{"model": "a", "device": "tx2", "mode": "paper",
+                                                        "latency_ms": 24.7, "budget_ms": 30.0, "deployable": True,
+                                                        "reason": "fits"},
+                                                       {"model": "z", "device": "tx2", "mode": "paper",
+                                                        "latency_ms": 139.0, "budget_ms": 30.0,
+                                                        "deployable": False, "reason": "too slow"}]})
+    atomic_write_json(d / "timing.json", {"total_s": 12.5, "reused": 0, "parts": [
+        {"kind": "surrogate AL run", "name": "a", "seed": 0, "seconds": 2.0, "reused": False}]})
+    if with_entropy:
+        from al.analysis import _npz_bytes, entropy_ratios, entropy_summary
+        from hwbench.io import atomic_write_bytes
+
+        scores = {"a": np.linspace(0.1, 1.0, 50), "c": np.linspace(0.05, 0.5, 50)}
+        summ = entropy_summary(scores)
+        atomic_write_bytes(d / "entropy_scores.npz", _npz_bytes({f"score__{k}": v for k, v in scores.items()}))
+        atomic_write_json(d / "entropy.json", {"pool_size": 55, "train_size": 5, "held_out_size": 50,
+                                               "train_fraction": 0.1, "top_fraction": 0.1, "summary": summ,
+                                               "ratios": entropy_ratios({s["model"]: s["mean"] for s in summ})})
+    return d
+
+
+def test_write_report_renders_every_section(tmp_path):
+    d = _experiment(tmp_path)
+    written = write_report(d)
+    md = written["markdown"].read_text()
+    html = written["html"].read_text()
+    assert "Beating random" in md or "beating random" in md
+    assert "**1 of 3**" in md  # beats-random count, diagonal excluded
+    assert "Best surrogate for a: a" in md and "Best surrogate for b: c" in md
+    assert "24.7" in md and "too slow" in md  # deploy verdicts
+    assert "![entropy histograms](entropy_hist.png)" in md and "×2.00" in md  # mean-entropy ratio
+    assert "ddof=1" in md and "What this can and cannot show" in md and "synthetic" in md
+    assert "```toml" in md and "12.5 s" in md
+    assert 'class="matrix"' in html and "background:#63be7b" in html
+    assert (d / "entropy_hist.png").read_bytes()[:4] == b"\x89PNG"
+    csv = (d / "matrix.csv").read_text().splitlines()
+    assert csv[0].startswith("deployment,surrogate,metric,mean,std,n") and len(csv) == 7
+    assert json.loads(json.dumps(load_experiment(d).records)) == recs()
+
+
+def test_report_of_an_empty_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no experiment results"):
+        write_report(tmp_path)
+    with pytest.raises(UserError, match="no such experiment directory"):
+        write_report(tmp_path / "missing")
