@@ -33,6 +33,7 @@ Run directory (DESIGN §3 "Runs"; every write atomic via `hwbench.io`)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -77,6 +78,7 @@ class RunResult:
     pool_size: int = 0
     dataset_indices: np.ndarray | None = None  # dataset index of every pool position
     done: bool = True
+    status: str = "completed"        # "completed" | "resumed" | "already complete" | "incomplete"
 
     @property
     def labelled_mask(self) -> np.ndarray:
@@ -156,22 +158,20 @@ def evenly_spaced(n: int, total: int) -> np.ndarray:
 
 def prepare(config: RunConfig) -> Prepared:
     """Validate `config` against the registries and the data; build the datasets; check the budget."""
-    from al.data import build_dataset
+    from al.data import DATASETS, build_dataset
     from al.strategies import get_strategy
     from hwbench.models import create_model, model_info
 
     cfg = validate(config)
     d = cfg.data
+    _check_task(model_info(cfg.model.name).task, DATASETS[d.name].task, cfg)
     pool_base = _build(build_dataset, d.name, d.root, d.split, d.options)
     score_base = pool_base
     if getattr(pool_base, "augment", False):  # score the images as they are, not augmented crops
         score_base = _build(build_dataset, d.name, d.root, d.split, {**d.options, "augment": False})
     val = _build(build_dataset, d.name, d.root, d.val_split, d.options)
     task = pool_base.task
-    info = model_info(cfg.model.name)
-    if info.task != task:
-        raise UserError(f"model {cfg.model.name!r} is a {info.task} model but dataset {d.name!r} is "
-                        f"{task}; pick a {task} model")
+    _check_task(model_info(cfg.model.name).task, task, cfg)
     total = len(pool_base)
     if d.pool_size is not None and d.pool_size > total:
         raise UserError(f"data.pool_size {d.pool_size} exceeds the {total} images of {d.name}/{d.split}")
@@ -179,14 +179,14 @@ def prepare(config: RunConfig) -> Prepared:
     dataset_indices = evenly_spaced(n_pool, total)
     pool = pool_base if n_pool == total else PoolView(pool_base, dataset_indices)
     pool_score = score_base if n_pool == total else PoolView(score_base, dataset_indices)
-    if d.val_size is not None and d.val_size > len(val):
-        raise UserError(f"data.val_size {d.val_size} exceeds the {len(val)} images of {d.name}/{d.val_split}")
-    val_indices = None if d.val_size is None else evenly_spaced(d.val_size, len(val)).tolist()
-
     n_init, n_cycle, n_total = cfg.budget(n_pool)
     if n_total > n_pool:
         raise UserError(f"budget of {n_total} images ({n_init} initial + {cfg.al.cycles} cycles x {n_cycle}) "
                         f"exceeds the pool of {n_pool}; lower al.cycles or the fractions")
+    if d.val_size is not None and d.val_size > len(val):
+        raise UserError(f"data.val_size {d.val_size} exceeds the {len(val)} images of {d.name}/{d.val_split}")
+    val_indices = None if d.val_size is None else evenly_spaced(d.val_size, len(val)).tolist()
+
     device = resolve_device(cfg.device)
     try:
         strategy = get_strategy(cfg.al.strategy, **cfg.al.options) if cfg.al.options \
@@ -196,8 +196,14 @@ def prepare(config: RunConfig) -> Prepared:
     with torch.device("meta"):  # checks model options without allocating anything
         create_model(cfg.model.name, num_classes=pool_base.num_classes, output_stride=cfg.model.output_stride,
                      **cfg.model.options)
-    return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task], n_init, n_cycle,
-                    device, strategy, to_toml(cfg))
+    return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task],
+                    n_init, n_cycle, device, strategy, to_toml(cfg))
+
+
+def _check_task(model_task: str, data_task: str, cfg: RunConfig) -> None:
+    if model_task != data_task:
+        raise UserError(f"model {cfg.model.name!r} is a {model_task} model but dataset {cfg.data.name!r} is "
+                        f"{data_task}; pick a {data_task} model")
 
 
 def _build(build_dataset: Any, name: str, root: str | None, split: str, options: dict) -> Dataset:
@@ -370,19 +376,21 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
     if rd.is_run() and force:
         log.info("removing previous run %s (--force)", rd.path)
         rd.remove()
-    if rd.is_run():
+    status = "completed"
+    if rd.state_path.is_file():
         state = rd.read_state()
         _check_compatible(state, p, rd)
         if rd.is_done():
             log.info("run %s is already complete", rd.path)
-            return _result(state, p.config, rd.path)
+            return _result(state, p.config, rd.path, "already complete")
         log.info("resuming %s after %d finished step(s)", rd.path, _steps_done(state))
-    else:
+        status = "resumed"
+        rd.write_state(state)  # JSON lines consistent with the state even if a kill fell between writes
+    else:  # new, or killed before its first state was written
         rd.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(rd.path / "config.toml", p.toml)
         state = _new_state(p)
         rd.write_state(state)
-    rd.write_state(state)  # JSON lines consistent with state even if a kill fell between the two writes
 
     with _deterministic(p.device), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
         bar.advance(_steps_done(state))
@@ -392,16 +400,18 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
     atomic_write_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                      "cycles": len(state["cycles"]),
                                      "final": state["cycles"][-1]["record"] if state["cycles"] else None})
-    return _result(state, p.config, rd.path)
+    return _result(state, p.config, rd.path, status)
 
 
 def _check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{rd.state_path}: state version {state.get('version')} is not {STATE_VERSION}; "
                         f"start over with --force")
-    if state.get("config_sha256") != _config_hash(p.toml):
-        raise UserError(f"the config differs from {rd.path / 'config.toml'}; resume with that config "
-                        f"(al run {rd.path / 'config.toml'} --out {rd.path} --resume) or start over with --force")
+    saved = validate(load_config(rd.path / "config.toml", validate_names=False), names=False)
+    if saved != p.config:  # compared as dataclasses: keys added to the schema later compare as defaults
+        diff = _differences(dataclasses.asdict(saved), dataclasses.asdict(p.config))
+        raise UserError(f"the config differs from {rd.path / 'config.toml'} in {', '.join(diff[:5])}; resume with "
+                        f"that config (al run --out {rd.path} --resume) or start over with --force")
     if state.get("pool_size") != p.pool_size:
         raise UserError(f"the pool has {p.pool_size} images but the run in {rd.path} used {state.get('pool_size')}; "
                         f"the dataset changed; start over with --force")
@@ -410,18 +420,30 @@ def _check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
                     state.get("device"), p.device)
 
 
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict) and not k == "options":
+            out += _differences(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def _steps_done(state: dict) -> int:
     return sum(len(c["steps"]) for c in state["cycles"])
 
 
-def _result(state: dict, cfg: RunConfig, out_dir: Path) -> RunResult:
+def _result(state: dict, cfg: RunConfig, out_dir: Path, status: str) -> RunResult:
     sel = [np.asarray(c["selected"], dtype=np.int64) for c in state["cycles"] if "select" in c["steps"]]
     labelled = np.concatenate(sel) if sel else np.zeros(0, dtype=np.int64)
     di = state.get("dataset_indices")
     return RunResult(selections=sel, labelled=labelled, metrics=_metric_records(state), out_dir=out_dir,
                      config=cfg, pool_size=state["pool_size"],
                      dataset_indices=np.arange(state["pool_size"]) if di is None else np.asarray(di),
-                     done=bool(state.get("done")))
+                     done=bool(state.get("done")), status=status)
 
 
 def load_result(out_dir: str | os.PathLike) -> RunResult:
@@ -430,7 +452,8 @@ def load_result(out_dir: str | os.PathLike) -> RunResult:
     if not rd.is_run():
         raise UserError(f"{rd.path} is not a run directory (no config.toml / state.json)")
     cfg = load_config(rd.path / "config.toml", validate_names=False)
-    return _result(rd.read_state(), cfg, rd.path)
+    state = rd.read_state()
+    return _result(state, cfg, rd.path, "already complete" if rd.is_done() else "incomplete")
 
 
 class _Loop:

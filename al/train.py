@@ -15,6 +15,16 @@ their cached tensors; others go through a `DataLoader` (`num_workers` from the c
 
 Determinism: `train` calls `torch.manual_seed(seed)` (augmentation, dropout) and shuffles with
 its own generator, so the same model, data, config and seed give identical weights on CPU.
+Augmentation draws from the global RNG in the main process (`num_workers=0`) or from worker
+RNGs seeded from `seed` (`num_workers>0`): deterministic for a given `num_workers`, but the
+crops differ between the two settings.
+
+PreciseBN. With `precise_bn` (default), training ends with one no-grad pass over the labelled
+set in train mode that recomputes every BatchNorm's running mean/var as a plain average over
+the batches, with the final weights (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021;
+fvcore's `update_bn_stats`). Short AL trainings otherwise leave the running statistics lagging
+the weights, badly so for layers with momentum 0.01 (MobileNetV3), and eval-mode accuracy
+drops far below train-mode accuracy.
 
 Losses. The task loss is the cross-entropy averaged over all valid pixels of the batch (the
 usual DeepLab loss; for classification the batch mean). `per_sample_loss` is the one
@@ -63,6 +73,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     num_workers: int = 0
+    precise_bn: bool = True  # recompute BatchNorm statistics on the labelled set after training
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
@@ -207,10 +218,13 @@ def iterate_batches(dataset: Any, indices: Sequence[int] | np.ndarray | None, ba
     if callable(tensors):
         images, targets = tensors()
         sel = torch.from_numpy(idx)
-        images, targets = images[sel].to(device), targets[sel].to(device)  # the subset, moved once
+        if images.device != device:  # move only the subset, once
+            images, targets = images[sel].to(device), targets[sel].to(device)
+            sel = torch.arange(len(idx))
+        sel = sel.to(device)
         for b in batches:
-            bd = b.to(device)
-            yield images[bd], targets[bd], idx[b.numpy()]
+            rows = sel[b.to(device)]
+            yield images.index_select(0, rows), targets.index_select(0, rows), idx[b.numpy()]
         return
     from torch.utils.data import DataLoader, Subset
 
@@ -238,6 +252,53 @@ def _norm_eval(modules: Iterable[nn.Module], active: bool) -> Iterator[None]:
 
 def _autocast(enabled: bool):
     return torch.autocast("cuda", dtype=torch.float16) if enabled else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, *, batch_size: int,
+                       device: torch.device | str = "cpu", aux: nn.Module | None = None, channels_last: bool = False,
+                       amp: bool = False, num_workers: int = 0, generator: torch.Generator | None = None) -> int:
+    """PreciseBN: reset every BatchNorm of `model` (and `aux`) and re-estimate its running
+    statistics as the average over batches of `dataset[indices]` with the current weights.
+
+    Batches are consecutive chunks of `batch_size`; a trailing batch of one is skipped. Returns
+    the number of batches used (0 when there is no BatchNorm or no batch of two or more).
+    """
+    def bn_layers(root: nn.Module) -> list[nn.Module]:
+        return [m for m in root.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+    if aux is not None and not bn_layers(aux):
+        aux = None  # nothing to recompute there: skip its forward
+    modules = [model] + ([aux] if aux is not None else [])
+    bns = [m for root in modules for m in bn_layers(root)]
+    idx = _index_list(indices, len(dataset))
+    batches = [b for b in torch.arange(len(idx)).split(batch_size) if len(b) > 1]
+    if not bns or not batches:
+        return 0
+    momenta = [m.momentum for m in bns]
+    modes = [(m, m.training) for root in modules for m in root.modules()]
+    for root in modules:
+        root.eval()  # dropout etc. off ...
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+        m.train()  # ... but BatchNorm normalises with batch statistics and updates its running ones
+    try:
+        for x, _, _ in iterate_batches(dataset, idx, batches, device=device, num_workers=num_workers,
+                                       generator=generator):
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(amp):
+                if aux is None:
+                    model(x)
+                else:
+                    aux(model(x, return_features=True)[1])
+    finally:
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
+        for m, training in modes:
+            m.training = training
+    return len(batches)
 
 
 # --- train / evaluate ------------------------------------------------------------------------------
@@ -330,6 +391,10 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                 aux_history.append(float(aux_sum) / len(batches))
             logger.info("epoch %d/%d loss %.4f lr %.3g", epoch + 1, cfg.epochs, epoch_loss, lr)
             bar.advance(t_epochs)
+        if cfg.precise_bn:
+            recompute_bn_stats(model, dataset, idx, batch_size=batch_size, device=device, aux=aux,
+                               channels_last=channels_last, amp=use_amp, num_workers=cfg.num_workers,
+                               generator=loader_generator)
     seconds = time.perf_counter() - start
     for m in modules:
         m.eval()

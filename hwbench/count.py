@@ -200,6 +200,8 @@ IGNORED_OPS = frozenset({
     "index", "index_put_", "gather", "masked_fill", "max", "nonzero", "roll", "bitwise_not",
     "bitwise_and", "fill_", "zero_", "scalar_tensor", "_local_scalar_dense", "sym_size", "sym_stride",
 })
+# Dispatcher name -> the name fvcore's JIT trace reports, so both counters list the same ops.
+_FVCORE_NAME = {"max_pool2d_with_indices": "max_pool2d", "max_pool3d_with_indices": "max_pool3d"}
 # fvcore operator names of EXTRA_HANDLES (ignored, not "unsupported", when only conv/linear count).
 _FVCORE_EXTRA = ("aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
                  "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::adaptive_avg_pool2d",
@@ -377,7 +379,7 @@ class _Tracer:
         handle = self.handles.get(packet)
         macs = int(handle(args, out)) if handle is not None else 0
         if handle is None and packet not in IGNORED_OPS and packet not in EXTRA_HANDLES:
-            self.unsupported[f"aten::{packet}"] += 1
+            self.unsupported[f"aten::{_FVCORE_NAME.get(packet, packet)}"] += 1
         self.macs += macs
         if owner.split(".")[0] in self.head_modules:
             self.head_macs += macs
@@ -401,6 +403,22 @@ class _Tracer:
         row.output_elems = _elems(out)
 
 
+def _meta_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """Shapes of `native_batch_norm` on meta tensors without torch's Python decomposition (which
+    dominates the counting time): output like the input, per-channel saved mean and inverse std."""
+    import torch
+
+    stat_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    c = x.shape[1]
+    return (torch.empty_like(x), x.new_empty((c,), dtype=stat_dtype), x.new_empty((c,), dtype=stat_dtype))
+
+
+def _meta_fast_paths() -> dict:
+    import torch
+
+    return {torch.ops.aten.native_batch_norm.default: _meta_batch_norm}
+
+
 def _count_meta(model: nn.Module, shape: tuple[int, int, int, int], ops: str, name: str) -> CountResult:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -414,11 +432,19 @@ def _count_meta(model: nn.Module, shape: tuple[int, int, int, int], ops: str, na
     else:
         weight_ids = {id(t) for t in [*model.parameters(), *model.buffers()]}
     head_modules = tuple(getattr(model, "head_modules", ()) or ())
+    missing = sorted(set(head_modules) - {n for n, _ in model.named_children()})
+    if missing:
+        log.warning("%s: head_modules %s are not children of the model; they count as nothing", name, missing)
+    _META_FAST = _meta_fast_paths()
     tracer = _Tracer(model, _handles(ops), head_modules, weight_ids)
 
     class _Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
+            fast = _META_FAST.get(func)
+            if fast is not None and not kwargs and args[0].device.type == "meta":
+                out = fast(*args)
+            else:
+                out = func(*args, **(kwargs or {}))
             tracer.on_op(func.overloadpacket.__name__, args, out)
             for t in _tensors(out):
                 if t.is_floating_point() and not t._is_view() and not any(t is a for a in args):

@@ -188,7 +188,7 @@ def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: tuple[int, ..
                "calibration": settings.calibration.ident() if settings.calibration else None}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     engine = f"dla{settings.dla_core}" if settings.dla_core is not None else "gpu"
-    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", model).strip("-") or "model"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-") or "model"
     shape = "x".join(str(int(d)) for d in input_shape)
     return f"{stem}_{shape}_{settings.precision}_{engine}_trt{trt_version}_{digest}"
 

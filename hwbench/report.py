@@ -215,7 +215,7 @@ def _latency_png(counts, profiles, est) -> bytes:
     norm = LogNorm(vmin=finite.min(), vmax=max(finite.max(), finite.min() * 1.01)) if finite.size else None
     fig = Figure(figsize=(4.0 * len(panels), 0.6 * len(profiles) + 2.2), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
-    for ax, (title, _), grid in zip(np.atleast_1d(axes), panels, grids):
+    for ax, (title, _), grid in zip(np.atleast_1d(axes), panels, grids, strict=True):
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn_r", norm=norm, aspect="auto")
         for r in range(len(profiles)):
             for k in range(len(models)):
@@ -251,7 +251,7 @@ def _deploy_png(counts, profiles, verdicts, budgets) -> bytes:
     fig = Figure(figsize=(3.2 * len(panels) + 1.0, 0.5 * len(models) + 2.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
     im = None
-    for ax, ((fps, share, mode), vs, devs, grid) in zip(axes, panels):
+    for ax, ((fps, share, mode), vs, devs, grid) in zip(axes, panels, strict=True):
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn", norm=norm, aspect="auto")
         for r, m in enumerate(models):
             for k, d in enumerate(devs):

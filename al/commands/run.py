@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from al.loop import run as al_run
 
     result = al_run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.json)
+    if result.status != "completed" and not args.json:
+        from hwbench.console import stderr
+
+        stderr.print(f"run {result.out_dir}: {result.status}")
     records = []
     for m, sel in zip(result.metrics, result.selections, strict=False):
         records.append({"cycle": m["cycle"], "labelled": m["labelled"], "fraction": m["fraction"],

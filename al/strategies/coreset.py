@@ -1,104 +1,194 @@
 """Core-Set selection (Sener & Savarese, ICLR 2018) by the greedy k-center algorithm.
 
 Everyone uses the greedy 2-approximation rather than the paper's MIP: keep, for every pool image,
-the squared L2 distance to its nearest centre (labelled images and the picks so far); repeatedly
-pick the image farthest from all centres, then update the running minimum against the new centre
-only — one O(N·D) pass per pick. Features: `model.embedding_tap`, globally average pooled (the
-pooled low-level feature for DeepLabv3+ as in the seed paper, the penultimate layer for
-classifiers).
+the squared L2 distance to its nearest centre (the labelled images, then the picks so far), pick
+the image farthest from all centres, repeat. Features: `model.embedding_tap`, globally average
+pooled (the pooled low-level feature for DeepLabv3+ as in the seed paper, the penultimate layer
+for classifiers).
 
-Numerics (float32, squared L2):
-- initial pass (distances to the labelled set): blocked `‖x‖² − 2x·c + ‖c‖²` on mean-centred
-  features in float64, so the GEMM is fast and the cancellation error stays far below float32
-  resolution; clamped at 0;
-- per-pick update: exact `Σ (x − c)²` in float32, chunked (`chunk_size` rows at a time) so the
-  temporary stays in cache and memory stays bounded;
-- ties go to the lowest index; chosen and labelled images are never picked again.
-With nothing labelled the first centre is a uniformly random unlabelled image drawn from `rng`
-(index 0 when `rng` is None).
+Distances are float32 squared L2 computed by one formula, `sq_dists` = Σ (x − c)² (exact
+differences, no ‖x‖² − 2x·c + ‖c‖² cancellation), so the picks equal those of the textbook eager
+algorithm (a full pass over the pool against each new centre) bit for bit, ties to the lowest
+index. Two accelerations keep that guarantee:
+
+- Initial distances to the labelled set: a float32 GEMM (‖p‖² − 2p·c + ‖c‖² on mean-centred
+  features) gives every distance within a rigorous rounding bound; only centres inside the bound
+  of a point's approximate minimum (usually one) are then evaluated with `sq_dists`.
+- Lazy greedy: a point's stored minimum only ever decreases, so a stale value is an upper bound.
+  A max-heap pops the largest bound; a stale point is brought up to date against the centres
+  added since its last update and pushed back; a fresh point on top is the true argmax. Typical
+  pools need a few refreshes per pick instead of a pass over the whole pool. If one pick needs
+  more than `max(256, N // 32)` refreshes (dense, low-dimensional data), every point is brought
+  up to date with vectorised eager passes, which bounds the worst case near the eager cost.
+
+Memory stays bounded by `chunk_size`: the GEMM works on chunk_size × chunk_size blocks and every
+distance pass on chunk_size rows at a time. With nothing labelled the first centre is a uniformly
+random unlabelled image drawn from `rng` (the lowest unlabelled index when `rng` is None).
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from al.strategies.base import Evidence, Strategy, check_budget, check_labelled
 from hwbench.errors import UserError
 
+_U32 = 2.0 ** -24          # unit roundoff of float32
+_IDX_BITS = 31             # heap keys hold the pool index in the low 31 bits
+_IDX_MASK = (1 << _IDX_BITS) - 1
 
-def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
-    if x.dim() != 2:
-        raise UserError(f"coreset features must be (N, D), got shape {tuple(x.shape)}")
-    x = x.detach().to(torch.float32)
-    if not bool(torch.isfinite(x).all()):
+
+def sq_dists(rows: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Σ (row − centre)² per row in float32: (m, D), (D,) -> (m,). The one distance formula."""
+    d = rows - centre
+    d *= d
+    return d.sum(axis=1)
+
+
+def _heap_keys(d: np.ndarray | np.float32, idx: np.ndarray | int) -> np.ndarray:
+    """Min-heap keys (int64) ordering by largest distance first, then lowest index.
+
+    A non-negative float32's bit pattern orders like its value, so the key is
+    (2³¹ − bits) · 2³¹ + index: plain ints, which the garbage collector never scans.
+    """
+    bits = np.asarray(d, dtype=np.float32).view(np.int32).astype(np.int64)
+    return ((np.int64(1 << 31) - bits) << _IDX_BITS) | np.asarray(idx, dtype=np.int64)
+
+
+def _as_features(features: object) -> np.ndarray:
+    if hasattr(features, "detach"):                                       # torch tensor, any device
+        features = features.detach().cpu().numpy()
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2:
+        raise UserError(f"coreset features must be (N, D), got shape {x.shape}")
+    if not np.isfinite(x).all():
         raise UserError("coreset needs finite embeddings for every pool image (labelled ones included); "
                         "collect evidence with pool_indices = all images")
-    return x.contiguous()
+    return x
 
 
-def _initial_min_dist(x: torch.Tensor, centres: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """min over `centres` (L, D) of squared distances from every row of x (N, D) -> (N,) float32."""
-    mu = x.mean(0, dtype=torch.float64)                                   # (D,)
-    c = centres.to(torch.float64) - mu                                    # (L, D)
-    cn = (c * c).sum(1)                                                   # (L,)
-    out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
+def _check_chunk(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise UserError(f"coreset chunk_size must be a positive integer, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+def _pass(x: np.ndarray, centre: np.ndarray, min_d: np.ndarray, chunk_size: int) -> None:
+    """Eager update: min_d = min(min_d, sq_dists(x, centre)), chunk_size rows at a time."""
     for s in range(0, x.shape[0], chunk_size):
-        p = x[s:s + chunk_size].to(torch.float64) - mu                    # (n, D)
-        pn = (p * p).sum(1, keepdim=True)                                 # (n, 1)
-        best = torch.full((p.shape[0],), float("inf"), dtype=torch.float64, device=x.device)
-        for t in range(0, c.shape[0], chunk_size):
-            d = torch.addmm(cn[t:t + chunk_size].unsqueeze(0), p, c[t:t + chunk_size].T, alpha=-2.0)
-            d.add_(pn)                                                    # (n, l) squared distances
-            best = torch.minimum(best, d.amin(1))
-        out[s:s + chunk_size] = best.clamp_(min=0.0)
+        np.minimum(min_d[s:s + chunk_size], sq_dists(x[s:s + chunk_size], centre), out=min_d[s:s + chunk_size])
+
+
+def initial_min_dists(x: np.ndarray, centre_idx: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
+    """min over centres x[centre_idx] of `sq_dists` for every row of x -> (N,) float32.
+
+    Bit-identical to eager passes against every centre, but the bulk is a GEMM: a candidate
+    centre c of point p must satisfy A_pc <= ((A_min + δ)(1 + γ)) / (1 − γ) + δ, where A is the
+    float32 expansion, δ = 2(D + 8)·u·(‖p‖² + max‖c‖²) bounds its error and γ = (D + 4)·u bounds
+    the relative error of `sq_dists` (u = 2⁻²⁴); every other centre is provably farther.
+    """
+    n, dim = x.shape
+    mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    cen = x[centre_idx] - mu                                              # (L, D) centred
+    cn = np.einsum("ij,ij->i", cen, cen)                                  # (L,)
+    cen_m2 = cen * np.float32(-2.0)                                       # exact: a power of two
+    gamma = (dim + 4) * _U32
+    out = np.empty(n, dtype=np.float32)
+    for s in range(0, n, chunk_size):
+        p = x[s:s + chunk_size] - mu                                      # (n, D)
+        pn = np.einsum("ij,ij->i", p, p)                                  # (n,)
+        blocks = []
+        a_min = np.full(p.shape[0], np.inf, dtype=np.float64)
+        for t in range(0, cen.shape[0], chunk_size):
+            a = p @ cen_m2[t:t + chunk_size].T                            # (n, l): −2 p·c
+            a += pn[:, None]
+            a += cn[None, t:t + chunk_size]                               # ‖p‖² − 2p·c + ‖c‖²
+            a_min = np.minimum(a_min, a.min(axis=1))
+            blocks.append(a)
+        delta = 2.0 * (dim + 8) * _U32 * (pn.astype(np.float64) + float(cn.max()))
+        thr = (np.maximum(a_min, 0.0) + delta) * (1.0 + gamma) / (1.0 - gamma) + delta    # (n,) float64
+        thr32 = thr.astype(np.float32)
+        thr32 = np.where(thr32 < thr, np.nextafter(thr32, np.float32(np.inf)), thr32)  # round up: still safe
+        best = np.full(p.shape[0], np.inf, dtype=np.float32)
+        for b, t in zip(blocks, range(0, cen.shape[0], chunk_size), strict=True):
+            rr, cc = np.nonzero(b <= thr32[:, None])
+            if rr.size:
+                d = x[s + rr] - x[centre_idx[t + cc]]
+                d *= d
+                np.minimum.at(best, rr, d.sum(axis=1))
+        out[s:s + chunk_size] = best
     return out
 
 
-def k_center_greedy(features: np.ndarray | torch.Tensor, labelled: np.ndarray, budget: int, *, chunk_size: int = 1024,
+def k_center_greedy(features: object, labelled: np.ndarray, budget: int, *, chunk_size: int = 2048,
                     rng: np.random.Generator | None = None) -> np.ndarray:
-    """Greedy k-center: `budget` new pool indices in pick order (never labelled ones).
+    """Greedy k-center from the labelled set: `budget` new pool indices in pick order.
 
-    features: (N, D) numpy array or torch tensor (computed on its device, e.g. CUDA);
-    labelled: (N,) bool mask of the existing centres.
+    features: (N, D) array (or torch tensor; computed on the CPU in float32);
+    labelled: (N,) bool mask of the existing centres. Never returns labelled indices.
     """
-    x = _as_tensor(features)                                              # (N, D) float32
+    x = _as_features(features)                                            # (N, D) float32
     n = x.shape[0]
+    if n > _IDX_MASK:
+        raise UserError(f"coreset supports pools of at most {_IDX_MASK} images, got {n}")
     labelled = check_labelled(labelled, n)
     budget = check_budget(budget, labelled)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise UserError(f"coreset chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = _check_chunk(chunk_size)
     picks = np.empty(budget, dtype=np.int64)
     if budget == 0:
         return picks
-    lab = torch.from_numpy(labelled).to(x.device)
+    k = 0                                                                 # picks made so far
     if labelled.any():
-        min_d = _initial_min_dist(x, x[lab], chunk_size)                  # (N,)
-        min_d[lab] = float("-inf")                                        # never pick a centre again
-        nxt = int(torch.argmax(min_d))
+        min_d = initial_min_dists(x, np.flatnonzero(labelled), chunk_size)
     else:                                                                 # no centre yet: seed one
         unl = np.flatnonzero(~labelled)
-        nxt = int(unl[0] if rng is None else rng.choice(unl))
-        min_d = torch.full((n,), float("inf"), dtype=torch.float32, device=x.device)
-    buf = torch.empty(min(chunk_size, n), x.shape[1], dtype=torch.float32, device=x.device)
-    tmp = torch.empty(min(chunk_size, n), dtype=torch.float32, device=x.device)
-    for k in range(budget):
-        picks[k] = nxt
-        if k == budget - 1:
-            break
-        min_d[nxt] = float("-inf")
-        centre = x[nxt]                                                   # (D,)
-        for s in range(0, n, chunk_size):                                 # update against the new centre only
-            e = min(s + chunk_size, n)
-            b, t = buf[:e - s], tmp[:e - s]
-            torch.sub(x[s:e], centre, out=b)
-            b.mul_(b)
-            torch.sum(b, dim=1, out=t)                                    # (n,) exact squared distances
-            torch.minimum(min_d[s:e], t, out=min_d[s:e])
-        nxt = int(torch.argmax(min_d))                                    # first maximum = lowest index
+        picks[0] = unl[0] if rng is None else rng.choice(unl)
+        min_d = np.full(n, np.inf, dtype=np.float32)
+        _pass(x, x[picks[0]], min_d, chunk_size)
+        k = 1
+    taken = labelled.copy()
+    taken[picks[:k]] = True
+    min_d[taken] = -np.inf
+    last = np.full(n, k, dtype=np.int64)                                  # picks included in min_d[i]
+    limit = max(256, n // 32)
+
+    def build_heap() -> list[int]:
+        free = np.flatnonzero(~taken)
+        heap = _heap_keys(min_d[free], free).tolist()
+        heapq.heapify(heap)
+        return heap
+
+    heap = build_heap()
+    synced = k                                                            # every point includes picks[:synced]
+    while k < budget:
+        refreshes = 0
+        while True:
+            i = heap[0] & _IDX_MASK
+            if last[i] == k:                                              # fresh: the true farthest point
+                heapq.heappop(heap)
+                break
+            if refreshes >= limit:                                        # too many stale tops: eager catch-up
+                for c in picks[synced:k]:
+                    _pass(x, x[c], min_d, chunk_size)
+                last[:] = k
+                synced = k
+                heap = build_heap()
+                refreshes = 0
+                continue
+            new = picks[last[i]:k]
+            v = min_d[i]
+            for s in range(0, new.size, chunk_size):
+                v = min(v, sq_dists(x[new[s:s + chunk_size]], x[i]).min())   # float32 throughout
+            min_d[i], last[i] = v, k
+            heapq.heapreplace(heap, int(_heap_keys(np.float32(v), i)))
+            refreshes += 1
+        picks[k] = i
+        taken[i] = True
+        min_d[i] = -np.inf
+        k += 1
     return picks
 
 
@@ -113,10 +203,8 @@ class CoresetStrategy(Strategy):
     label: ClassVar[str] = "Core-Set"
     needs: ClassVar[frozenset[str]] = frozenset({"embedding"})
 
-    def __init__(self, chunk_size: int = 1024) -> None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise UserError(f"coreset chunk_size must be a positive integer, got {chunk_size!r}")
-        self.chunk_size = int(chunk_size)
+    def __init__(self, chunk_size: int = 2048) -> None:
+        self.chunk_size = _check_chunk(chunk_size)
 
     def candidates(self, labelled: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.arange(check_labelled(labelled).size)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
              "GMACs": e.macs / 1e9, "TOPS": e.tops, "latency (ms)": e.latency_ms, "fps": e.fps}
             for e in estimates]
     if args.mode == "roofline":
-        for row, e in zip(rows, estimates):
+        for row, e in zip(rows, estimates, strict=True):
             row["compute (ms)"], row["memory (ms)"] = e.compute_ms, e.memory_ms
     emit(rows, as_json=False, title=f"theoretical latency, mode={args.mode}, input {'x'.join(map(str, shape))}",
          formats={"GMACs": ".2f", "latency (ms)": ".2f", "fps": ".1f", "compute (ms)": ".2f",

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for p in profiles:
         d = describe(p)
-        rows.append({"name": p.name, "device": p.display_name, "gen": p.generation, "year": p.year,
+        rows.append({"name": p.name, "device": p.display_name, "gen": p.generation, "year": str(p.year),
                      "power": p.power_mode, "fp32 GPU TOPS": d.get("tops_fp32_gpu"),
                      "fp16 GPU TOPS": d.get("tops_fp16_gpu"), "int8 GPU TOPS": d.get("tops_int8_gpu"),
                      "int8 GPU+DLA TOPS": d.get("tops_int8_gpu+dla"), "paper TOPS": p.paper_tops,

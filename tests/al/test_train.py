@@ -98,6 +98,15 @@ class TensorSet(torch.utils.data.Dataset):
         return self.x[i], (self.y[i] if self.task == "segmentation" else int(self.y[i]))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def streets():
     return build_dataset("synthetic_streets", split="train", n=24, size=[32, 64])
@@ -240,6 +249,19 @@ def test_aux_gradient_stops_after_60_percent(streets) -> None:
     probe = copy.deepcopy(model.probe.weight)
     train(model, streets, np.arange(8), TrainConfig(epochs=2, batch_size=4), seed=0, aux=aux)
     assert torch.equal(probe, model.probe.weight) and len(probe_grads) == 6
+
+
+def test_precise_bn_recomputes_running_stats(streets) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(3, momentum=0.01), nn.Conv2d(3, 8, 1))
+    x, _ = streets.tensors()
+    idx = np.arange(8)
+    exact = x[:8].mean((0, 2, 3))  # 2 equal batches: the average of batch means is the exact mean
+    train(model, streets, idx, TrainConfig(epochs=1, batch_size=4, precise_bn=False), seed=0)
+    assert not torch.allclose(model[0].running_mean, exact, atol=1e-3)  # momentum 0.01: still near 0
+    train(model, streets, idx, TrainConfig(epochs=1, batch_size=4), seed=0)
+    assert torch.allclose(model[0].running_mean, exact, atol=1e-5)
+    assert model[0].momentum == 0.01 and not model.training
 
 
 # --- evaluation ---------------------------------------------------------------------------------

@@ -37,6 +37,18 @@ _PRECISION_HINTS = {
 }
 
 
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (None in sys.modules = blocked)."""
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def list_backends() -> list[str]:
     return list(BACKENDS)
 
@@ -92,12 +104,12 @@ class Runner:
     @classmethod
     def available(cls) -> bool:
         """True when every package in `requires` can be imported."""
-        return all(importlib.util.find_spec(m) is not None for m in cls.requires)
+        return all(_importable(m) for m in cls.requires)
 
     @classmethod
     def missing(cls) -> UserError | None:
         for m in cls.requires:
-            if importlib.util.find_spec(m) is None:
+            if not _importable(m):
                 err = missing_package(m, cls.extra)
                 return UserError(f"{err} (needed by --backend {cls.name}){cls.install_note}")
         return None

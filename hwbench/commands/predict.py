@@ -1,0 +1,57 @@
+"""`hwbench predict --measurements FILE.jsonl`: the roofline calibrated on measurements.
+
+Without --model: leave-one-out table (each (model, resolution) held out, fitted on the rest of its
+device/backend/precision group, predicted) and the fraction within +-10 %. With --model and
+--input: the prediction for that pair (fitted on all records), next to the measurement if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measurements", required=True, help="JSON-lines records (hwbench measure/ingest --out)")
+    parser.add_argument("--model", default=None, help="predict this zoo model (needs --input)")
+    parser.add_argument("--input", default=None, help="input HxW of --model")
+    parser.add_argument("--batch", type=int, default=1, help="batch of --model (default 1)")
+    parser.add_argument("--device", default=None, help="only this device group")
+    parser.add_argument("--backend", default=None, help="only this backend group")
+    parser.add_argument("--precision", default=None, help="only this precision group")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of records")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from hwbench.console import emit
+    from hwbench.errors import UserError
+    from hwbench.latency.measure import parse_hw, read_measurements
+    from hwbench.latency.predict import leave_one_out, loo_summary, predict
+
+    records = read_measurements(args.measurements)
+    records = [r for r in records if (not args.device or r.device == args.device)
+               and (not args.backend or r.backend == args.backend)
+               and (not args.precision or r.precision == args.precision)]
+    if not records:
+        raise UserError(f"no records in {args.measurements} match --device/--backend/--precision")
+    cols = ("model", "backend", "device", "precision", "input", "measured_ms", "predicted_ms", "roofline_ms",
+            "rel_err", "train_points")
+    fmt = {"rel_err": "+.1%", "measured_ms": ".3f", "predicted_ms": ".3f", "roofline_ms": ".3f"}
+    if args.model:
+        if not args.input:
+            raise UserError("--model needs --input HxW")
+        h, w = parse_hw(args.input)
+        rows = predict(records, args.model, (args.batch, 3, h, w), device=args.device, backend=args.backend,
+                       precision=args.precision)
+        emit(rows, as_json=args.json, title=f"predicted latency of {args.model} (ms)", columns=cols, formats=fmt)
+        return 0
+    rows = leave_one_out(records)
+    summary = loo_summary(rows)
+    emit(rows, as_json=args.json, title="leave-one-out: each (model, input) predicted from the others (ms)",
+         columns=cols, formats=fmt)
+    if not args.json:
+        print(f"{summary['fraction_within']:.0%} of {summary['pairs']} pairs within +-{summary['within']:.0%} "
+              f"(mean |error| {summary['mean_abs_rel_err']:.1%}, worst {summary['max_abs_rel_err']:.1%})",
+              file=sys.stderr)
+    return 0
