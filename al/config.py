@@ -1,9 +1,10 @@
 """Run configuration: frozen dataclasses read strictly from TOML (DESIGN §3 "Runs", §4 "Config").
 
-A run config has four tables and two top-level keys::
+A run config has four tables and three top-level keys::
 
     seed = 0
     device = "auto"            # "auto" | "cpu" | "cuda"
+    name = "smoke"             # free label (default: the preset or file name)
     [data]   name, root, split, val_split, pool_size, val_size, [data.options] (dataset kwargs)
     [model]  name, output_stride, [model.options] (builder kwargs); num_classes comes from the data
     [al]     strategy, [al.options] (strategy kwargs), initial_fraction, cycle_fraction, cycles, ...

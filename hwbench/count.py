@@ -33,14 +33,13 @@ in a non-leaf module's `forward` (e.g. the residual add, the final bilinear resi
 from __future__ import annotations
 
 import logging
-import sys
-import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hwbench._callable import make_callable
 from hwbench.errors import UserError, missing_package, unknown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -536,15 +535,7 @@ def _count_fvcore(model: nn.Module, shape: tuple[int, int, int, int], ops: str, 
                        peak_activation_elems=structure.peak_activation_elems, head_modules=head_modules)
 
 
-class _CallableModule(types.ModuleType):
-    """`hwbench.count` is both this module and the public function (DESIGN §4): importing the
-    submodule rebinds the package attribute to the module, so the module forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> CountResult:
-        return count(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)
 
 
 def input_shape_from_hw(text: str | None, *, batch: int = 1, channels: int = 3) -> tuple[int, int, int, int]:

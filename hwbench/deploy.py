@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from hwbench._callable import make_callable
 from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count
 from hwbench.errors import UserError
 from hwbench.latency.theoretical import latency
@@ -138,12 +137,4 @@ def deployable_models(device: str | DeviceProfile, *, fps: float | None = None, 
     return [v.model for v in verdicts if v.deployable]
 
 
-class _CallableModule(types.ModuleType):
-    """`hwbench.deploy` is both this module and the public function (DESIGN §4): importing the
-    submodule rebinds the package attribute to the module, so the module forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[DeployVerdict]:
-        return deploy(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)

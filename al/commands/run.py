@@ -9,6 +9,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", metavar="CONFIG_OR_PRESET",
                         help="a TOML run config or a preset name (al/presets: smoke, smoke_digits, demo, ...); "
                              "with --resume defaults to DIR/config.toml")
+    parser.add_argument("--preset", metavar="NAME", help="a preset name (same as giving it as CONFIG_OR_PRESET)")
     parser.add_argument("--out", metavar="DIR", help="run directory (created; nothing written elsewhere)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (or show a finished one)")
     parser.add_argument("--force", action="store_true", help="delete an existing run in DIR and start over")
@@ -34,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--out DIR is required (the run directory)")
-    config = args.config
+    if args.config and args.preset:
+        raise UserError("give either CONFIG_OR_PRESET or --preset, not both")
+    config = args.config or args.preset
     if config is None:
         saved = Path(args.out) / "config.toml"
         if not (args.resume and saved.is_file()):

@@ -10,9 +10,9 @@ Names are resolved lazily so importing `hwbench.latency.measure` does not pull i
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
+
+from hwbench._callable import make_callable
 
 _EXPORTS = {
     "latency": "hwbench.latency.theoretical",
@@ -30,12 +30,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hwbench.latency' has no attribute {name!r}")
 
 
-class _CallableModule(types.ModuleType):
-    """`hwbench.latency` is both this package and the public function (DESIGN §4): importing the
-    subpackage rebinds the package attribute to it, so the package forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return __getattr__("latency")(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)
