@@ -134,7 +134,7 @@ def metric_label(metric: str) -> str:
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> str:
-    align = align or ["l"] + ["r"] * (len(header) - 1)
+    align = align or ["l"] + ["r" if _numeric_col(rows, i) else "l" for i in range(1, len(header))]
     sep = ["---:" if a == "r" else ":---:" if a == "c" else "---" for a in align]
     lines = ["| " + " | ".join(map(str, header)) + " |", "| " + " | ".join(sep) + " |"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -143,11 +143,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Seque
 
 def _numeric_col(rows: Sequence[Sequence[Any]], i: int) -> bool:
     def num(x: Any) -> bool:
+        text = str(x).replace("±", "").replace("*", "").split()
         try:
-            float(str(x))
+            [float(t.lstrip("+")) for t in text if t not in (UP, DOWN, EVEN, SELF_MARK)]
             return True
         except ValueError:
-            return x == "–"
+            return "/" in str(x) and str(x).replace("/", "").isdigit() or x == "–"
     return all(num(r[i]) for r in rows)
 
 
@@ -237,7 +238,7 @@ def summary_lines(m: Matrix) -> list[str]:
         if base is not None and base.n:
             note = f", {fmt_delta(cell.mean - base.mean)} vs random"
             if best_any.get(r) == RANDOM:
-                note += " (random is best in this row)"
+                note += "; random is best in this row"
         lines.append(f"Best surrogate for {model_label(r)}: {model_label(c)} ({fmt_cell(cell.mean, cell.std)}{note}).")
     return lines
 
@@ -302,6 +303,23 @@ def chain_rows(chain: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
                      fmt_cell(float(rv.mean()) if rv.size else math.nan, sd(rv)),
                      fmt_delta(float(pv.mean() - rv.mean()) if pv.size and rv.size else math.nan),
                      f"{sum(d > 0 for d in diffs)}/{len(diffs)}"])
+    return rows
+
+
+CURVE_HEADER = ["model", "strategy", "first: labelled %", "metric", "last: labelled %", "metric", "seeds"]
+
+
+def curve_rows(points: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """First and last point of every (model, strategy) AL curve, mean ± std over seeds."""
+    from al.analysis import curve_table
+
+    table = curve_table(points)
+    rows = []
+    for key in dict.fromkeys((r["model"], r["strategy"]) for r in table):
+        pts = [r for r in table if (r["model"], r["strategy"]) == key]
+        a, b = pts[0], pts[-1]
+        rows.append([model_label(key[0]), key[1], f"{100 * a['fraction']:.0f}", fmt_cell(a["mean"], a["std"]),
+                     f"{100 * b['fraction']:.0f}", fmt_cell(b["mean"], b["std"]), b["n"]])
     return rows
 
 
@@ -384,8 +402,7 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         cols, rows = deploy_rows(d.deploy)
         out += ["## Which surrogates were deployable", "", deploy_sentence(d.deploy), ""]
         if rows:
-            out += [_md_table(cols, rows, align=["r" if _numeric_col(rows, i) else "l" for i in range(len(cols))]),
-                    ""]
+            out += [_md_table(cols, rows), ""]
     if d.entropy:
         e = d.entropy
         out += ["## Entropy of models trained on the same random subset (paper Fig. 4)", "",
@@ -403,6 +420,7 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
                 "pool (mean ± std over seeds).", ""]
         if "curves" in images:
             out += [f"![AL curves]({images['curves']})", ""]
+        out += [_md_table(CURVE_HEADER, curve_rows(d.curves)), ""]
     out += ["## What this can and cannot show", ""] + [f"- {n}" for n in honest_note(d)] + [""]
     out += _runinfo_markdown(d)
     if d.config_text:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,7 +21,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-stdout = Console()
+# Piped output (CI logs, `| less`) gets a wide fixed width instead of Rich's 80-column default.
+stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 stderr = Console(stderr=True)
 
 
