@@ -390,7 +390,7 @@ def plot_al_curves(points: Sequence[Mapping[str, Any]], path: str | Path, *,
             ax.errorbar(x, y, yerr=e, marker=markers.get(strategy, "x"), capsize=2, label=strategy, linewidth=1)
         ax.set_title(labels.get(model, model_label(model)), fontsize=10)
         ax.set_xlabel("labelled (% of pool)", fontsize=9)
-        ax.set_ylabel(rows[0]["metric"] + " (%)", fontsize=9)
+        ax.set_ylabel({"miou": "mIoU (%)", "top1": "Top-1 (%)"}.get(rows[0]["metric"], rows[0]["metric"]), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -429,8 +429,11 @@ class EntropyConfig:
     batch_size: int = 16  # scoring batch size
     output_stride: int | None = None
     name: str = ""
+    threads: int = 0  # torch intra-op CPU threads (0: torch's default)
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
         if not self.models:
             raise ValueError("models: list at least one model")
         if len(set(self.models)) != len(self.models):
@@ -472,6 +475,15 @@ def resolve_preset(name: str | Path, *, prefix: str) -> Path:
 
 def entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool = False,
                      progress: Any = None) -> dict:
+    """See `_entropy_analysis`; runs with `cfg.threads` torch threads."""
+    from al.surrogate import torch_threads
+
+    with torch_threads(cfg.threads):
+        return _entropy_analysis(cfg, out_dir, resume=resume, progress=progress)
+
+
+def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool = False,
+                      progress: Any = None) -> dict:
     """Paper Fig. 4: one random subset -> each model trained on it -> entropy of every other pool image.
 
     Writes under `out_dir`: `experiment.toml` / `experiment.json`, `models/<name>/model.pt` +
@@ -497,14 +509,15 @@ def entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool = 
         raise UserError(f"train_fraction {cfg.train_fraction} of a {pool_n}-image pool leaves no training or "
                         "no held-out images; change train_fraction or data.pool_size")
     toml = to_toml(cfg)
-    open_out_dir(out, toml, resume=resume, kind="entropy")
+    ident = to_toml(dataclasses.replace(cfg, threads=0))  # threads may change on resume
+    open_out_dir(out, ident, resume=resume, kind="entropy")
     atomic_write_text(out / "experiment.toml", toml)
     t_start = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pool_n, 0xE7]))
     train_idx = np.sort(rng.choice(pool_n, size=n_train, replace=False))
     held = np.setdiff1d(np.arange(pool_n), train_idx)
     atomic_write_json(out / "experiment.json", {
-        "name": cfg.name, "kind": "entropy", "config_sha256": _sha(toml), "dataset": cfg.data.name,
+        "name": cfg.name, "kind": "entropy", "config_sha256": _sha(ident), "dataset": cfg.data.name,
         "models": list(cfg.models), "seeds": [cfg.seed],
         "summary": (f"{cfg.data.name}: {len(cfg.models)} models trained on the same random {n_train} of "
                     f"{pool_n} pool images (seed {cfg.seed}), scored on the other {held.size}."),

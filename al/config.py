@@ -1,9 +1,10 @@
 """Run configuration: frozen dataclasses read strictly from TOML (DESIGN §3 "Runs", §4 "Config").
 
-A run config has four tables and three top-level keys::
+A run config has four tables and a few top-level keys::
 
     seed = 0
     device = "auto"            # "auto" | "cpu" | "cuda"
+    threads = 1                # torch CPU threads (optional; default: torch's own choice)
     name = "smoke"             # free label (default: the preset or file name)
     [data]   name, root, split, val_split, pool_size, val_size, [data.options] (dataset kwargs)
     [model]  name, output_stride, [model.options] (builder kwargs); num_classes comes from the data
@@ -84,6 +85,7 @@ class RunConfig:
     al: ALConfig = field(default_factory=ALConfig)
     seed: int = 0
     device: str = "auto"             # "auto" | "cpu" | "cuda"
+    threads: int | None = None       # torch CPU threads during the run (None: torch's default)
     name: str = ""                   # free label (the preset name when loaded from a preset)
 
     def budget(self, pool_size: int) -> tuple[int, int, int]:
@@ -177,7 +179,8 @@ def validate(cfg: RunConfig, *, names: bool = True) -> RunConfig:
     _choice("al.retrain", a.retrain, RETRAIN)
     _choice("al.keep_checkpoints", a.keep_checkpoints, KEEP_CHECKPOINTS)
     _choice("device", cfg.device, DEVICES)
-    for key, v in (("al.batch_size", a.batch_size), ("data.pool_size", cfg.data.pool_size), ("data.val_size", cfg.data.val_size)):
+    for key, v in (("al.batch_size", a.batch_size), ("data.pool_size", cfg.data.pool_size), ("data.val_size", cfg.data.val_size),
+                   ("threads", cfg.threads)):
         if v is not None and v < 1:
             raise UserError(f"{key} must be a positive integer, got {v}")
     if cfg.model.output_stride not in (None, 8, 16, 32):

@@ -392,7 +392,7 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
         state = _new_state(p)
         rd.write_state(state)
 
-    with _deterministic(p.device), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
+    with _deterministic(p.device), _threads(p.config.threads), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
         bar.advance(_steps_done(state))
         _Loop(p, rd, state, bar).run()
     state["done"] = True
@@ -605,6 +605,20 @@ def _deterministic(device: str) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to `n` for the run (small models on shared cores: 1 is fastest)."""
+    if n is None:
+        yield
+        return
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 class _Bar:

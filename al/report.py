@@ -274,8 +274,16 @@ def deploy_sentence(deploy: Mapping[str, Any]) -> str:
     if not src:
         return f"Surrogates were listed in the config: {chosen}."
     rule = ", ".join(f"{k}={v}" for k, v in src.items() if v not in (None, "", []))
-    return (f"Surrogates are the models `hwbench.deploy` finds deployable on the old fleet ({rule}): "
+    text = (f"Surrogates are the models `hwbench.deploy` finds deployable on the old fleet ({rule}): "
             f"**{chosen or 'none'}**. Latencies are `{src.get('mode', 'paper')}`-mode estimates, not measurements.")
+    if src.get("mode", "paper") == "paper":
+        text += (" Paper mode divides GMACs by the vendor's TOPS (which count 2 ops per MAC and, for Xavier/Orin, "
+                 "INT8 on GPU + DLA), so it is about 2x optimistic for a GPU-only engine; `peak` and `roofline` "
+                 "modes are the realistic ones.")
+    if any(v.get("model") == "deeplabv3plus_resnet20" for v in deploy.get("verdicts") or []):
+        text += (" Res-20 here is the CIFAR-style ResNet-20 made OS16 (32.06 GMACs at 1024x2048); the paper's "
+                 "60.3 GOPs (46.4 ms on TX2) cannot be reproduced from its description.")
+    return text
 
 
 def chain_rows(chain: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
@@ -345,15 +353,19 @@ def honest_note(d: ExperimentData) -> list[str]:
     """What the embedded data can and cannot show."""
     exp = d.experiment
     notes = []
-    n_seeds = len(exp.get("seeds", [])) or len({r["seed"] for r in d.records}) or None
     if exp.get("dataset", "").startswith("synthetic") or "synthetic" in d.config_text:
         notes.append("The data set is synthetic (procedurally drawn scenes): it exercises the pipeline end to end, "
                      "but its numbers say nothing about Cityscapes, ADE20K or ImageNet accuracy.")
-    if n_seeds is not None:
+    if d.records or d.chain:
+        n_seeds = len({r["seed"] for r in (d.records or d.chain)})
         notes.append(f"Means and ± are over {n_seeds} seed(s); ± is the sample standard deviation (ddof=1). "
                      "With few seeds a difference smaller than about two standard deviations is not evidence "
                      "of a real effect; the per-seed wins column shows how consistent a difference is.")
-    notes.append("`beats random` compares means only; it is not a significance test.")
+        notes.append("`beats random` compares means only; it is not a significance test. Each seed shares "
+                     "its cycle-0 set, initial weights and training seed across a row's columns, so the "
+                     "columns differ only in the data the surrogates selected.")
+        notes.append("Deployment models are trained once per selection with the small recipe in the config; "
+                     "a longer schedule or another data set can change the ranking.")
     if d.deploy:
         notes.append("Deployability is decided from estimated latency (the paper's GMACs / TOPS rule or a "
                      "roofline), not from measurements on the device; `hwbench measure` gives the measured side.")
@@ -373,8 +385,7 @@ def honest_note(d: ExperimentData) -> list[str]:
 def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
     exp = d.experiment
     title = exp.get("name") or d.root.name
-    kind = "Entropy analysis" if d.entropy and not d.records else "Surrogate experiment"
-    out = [f"# {kind}: {title}", ""]
+    out = [f"# {_kind(d)}: {title}", ""]
     if exp.get("summary"):
         out += [exp["summary"], ""]
     metric = d.records[0]["metric"] if d.records else None
@@ -439,12 +450,20 @@ def _runinfo_markdown(d: ExperimentData) -> list[str]:
     for k, v in (exp.get("meta") or {}).items():
         out.append(f"- {k}: {v}")
     if t.get("parts"):
-        by_kind: dict[str, list[float]] = {}
-        for p in t["parts"]:
-            by_kind.setdefault(p["kind"], []).append(float(p["seconds"]))
-        out += ["", _md_table(["sub-run kind", "count", "total s", "mean s"],
-                              [[k, len(v), f"{sum(v):.1f}", f"{sum(v) / len(v):.1f}"] for k, v in by_kind.items()])]
+        out += ["", _md_table(TIMING_HEADER, timing_rows(t))]
     return [*out, ""]
+
+
+TIMING_HEADER = ["sub-run kind", "count", "reused", "total s", "mean s"]
+
+
+def timing_rows(timing: Mapping[str, Any]) -> list[list[Any]]:
+    """Seconds per kind of sub-run (AL run, deployment training, ...) of the last invocation."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for p in timing.get("parts", []):
+        by_kind.setdefault(p["kind"], []).append(p)
+    return [[k, len(v), sum(bool(p.get("reused")) for p in v), f"{sum(float(p['seconds']) for p in v):.1f}",
+             f"{sum(float(p['seconds']) for p in v) / len(v):.1f}"] for k, v in by_kind.items()]
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -459,8 +478,7 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
     title = html.escape(str(exp.get("name") or d.root.name))
     esc = html.escape
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style>"
-           f"</head><body><h1>{'Entropy analysis' if d.entropy and not d.records else 'Surrogate experiment'}: "
-           f"{title}</h1>"]
+           f"</head><body><h1>{_kind(d)}: {title}</h1>"]
     if exp.get("summary"):
         out.append(f"<p>{esc(exp['summary'])}</p>")
     if d.records:
@@ -493,17 +511,28 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
             out.append(f"<img src='{esc(images['entropy'])}' alt='entropy histograms'>")
         out.append(_html_table(ENTROPY_HEADER, entropy_rows(d.entropy)))
         out.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in ratio_lines(d.entropy)) + "</ul>")
-    if d.curves and "curves" in images:
-        out += ["<h2>Active-learning curves (paper Fig. 3)</h2>", f"<img src='{esc(images['curves'])}' alt='AL curves'>"]
+    if d.curves:
+        out.append("<h2>Active-learning curves (paper Fig. 3)</h2>")
+        if "curves" in images:
+            out.append(f"<img src='{esc(images['curves'])}' alt='AL curves'>")
+        out.append(_html_table(CURVE_HEADER, curve_rows(d.curves)))
     out += ["<h2>What this can and cannot show</h2>",
             "<ul>" + "".join(f"<li>{_md_code_to_html(esc(n))}</li>" for n in honest_note(d)) + "</ul>"]
     info = _runinfo_markdown(d)[2:]
     out.append("<h2>Seeds, timing, machine</h2><ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in info
                                                               if x.startswith("- ")) + "</ul>")
+    if d.timing and d.timing.get("parts"):
+        out.append(_html_table(TIMING_HEADER, timing_rows(d.timing)))
     if d.config_text:
         out += ["<h2>Config</h2>", f"<pre>{esc(d.config_text)}</pre>"]
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _kind(d: ExperimentData) -> str:
+    if d.records or d.chain:
+        return "Surrogate experiment"
+    return "Entropy analysis" if d.entropy else "Active-learning runs"
 
 
 def _md_bold_to_html(s: str) -> str:

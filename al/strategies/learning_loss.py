@@ -136,6 +136,9 @@ class LearningLossStrategy(TopKStrategy):
 
     def _select(self, evidence: Evidence, budget: int, labelled: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray:
+        if self.subset is not None and self.subset < budget:
+            raise UserError(f"llal subset ({self.subset}) is smaller than the budget ({budget}); "
+                            "raise subset or leave it unset to score the whole pool")
         scores = evidence.require(self.key, self.name).astype(np.float64)
         scored = np.flatnonzero(~labelled & ~np.isnan(scores))
         if self.subset is not None and scored.size > self.subset:

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dla-core", type=int, default=None, help="tensorrt: build for this DLA core")
     parser.add_argument("--device-profile", default=None,
                         help="label the record with this device profile and check it supports --precision")
+    parser.add_argument("--clock", default="wall",
+                        help="wall (default) | cpu: process CPU time, immune to other processes' load "
+                             "(CPU with --threads 1 only; equals wall-clock latency on an idle machine)")
     parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
     parser.add_argument("--json", action="store_true", help="print a JSON list with the record")
     parser.add_argument("--out", default=None, help="append the record to DIR/measurements.jsonl")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                         warmup_ms=args.warmup_ms, iters=args.iters, threads=args.threads,
                         cuda_graphs=args.cuda_graphs, channels_last=args.channels_last, compile=args.compile,
                         onnx_path=args.onnx, device_profile=args.device_profile, dla_core=args.dla_core,
-                        num_classes=args.num_classes)
+                        num_classes=args.num_classes, clock=args.clock)
     hw = parse_hw(args.input)
     with progress() as bar:
         task = bar.add_task(f"{args.model} {args.backend}", total=args.iters)

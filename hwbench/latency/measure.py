@@ -38,6 +38,7 @@ HIGH_CV = 0.1
 PRECISIONS = ("fp32", "fp16", "int8")
 DEVICES = ("cpu", "cuda")
 SOURCES = ("measured", "trtexec-log", "trtexec-times", "ondevice")
+CLOCKS = ("wall", "cpu")
 
 
 # ----------------------------------------------------------------------------------------- stats
@@ -262,6 +263,7 @@ class MeasureConfig:
     device_profile: str | None = None
     dla_core: int | None = None
     num_classes: int | None = None  # None: the builder's default (19 for DeepLabv3+)
+    clock: str = "wall"  # wall: host clock / device events; cpu: process CPU time (CPU, 1 thread)
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -276,6 +278,11 @@ class MeasureConfig:
             raise UserError(f"--warmup-ms must be >= 0, got {self.warmup_ms}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
+        if self.clock not in CLOCKS:
+            raise unknown("clock", self.clock, CLOCKS)
+        if self.clock == "cpu" and (self.device != "cpu" or self.threads != 1):
+            raise UserError("--clock cpu needs --device cpu and --threads 1 "
+                            "(process CPU time is latency only for one thread of synchronous work)")
 
 
 def parse_hw(text: str) -> tuple[int, int]:
@@ -335,7 +342,12 @@ def measure(model: str | nn.Module, input_hw: tuple[int, int], config: MeasureCo
         env = host_env(config.device, extra={"backend": runner.name, **runner.versions(),
                                              **runner.env_extra()})
         env["torch_threads"] = runner.threads_used()
+        env["clock"] = config.clock
         components = runner.component_samples()
+    if config.clock == "cpu":  # headline = process CPU time; the wall-clock samples stay as a component
+        samples, components["wall"] = components.pop("cpu_time"), samples
+    else:
+        components.pop("cpu_time", None)
     device_label = config.device_profile or ("host" if config.device == "cpu" else _slug(env["device_name"]))
     rec = Measurement.from_samples(samples, model=name, device=device_label, backend=runner.name,
                                    precision=config.precision, input=shape, warmup=warm, env=env,

@@ -97,9 +97,11 @@ class TorchRunner(Runner):
         assert self._fn is not None, "call prepare() first"
         with torch.inference_mode():
             if self._events is None:  # CPU: synchronous, host clock is exact
-                t0 = time.perf_counter_ns()
+                c0, t0 = time.process_time_ns(), time.perf_counter_ns()
                 self._fn()
-                return (time.perf_counter_ns() - t0) / 1e6
+                t1, c1 = time.perf_counter_ns(), time.process_time_ns()
+                self.record_component("cpu_time", (c1 - c0) / 1e6)
+                return (t1 - t0) / 1e6
             start, end = self._events
             start.record()
             self._fn()

@@ -101,3 +101,5 @@ def test_llal_subset_candidates_and_select():
     assert not np.array_equal(picks, np.arange(99, 79, -1))            # not simply the global top 20
     with pytest.raises(UserError, match="subset"):
         get_strategy("llal", subset=0)
+    with pytest.raises(UserError, match=r"subset \(20\) is smaller than the budget \(21\)"):
+        strat.select(Evidence(predicted_loss=full), 21, labelled, rng)
