@@ -18,7 +18,9 @@ Determinism: every random draw of cycle k comes from a seed derived from (seed, 
 from a generator that advanced through earlier cycles, and evaluation/scoring always use the model
 re-loaded from its checkpoint. A run killed anywhere and resumed therefore ends with exactly the
 selections and metrics of an uninterrupted run (bit-identical on CPU, where deterministic
-algorithms are switched on).
+algorithms are switched on, given the same torch thread count: the `threads` config key).
+Bad input (config, dataset root/layout, budget) raises `UserError` before the directory exists;
+a run that fails mid-way has no DONE marker and continues with `resume=True`.
 
 Run directory (DESIGN §3 "Runs"; every write atomic via `hwbench.io`)::
 
@@ -87,9 +89,9 @@ class RunResult:
         return mask
 
     def records(self) -> list[dict]:
-        """One record per cycle: {cycle, labelled, fraction, metric, value, selected}."""
+        """One record per cycle: {cycle, labelled, fraction, metric, value, selected (pool indices, best first)}."""
         return [{"cycle": m["cycle"], "labelled": m["labelled"], "fraction": m["fraction"],
-                 "metric": m["metric"], "value": m["value"], "selected": len(s)}
+                 "metric": m["metric"], "value": m["value"], "selected": [int(i) for i in s]}
                 for m, s in zip(self.metrics, self.selections, strict=False)]
 
 

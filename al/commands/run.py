@@ -51,14 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from al.loop import run as al_run
 
     result = al_run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.json)
-    if result.status != "completed" and not args.json:
+    if result.status != "completed":  # stderr: stdout stays the table or the JSON list
         from hwbench.console import stderr
 
         stderr.print(f"run {result.out_dir}: {result.status}")
-    records = []
-    for m, sel in zip(result.metrics, result.selections, strict=False):
-        records.append({"cycle": m["cycle"], "labelled": m["labelled"], "fraction": m["fraction"],
-                        "metric": m["metric"], "value": m["value"], "selected": [int(i) for i in sel]})
+    records = result.records()
     if args.json:
         emit(records, as_json=True)
         return 0

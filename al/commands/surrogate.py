@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         emit(records, as_json=True)
         return 0
     if args.chain:
+        records = [{**r, "deployment": model_label(r["deployment"]), "surrogate": model_label(r["surrogate"])}
+                   for r in records]
         emit(records, as_json=False, title="generation chain",
              columns=["generation", "deployment", "surrogate", "seed", "labelled", "metric", "value"],
              formats={"value": ".2f"})

@@ -1,8 +1,8 @@
 """The measured-latency section of the hardware report (this machine, CPU).
 
 `measured_section(out_dir)` measures the five DeepLabv3+ models with torch and onnxruntime on this
-machine's CPU at a few resolutions, checks repeatability (two back-to-back measurements of every
-model at the largest resolution), calibrates the roofline predictor (`hwbench.latency.predict`)
+machine's CPU at five resolutions, checks repeatability (two back-to-back measurements of every
+model at the middle resolution), calibrates the roofline predictor (`hwbench.latency.predict`)
 and evaluates it leave-one-out, then writes
     measurements.jsonl            every record (hwbench.latency.measure.Measurement keys)
     measured_latency.csv          one row per record, plus roofline and leave-one-out prediction
@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 MODELS = ("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small", "deeplabv3plus_resnet18",
           "deeplabv3plus_resnet50", "deeplabv3plus_xception65")
-RESOLUTIONS = ((128, 256), (192, 384), (256, 512))
+RESOLUTIONS = ((96, 192), (128, 256), (160, 320), (192, 384), (256, 512))
+# One thread, process CPU time: equals the wall-clock latency on an idle machine and is not inflated
+# when other processes share the cores (wall-clock medians stay in the CSV). Two threads on two
+# shared cores made torch's medians swing by 2-10x here; CPU time repeats within a few percent.
+THREADS, CLOCK = 1, "cpu"
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -41,23 +45,24 @@ def _label(model: str) -> str:
 
 
 def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
-                     backends: Sequence[str] = BACKENDS, iters: int = 10, warmup_ms: float = 300.0,
-                     threads: int | None = None, repeat: bool = True,
+                     backends: Sequence[str] = BACKENDS, iters: int = 5, warmup_ms: float = 100.0,
+                     threads: int = THREADS, clock: str = CLOCK, repeat_at: tuple[int, int] | None = None,
                      on_step: Callable[[str], None] | None = None) -> tuple[list[Measurement], list[dict[str, Any]]]:
     """Measure every (backend, model, resolution); returns (records, repeatability rows).
 
-    Repeatability: the largest resolution is measured twice back to back; both records are kept.
-    onnxruntime runs one dynamic-shape ONNX export per model at every resolution.
+    Repeatability: `repeat_at` (default: the middle resolution) is measured twice back to back;
+    both records are kept. onnxruntime runs one dynamic-shape ONNX export per model (traced at the
+    smallest resolution, which keeps the export short) at every resolution.
     """
     import torch
 
     from hwbench.export import export_onnx
     from hwbench.models import create_model
 
-    threads = threads or torch.get_num_threads()
     records: list[Measurement] = []
     repeats: list[dict[str, Any]] = []
-    largest = max(resolutions, key=lambda hw: hw[0] * hw[1])
+    by_size = sorted(resolutions, key=lambda hw: hw[0] * hw[1])
+    repeat_at = repeat_at or by_size[len(by_size) // 2]
     with tempfile.TemporaryDirectory(prefix="hwbench-measured-") as tmp:
         for model in models:
             torch.manual_seed(0)
@@ -65,15 +70,15 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
             for backend in backends:
                 onnx = None
                 if backend == "onnxruntime":
-                    onnx = str(export_onnx(module, (1, 3, *largest), Path(tmp) / f"{model}.onnx", dynamic=True))
+                    onnx = str(export_onnx(module, (1, 3, *by_size[0]), Path(tmp) / f"{model}.onnx", dynamic=True))
                 cfg = MeasureConfig(backend=backend, iters=iters, warmup_ms=warmup_ms, threads=threads,
-                                    onnx_path=onnx)
+                                    onnx_path=onnx, clock=clock)
                 for hw in resolutions:
                     if on_step:
                         on_step(f"{_label(model)} {backend} {hw[0]}x{hw[1]}")
                     rec = measure(module, hw, cfg, model_name=model)
                     records.append(rec)
-                    if repeat and hw == largest:
+                    if tuple(hw) == tuple(repeat_at):
                         again = measure(module, hw, cfg, model_name=model)
                         records.append(again)
                         repeats.append({"model": model, "backend": backend, "input": rec.input,
@@ -130,8 +135,8 @@ def _fmt_ms(v: float | None) -> str:
 
 
 def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
-                     iters: int = 10, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
-                     warmup_ms: float = 300.0, threads: int | None = None,
+                     iters: int = 5, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
+                     warmup_ms: float = 100.0, threads: int = THREADS, clock: str = CLOCK,
                      on_step: Callable[[str], None] | None = None) -> tuple[str, list[Path]]:
     """Measure this machine, write measurements/CSV/plot into `out_dir`, return (markdown, files)."""
     import pandas as pd
@@ -142,13 +147,15 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     records, repeats = run_measurements(models=models, resolutions=resolutions, backends=backends, iters=iters,
-                                        warmup_ms=warmup_ms, threads=threads, on_step=on_step)
+                                        warmup_ms=warmup_ms, threads=threads, clock=clock, on_step=on_step)
     measure_s = time.perf_counter() - t0
     files = [write_jsonl(out / "measurements.jsonl", [r.to_dict() for r in records])]
 
     loo = leave_one_out(records)
     summary = loo_summary(loo)
+    per_backend = {b: loo_summary([r for r in loo if r["backend"] == b]) for b in backends}
     cals = calibrate(records)
     by_pair = {(r["backend"], r["model"], tuple(r["input"])): r for r in loo}
     csv_rows = []
@@ -156,8 +163,10 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
         p = by_pair.get((r.backend, r.model, tuple(r.input)), {})
         csv_rows.append({"model": r.model, "label": _label(r.model), "backend": r.backend, "device": r.device,
                          "precision": r.precision, "input": "x".join(map(str, r.input)), "iters": r.iters,
-                         "min_ms": r.min_ms, "median_ms": r.median_ms, "mean_ms": r.mean_ms, "p90_ms": r.p90_ms,
-                         "p99_ms": r.p99_ms, "std_ms": r.std_ms, "cv": r.cv, "roofline_ms": p.get("roofline_ms"),
+                         "clock": r.env.get("clock"), "min_ms": r.min_ms, "median_ms": r.median_ms,
+                         "mean_ms": r.mean_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "std_ms": r.std_ms,
+                         "cv": r.cv, "wall_median_ms": r.components.get("wall", {}).get("median_ms", r.median_ms),
+                         "roofline_ms": p.get("roofline_ms"),
                          "predicted_loo_ms": p.get("predicted_ms"), "pair_median_ms": p.get("measured_ms"),
                          "rel_err_loo": p.get("rel_err")})
     csv_path = out / "measured_latency.csv"
@@ -169,18 +178,22 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     env = records[0].env if records else {}
     png = _plot(big, out / "measured_latency.png",
                 f"{env.get('device_name', 'this machine')}, {largest[0]}x{largest[1]}, fp32, "
-                f"{env.get('torch_threads')} threads")
+                f"{threads} thread(s), {'CPU time' if clock == 'cpu' else 'wall clock'}")
     files.append(png)
 
     worst_rep = max((r["rel_diff"] for r in repeats), default=math.nan)
+    rep_hw = repeats[0]["input"][2:] if repeats else ["-", "-"]
+    timing = ("process CPU time of a single-threaded run (equal to the wall-clock latency on an idle "
+              "machine, and not inflated when other processes share the cores; wall-clock medians are in "
+              "the CSV)" if clock == "cpu" else "host clock around synchronous CPU work")
     lines = [
         "## Measured latency on this machine",
         "",
-        f"Device: **{env.get('device_name', '?')}** ({env.get('cpu_count')} logical CPUs), torch {env.get('torch')}, "
-        f"onnxruntime {next((r.env.get('onnxruntime') for r in records if r.backend == 'onnxruntime'), '-')}, "
-        f"{env.get('torch_threads')} threads, fp32, batch 1. Each figure: warm-up of {warmup_ms:g} ms, then "
-        f"{iters} timed single inferences (host clock around synchronous CPU work); median in ms. "
-        f"Measuring took {measure_s:.0f} s.",
+        f"Device: **{env.get('device_name', '?')}** ({env.get('cpu_count')} logical CPUs, load average "
+        f"{load:.1f} at the start), torch {env.get('torch')}, onnxruntime "
+        f"{next((r.env.get('onnxruntime') for r in records if r.backend == 'onnxruntime'), '-')}, "
+        f"{threads} thread(s), fp32, batch 1. Each figure: warm-up of {warmup_ms:g} ms (at least one run), then "
+        f"{iters} timed single inferences; {timing}; median (p90) in ms. Measuring took {measure_s:.0f} s.",
         "",
         "| model | backend | " + " | ".join(f"{h}x{w} median (p90) ms" for h, w in resolutions) + " |",
         "|---|---|" + "---:|" * len(resolutions),
@@ -197,33 +210,44 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
             lines.append(f"| {_label(m)} | {b} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"**Repeatability.** Every model was measured twice back to back at {largest[0]}x{largest[1]}: the medians "
+        f"**Repeatability.** Every model was measured twice back to back at {rep_hw[0]}x{rep_hw[1]}: the medians "
         f"differ by at most **{worst_rep:.1%}** (goal 5 %)"
         + (f"; mean {sum(r['rel_diff'] for r in repeats) / len(repeats):.1%}." if repeats else "."),
         "",
-        "**Predicted latency.** The per-layer roofline of the `host` profile (measured peak and bandwidth), "
-        "calibrated per backend: latency = overhead + per-layer cost x layers + sum over op classes "
-        "(dense conv, 1x1 conv, depthwise, linear, memory-bound) of inverse efficiency x roofline time, "
-        "fitted by non-negative least squares on relative error (`hwbench.latency.predict`). "
+        "**Predicted latency.** The per-layer roofline terms of the `host` profile (measured peak and "
+        "bandwidth), calibrated per backend: latency = overhead + per-layer cost x layers + per op class "
+        "(dense conv, 1x1 conv, depthwise, linear, memory-bound) inverse efficiencies x compute time and x "
+        "activation-traffic time + weight traffic + a cache-spill term (activation traffic of layers whose "
+        "working set exceeds T, T chosen by inner leave-one-out), fitted by non-negative least squares on "
+        "relative error (`hwbench.latency.predict`). "
         f"Leave-one-out over the {summary['pairs']} (model, resolution, backend) pairs: "
         f"**{summary['fraction_within']:.0%} within +-10 %** (mean |error| {summary['mean_abs_rel_err']:.1%}, "
-        f"worst {summary['max_abs_rel_err']:.1%}). nn-Meter reports 99 % within +-10 % on a mobile CPU with "
-        "per-kernel predictors trained on thousands of samples; this is a 7-coefficient model per backend.",
+        f"worst {summary['max_abs_rel_err']:.1%}); per backend: "
+        + ", ".join(f"{b} {s['fraction_within']:.0%}" for b, s in per_backend.items())
+        + ". nn-Meter reports 99 % within +-10 % on a mobile CPU with per-kernel predictors trained on "
+        "thousands of samples; this is a model with at most 14 coefficients per backend. The plain "
+        "roofline (no calibration) is off by the factor in the table.",
         "",
-        "| model | backend | input | measured ms | roofline ms | predicted (LOO) ms | error |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| model | backend | input | measured ms | roofline ms | measured / roofline | predicted (LOO) ms | error |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in loo:
         lines.append(f"| {_label(r['model'])} | {r['backend']} | {r['input'][2]}x{r['input'][3]} | "
-                     f"{_fmt_ms(r['measured_ms'])} | {_fmt_ms(r['roofline_ms'])} | {_fmt_ms(r['predicted_ms'])} | "
+                     f"{_fmt_ms(r['measured_ms'])} | {_fmt_ms(r['roofline_ms'])} | "
+                     f"{r['measured_ms'] / r['roofline_ms']:.2f} | {_fmt_ms(r['predicted_ms'])} | "
                      f"{r['rel_err']:+.1%} |")
-    lines += ["", "Fitted coefficients (all data; classes: inverse efficiency vs the roofline):", "",
-              "| backend | overhead ms | ms per layer | conv | 1x1 conv | depthwise | linear | memory | fit rms |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "Fitted coefficients on all data (compute / traffic columns: inverse efficiency against the "
+              "`host` roofline; zero = not needed by the fit):", "",
+              "| backend | overhead ms | conv | 1x1 conv | depthwise | act. conv | act. 1x1 | act. dw | act. memory "
+              "| weights | spill (T) | fit rms |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (_dev, backend, _prec), c in cals.items():
         k = c.coef
-        lines.append(f"| {backend} | {k['overhead']:.2f} | {k['layers']:.3f} | {k['conv']:.2f} | {k['pointwise']:.2f} | "
-                     f"{k['depthwise']:.2f} | {k['linear']:.2f} | {k['memory']:.2f} | {c.fit_rms_rel_err:.1%} |")
+        t = f"{k['spill']:.2f} ({c.spill_bytes / 2**20:.0f} MiB)" if c.spill_bytes else "-"
+        lines.append(f"| {backend} | {k['overhead']:.2f} | {k['compute_conv']:.2f} | {k['compute_pointwise']:.2f} | "
+                     f"{k['compute_depthwise']:.2f} | {k['act_conv']:.2f} | {k['act_pointwise']:.2f} | "
+                     f"{k['act_depthwise']:.2f} | {k['act_memory']:.2f} | {k['weights']:.2f} | {t} | "
+                     f"{c.fit_rms_rel_err:.1%} |")
     lines += ["", f"![roofline vs measured vs predicted]({png.name})", "",
               f"Files: `{files[0].name}` (records), `{csv_path.name}` (table with roofline and predictions), "
               f"`{png.name}`.", ""]

@@ -135,8 +135,8 @@ def layer_terms(model: str, input_shape: tuple[int, ...], *, device: str, precis
     """Per-layer roofline terms of a zoo model at `input_shape` (N, C, H, W) on `device`."""
     import torch
 
-    from hwbench.count import ops_from_macs
     from hwbench.count import count as count_ops
+    from hwbench.count import ops_from_macs
     from hwbench.latency.roofline import charged, layer_category
     from hwbench.models import create_model
     from hwbench.profiles import BYTES_PER_ELEMENT
