@@ -236,6 +236,13 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
                      f"{_fmt_ms(r['measured_ms'])} | {_fmt_ms(r['roofline_ms'])} | "
                      f"{r['measured_ms'] / r['roofline_ms']:.2f} | {_fmt_ms(r['predicted_ms'])} | "
                      f"{r['rel_err']:+.1%} |")
+    ratios = sorted(r["measured_ms"] / r["roofline_ms"] for r in loo if r["roofline_ms"] > 0)
+    if ratios and ratios[len(ratios) // 2] < 1.0:
+        lines += ["", f"Note: most measurements are *below* the roofline (median ratio {ratios[len(ratios) // 2]:.2f}), "
+                  "which a lower bound cannot be: the cached `host` profile underestimates this machine's "
+                  "peak or bandwidth (it was probably measured while the machine was busy). Re-measure it on a "
+                  "quiet machine with `hwbench profiles host --refresh`; the calibrated predictions do not "
+                  "depend on its scale."]
     lines += ["", "Fitted coefficients on all data (compute / traffic columns: inverse efficiency against the "
               "`host` roofline; zero = not needed by the fit):", "",
               "| backend | overhead ms | conv | 1x1 conv | depthwise | act. conv | act. 1x1 | act. dw | act. memory "

@@ -1,0 +1,75 @@
+"""Measured latency: harness overhead, repeatability, predictor accuracy (this machine, CPU).
+
+1. Harness overhead: the torch runner's timed `run_once` against a bare timed forward of the same
+   small model (1 thread). ratio = runner median / bare median; goal <= 1.05.
+2. Repeatability: two back-to-back `hwbench measure`-style measurements (onnxruntime, 1 thread,
+   process CPU time) of DeepLabv3+ ResNet-18 at 128x256. ratio = |median2 - median1| / median1;
+   goal <= 0.05.
+3. Predictor: leave-one-out over the five DeepLabv3+ models x three resolutions with
+   onnxruntime (1 thread, CPU time). ratio = fraction of pairs within +-10 %; goal >= 0.9.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def _overhead() -> dict:
+    import torch
+
+    from hwbench.latency.backends import RunSpec, get_runner_class
+    from hwbench.latency.measure import time_runner
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 32, 3, padding=1)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    cls = get_runner_class("torch")
+    with cls(RunSpec("bench", (1, 3, 64, 64), threads=1).with_module(net)) as r:
+        r.prepare()
+        ours, _ = time_runner(r, warmup_ms=200, iters=200)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        bare = []
+        with torch.inference_mode():
+            for _ in range(200):
+                t0 = time.perf_counter_ns()
+                net(x)
+                bare.append((time.perf_counter_ns() - t0) / 1e6)
+        torch.set_num_threads(prev)
+    ratio = statistics.median(ours) / statistics.median(bare)
+    return {"case": "runner overhead (torch, 64x64 conv net)", "ours_ms": statistics.median(ours),
+            "baseline_ms": statistics.median(bare), "ratio": ratio, "goal": "<= 1.05", "ok": ratio <= 1.05}
+
+
+def _repeatability() -> dict:
+    from hwbench.latency.measure import MeasureConfig, measure
+
+    cfg = MeasureConfig(backend="onnxruntime", threads=1, clock="cpu", iters=10, warmup_ms=200)
+    a = measure("deeplabv3plus_resnet18", (128, 256), cfg)
+    b = measure("deeplabv3plus_resnet18", (128, 256), cfg)
+    ratio = abs(b.median_ms - a.median_ms) / a.median_ms
+    return {"case": "repeatability (ORT, Res-18, 128x256, CPU time)", "ours_ms": b.median_ms,
+            "baseline_ms": a.median_ms, "ratio": ratio, "goal": "<= 0.05", "ok": ratio <= 0.05}
+
+
+def _predictor() -> dict:
+    from hwbench.latency.measured_report import run_measurements
+    from hwbench.latency.predict import leave_one_out, loo_summary
+
+    records, _ = run_measurements(resolutions=((96, 192), (128, 256), (160, 320)), backends=("onnxruntime",),
+                                  iters=3, warmup_ms=0, repeat_at=(0, 0))
+    s = loo_summary(leave_one_out(records))
+    return {"case": f"predictor LOO, ORT, {s['pairs']} pairs", "ours_ms": None, "baseline_ms": None,
+            "ratio": s["fraction_within"], "goal": ">= 0.9 within +-10 %", "ok": s["fraction_within"] >= 0.9,
+            "mean_abs_rel_err": s["mean_abs_rel_err"]}
+
+
+def main() -> list[dict]:
+    return [_overhead(), _repeatability(), _predictor()]
+
+
+if __name__ == "__main__":
+    for row in main():
+        print(row)

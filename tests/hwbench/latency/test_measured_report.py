@@ -1,0 +1,28 @@
+"""The report's measured section on a tiny configuration (two models, small inputs)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from hwbench.latency.measured_report import measured_section
+
+
+def test_measured_section_small(tmp_path):
+    steps = []
+    md, files = measured_section(tmp_path, models=("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small"),
+                                 resolutions=((32, 64), (48, 96), (64, 128)), iters=2, warmup_ms=0,
+                                 on_step=steps.append)
+    assert [f.name for f in files] == ["measurements.jsonl", "measured_latency.csv", "measured_latency.png"]
+    assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    recs = [json.loads(line) for line in files[0].read_text().splitlines()]
+    # 2 models x 2 backends x 3 sizes, plus the back-to-back repeat at the middle size
+    assert len(recs) == 2 * 2 * 3 + 2 * 2 and len(steps) == 12
+    assert {r["backend"] for r in recs} == {"torch", "onnxruntime"}
+    assert all(r["env"]["clock"] == "cpu" and r["env"]["torch_threads"] == 1 for r in recs)
+    assert all("wall" in r["components"] for r in recs)  # wall-clock samples kept next to CPU time
+    df = pd.read_csv(files[1])
+    assert len(df) == len(recs) and df["predicted_loo_ms"].notna().all() and df["roofline_ms"].gt(0).all()
+    assert "## Measured latency on this machine" in md and "Repeatability" in md and "within +-10 %" in md
+    assert "measured_latency.png" in md and "Res-20" in md and "MNV3" in md
