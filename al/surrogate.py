@@ -22,8 +22,8 @@ Experiment directory (every sub-run resumable, skipped when finished)::
 
     experiment.toml  experiment.json  deploy.json
     seed_<s>/al/<surrogate>/                      al.loop run directory (DONE when finished)
-    seed_<s>/train/<deployment>/<surrogate|random>.json
-    seed_<s>/chain/gen_<g>_<model>/               chain generation (state.json, model.pt, DONE)
+    seed_<s>/train/<deployment>/<surrogate>.json, random_<n>.json   (one cell each; reused)
+    seed_<s>/chain/gen_<g>_<model>/               inherited.json/.pt (trained on the inherited set), cycles.json
     records.jsonl  chain.jsonl  timing.json  report.md  report.html  *.csv  *.png  DONE (last)
 """
 

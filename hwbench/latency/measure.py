@@ -10,6 +10,13 @@ two middle values for an even count), percentiles by nearest rank without interp
 (index ceil(p/100 * n) - 1 of the sorted samples, which is trtexec's `n - 1 - floor((1 - p/100) n)`),
 std is the population standard deviation and CV = std / mean (trtexec prints it in %, we store
 the fraction). A CV above `HIGH_CV` (0.1) adds a warning to the record and the log.
+
+Clock (`MeasureConfig.clock`): "wall" (default) is the runner's own timing. "cpu" (CPU device,
+one thread only) makes the headline the process CPU time of each run: for one thread of
+synchronous work it equals the wall-clock latency on an idle machine, and it is not inflated when
+other processes share the cores (on this 2-core machine, shared with other jobs, torch's
+2-thread wall-clock medians swung by 2-10x while single-thread CPU time repeated within ~1-5 %).
+The wall-clock samples are then kept in `components["wall"]`.
 """
 
 from __future__ import annotations
