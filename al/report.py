@@ -54,6 +54,9 @@ SELF_MARK = "◆"  # diagonal: the model picked for itself
 # --------------------------------------------------------------------------- loading
 
 
+ENTROPY_SUBDIR = "entropy"
+
+
 @dataclass
 class ExperimentData:
     """Everything a report can show; absent parts are None / empty."""
@@ -80,12 +83,17 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         d.records = list(read_jsonl(root / "records.jsonl"))
     if (root / "chain.jsonl").is_file():
         d.chain = list(read_jsonl(root / "chain.jsonl"))
-    for name, attr in (("deploy.json", "deploy"), ("entropy.json", "entropy"), ("timing.json", "timing"),
-                       ("experiment.json", "experiment")):
+    for name, attr in (("deploy.json", "deploy"), ("timing.json", "timing"), ("experiment.json", "experiment")):
         if (root / name).is_file():
             setattr(d, attr, json.loads((root / name).read_text(encoding="utf-8")))
-    if (root / "entropy_scores.npz").is_file():
-        d.entropy_scores = load_entropy_scores(root / "entropy_scores.npz")
+    # An entropy analysis lives in the directory itself (`al entropy --out DIR`) or in its `entropy/`
+    # subdirectory, so one report can show a surrogate experiment together with its entropy histograms.
+    for entropy_dir in (root, root / ENTROPY_SUBDIR):
+        if (entropy_dir / "entropy.json").is_file():
+            d.entropy = json.loads((entropy_dir / "entropy.json").read_text(encoding="utf-8"))
+            if (entropy_dir / "entropy_scores.npz").is_file():
+                d.entropy_scores = load_entropy_scores(entropy_dir / "entropy_scores.npz")
+            break
     for cfg_name in ("experiment.toml", "config.toml"):
         if (root / cfg_name).is_file():
             d.config_text = (root / cfg_name).read_text(encoding="utf-8")

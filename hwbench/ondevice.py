@@ -179,17 +179,21 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: tuple[int, ...] | list[int],
+def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: tuple[int, ...] | list[int] | None,
                      settings: BuildSettings, trt_version: str, device_name: str = "") -> str:
-    """`<model>_<NxCxHxW>_<precision>_<gpu|dlaN>_trt<version>_<hash>`; the hash covers everything."""
-    payload = {"onnx": onnx_sha256, "shape": [int(d) for d in input_shape], "precision": settings.precision,
+    """`<model>_<NxCxHxW|static>_<precision>_<gpu|dlaN>_trt<version>_<hash>`; the hash covers everything.
+
+    `input_shape=None`: the ONNX input is static, so its shape is part of the hashed ONNX content.
+    """
+    dims = [int(d) for d in input_shape] if input_shape else None
+    payload = {"onnx": onnx_sha256, "shape": dims, "precision": settings.precision,
                "flags": list(settings.builder_flags), "dla_core": settings.dla_core,
                "workspace": settings.workspace_bytes, "trt": trt_version, "device": device_name,
                "calibration": settings.calibration.ident() if settings.calibration else None}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     engine = f"dla{settings.dla_core}" if settings.dla_core is not None else "gpu"
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-") or "model"
-    shape = "x".join(str(int(d)) for d in input_shape)
+    shape = "x".join(map(str, dims)) if dims else "static"
     return f"{stem}_{shape}_{settings.precision}_{engine}_trt{trt_version}_{digest}"
 
 
@@ -419,44 +423,29 @@ def build_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: Bu
 
 def get_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: BuildSettings, *,
                model: str, input_shape: tuple[int, ...] | None, cache_dir: str | os.PathLike | None = None,
-               rebuild: bool = False) -> tuple[bytes, Path, tuple[int, ...], bool]:
-    """Engine from the cache, else built and cached. Returns (bytes, path, input shape, built)."""
+               rebuild: bool = False) -> tuple[bytes, Path, tuple[int, ...] | None, bool]:
+    """Engine from the cache, else built and cached. Returns (bytes, path, input shape, built).
+
+    Without `input_shape` (a static ONNX input) the key says "static": the shape is fixed by the
+    ONNX content, which the key hashes; the shape is then None on a cache hit (read it from the engine).
+    """
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise BenchError(f"ONNX file {str(onnx_path)!r} not found")
-    shape_for_key = input_shape or _static_onnx_shape(onnx_path)
-    key = engine_cache_key(model=model, onnx_sha256=file_sha256(onnx_path), input_shape=shape_for_key or [0],
+    key = engine_cache_key(model=model, onnx_sha256=file_sha256(onnx_path), input_shape=input_shape,
                            settings=settings, trt_version=trt.__version__, device_name=gpu_name(cuda))
     path = engine_cache_path(key, cache_dir)
-    if path.is_file() and not rebuild and shape_for_key:
-        return path.read_bytes(), path, tuple(shape_for_key), False
+    if path.is_file() and not rebuild:
+        return path.read_bytes(), path, input_shape, False
     data, shape = build_engine(trt, cuda, onnx_path, settings, input_shape)
     _atomic_write_bytes(path, data)
     return data, path, shape, True
 
 
-def _static_onnx_shape(path: Path) -> tuple[int, ...] | None:
-    """Static input shape from the ONNX file when the `onnx` package is present (else None)."""
-    try:
-        import onnx
-    except ImportError:
-        return None
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        raise BenchError(f"{path} is not a valid ONNX model") from None
-    init = {i.name for i in m.graph.initializer}
-    inp = next((i for i in m.graph.input if i.name not in init), None)
-    if inp is None:
-        raise BenchError(f"{path} has no graph inputs")
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
-    return tuple(dims) if all(d > 0 for d in dims) else None
-
-
 class EngineRunner:
     """Runs a deserialized engine with page-locked host buffers and per-iteration CUDA events."""
 
-    def __init__(self, trt: Any, cuda: Any, engine_bytes: bytes, input_shape: tuple[int, ...], *,
+    def __init__(self, trt: Any, cuda: Any, engine_bytes: bytes, input_shape: tuple[int, ...] | None, *,
                  dla_core: int | None = None, seed: int = 0, engine_path: str = "") -> None:
         self.trt, self.cuda = trt, cuda
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -467,7 +456,7 @@ class EngineRunner:
         if self.engine is None:
             where = f" {engine_path}" if engine_path else ""
             raise BenchError(f"corrupt or incompatible TensorRT engine{where}; delete it or pass --rebuild")
-        self.input_shape = tuple(input_shape)
+        self.input_shape = tuple(input_shape) if input_shape else None  # None: static, read from the engine
         self.seed = seed
         self.context: Any = None
         self.stream: Any = None
@@ -491,18 +480,26 @@ class EngineRunner:
             io = [(n, engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT) for n in names]
             for n, is_in in io:
                 if is_in and any(d < 0 for d in engine.get_tensor_shape(n)):
+                    if self.input_shape is None:
+                        raise BenchError("the engine has a dynamic input; pass --shape NxCxHxW")
                     self.context.set_input_shape(n, self.input_shape)
             for n, is_in in io:
                 shape = tuple(self.context.get_tensor_shape(n))
+                if is_in and self.input_shape is None:
+                    self.input_shape = shape
                 host, dev = self._alloc(shape, trt.nptype(engine.get_tensor_dtype(n)), is_in, rng)
                 self.context.set_tensor_address(n, int(dev))
         else:  # TensorRT 8.0-8.4: bindings
             for i in range(engine.num_bindings):
                 is_in = engine.binding_is_input(i)
                 if is_in and any(d < 0 for d in engine.get_binding_shape(i)):
+                    if self.input_shape is None:
+                        raise BenchError("the engine has a dynamic input; pass --shape NxCxHxW")
                     self.context.set_binding_shape(i, self.input_shape)
             for i in range(engine.num_bindings):
                 shape = tuple(self.context.get_binding_shape(i))
+                if engine.binding_is_input(i) and self.input_shape is None:
+                    self.input_shape = shape
                 self._alloc(shape, trt.nptype(engine.get_binding_dtype(i)), engine.binding_is_input(i), rng)
 
     def _alloc(self, shape: tuple[int, ...], dtype: Any, is_input: bool, rng: Any) -> tuple[Any, Any]:
@@ -585,6 +582,7 @@ def bench(onnx: str, *, precision: str = "fp32", dla_core: int | None = None, gp
     try:
         runner.prepare()
         samples, warm = time_engine(runner, warmup_ms=warmup_ms, iters=iters)
+        in_shape = runner.input_shape or ()
     finally:
         runner.close()
     name = gpu_name(cuda)

@@ -129,29 +129,37 @@ def _device_rates(device: str, precision: str) -> tuple[float, float]:
     return 1.0, 100.0
 
 
+@functools.lru_cache(maxsize=256)
+def _classified_layers(model: str, input_shape: tuple[int, ...], num_classes: int) -> tuple[tuple[Any, str], ...]:
+    """(LayerCount, op class) for every row of the count table (cached: counting is the slow part)."""
+    import torch
+
+    from hwbench.count import count as count_ops
+    from hwbench.latency.roofline import layer_category
+    from hwbench.models import create_model
+
+    c = count_ops(model, tuple(input_shape), num_classes=num_classes, ops="all")
+    with torch.device("meta"):
+        modules = dict(create_model(model, num_classes=num_classes).named_modules())
+    return tuple((layer, _layer_class(layer.kind, layer_category(layer.kind), modules.get(layer.name)))
+                 for layer in c.layers)
+
+
 @functools.lru_cache(maxsize=512)
 def layer_terms(model: str, input_shape: tuple[int, ...], *, device: str, precision: str, backend: str,
                 num_classes: int = 19) -> Terms:
     """Per-layer roofline terms of a zoo model at `input_shape` (N, C, H, W) on `device`."""
-    import torch
-
-    from hwbench.count import count as count_ops
     from hwbench.count import ops_from_macs
-    from hwbench.latency.roofline import charged, layer_category
-    from hwbench.models import create_model
+    from hwbench.latency.roofline import charged
     from hwbench.profiles import BYTES_PER_ELEMENT
 
     tops, bw = _device_rates(device, precision)
     nbytes = BYTES_PER_ELEMENT.get(precision, 4)
-    c = count_ops(model, tuple(input_shape), num_classes=num_classes, ops="all")
-    with torch.device("meta"):
-        modules = dict(create_model(model, num_classes=num_classes).named_modules())
     fuse = FUSED_BACKENDS.get(backend, False)
     layers, per_class = [], defaultdict(float)
-    for layer in c.layers:
+    for layer, cls in _classified_layers(model, tuple(input_shape), num_classes):
         if not charged(layer, fuse=fuse):
             continue
-        cls = _layer_class(layer.kind, layer_category(layer.kind), modules.get(layer.name))
         act = (layer.input_elems + layer.output_elems) * nbytes
         t = LayerTerm(cls, ops_from_macs(layer.macs) / (tops * 1e12) * 1e3, act / (bw * 1e9) * 1e3,
                       layer.weight_elems * nbytes / (bw * 1e9) * 1e3, act / max(layer.calls, 1))

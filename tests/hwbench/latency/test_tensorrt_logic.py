@@ -90,6 +90,8 @@ def test_engine_cache_key_covers_what_changes_an_engine():
                 _key(trt_version="10.3.0"), _key(device_name="Xavier"), _key(model="other")]
     assert len({base, *variants}) == len(variants) + 1
     assert "_dla1_" in _key(settings=build_settings("fp16", dla_core=1))
+    static = _key(input_shape=None)  # static ONNX input: the shape is in the hashed ONNX content
+    assert "_static_fp16_" in static and static not in variants and static != base
 
 
 def test_engine_cache_path_honours_env(tmp_path, monkeypatch):
