@@ -10,6 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
     parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
                         help="device profiles (default: tx2 xavier_nx orin_nx)")
+    parser.add_argument("--measure", action="store_true",
+                        help="add a section measured on this machine: torch and onnxruntime on CPU, the five "
+                             "DeepLabv3+ models at small inputs, beside roofline and calibrated predictions "
+                             "(about a minute)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,8 +23,15 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.report import report
 
     shape = input_shape_from_hw(args.input)
-    paths = report(args.out, devices=args.device or PAPER_DEVICES, input_shape=shape)
+    sections = [_measured] if args.measure else None
+    paths = report(args.out, devices=args.device or PAPER_DEVICES, input_shape=shape, extra_sections=sections)
     stdout.print(f"wrote {paths[0]} and {len(paths) - 1} more files in {paths[0].parent}:")
     for p in paths[1:]:
         stdout.print(f"  {p.name}")
     return 0
+
+
+def _measured(ctx):  # ReportContext -> (markdown, files)
+    from hwbench.latency.measured_report import measured_section
+
+    return measured_section(ctx.out_dir)
