@@ -476,7 +476,7 @@ def resolve_preset(name: str | Path, *, prefix: str) -> Path:
 def entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool = False,
                      progress: Any = None) -> dict:
     """See `_entropy_analysis`; runs with `cfg.threads` torch threads."""
-    from al.surrogate import torch_threads
+    from al.loop import torch_threads
 
     with torch_threads(cfg.threads):
         return _entropy_analysis(cfg, out_dir, resume=resume, progress=progress)

@@ -56,7 +56,7 @@ from torch.utils.data import Dataset
 
 from al.config import RunConfig, load_config, to_toml, validate
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, write_jsonl
+from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
         state = _new_state(p)
         rd.write_state(state)
 
-    with _deterministic(p.device), _threads(p.config.threads), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
+    with deterministic(p.device), torch_threads(p.config.threads), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
         bar.advance(_steps_done(state))
         _Loop(p, rd, state, bar).run()
     state["done"] = True
@@ -572,13 +572,13 @@ class _Loop:
         stats = self._train(model, self.p.pool, self.labelled_indices(k), self.cfg.train,
                             device=self.p.device, seed=seed, aux=aux, show_progress=self.show)
         self.rd.save_checkpoint(k, model, aux)
-        c["train"] = _jsonable(stats or {})
+        c["train"] = to_jsonable(stats or {})
         c["train_s"] = round(time.perf_counter() - t0, 4)
 
     def step_eval(self, k: int, c: dict) -> None:
         t0 = time.perf_counter()
         model, _ = self.load_modules(k)
-        res = _jsonable(self._evaluate(model, self.p.val, self.p.val_indices, device=self.p.device,
+        res = to_jsonable(self._evaluate(model, self.p.val, self.p.val_indices, device=self.p.device,
                                        batch_size=self.cfg.al.batch_size, amp=self.cfg.train.amp,
                                        show_progress=self.show))
         n_lab = len(self.labelled_indices(k))
@@ -590,13 +590,8 @@ class _Loop:
             self.rd.prune_checkpoints(keep=k)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types (numpy / torch scalars and arrays become Python numbers and lists)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
 @contextlib.contextmanager
-def _deterministic(device: str) -> Iterator[None]:
+def deterministic(device: str) -> Iterator[None]:
     """Deterministic kernels on CPU (cheap there); restored afterwards."""
     if device != "cpu":
         yield
@@ -610,9 +605,10 @@ def _deterministic(device: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op CPU threads set to `n` for the run (small models on shared cores: 1 is fastest)."""
-    if n is None:
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to `n`, restored afterwards (None or 0: leave the setting alone;
+    small models on shared cores: 1 is fastest)."""
+    if not n or n <= 0:
         yield
         return
     prev = torch.get_num_threads()

@@ -49,7 +49,14 @@ import numpy as np
 from al.analysis import RANDOM, resolve_preset
 from al.config import ALConfig, DataConfig, TrainConfig
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from hwbench.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    to_jsonable,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +279,7 @@ class Backend:
         """A fresh `name` trained from scratch on pool `indices`."""
         import torch
 
+        from al.loop import deterministic
         from al.train import train
 
         model = self.new_model(name, init_seed=seed if init_seed is None else init_seed)
@@ -282,12 +290,13 @@ class Backend:
         return model.eval()
 
     def evaluate(self, model: Any) -> dict:
+        from al.loop import deterministic
         from al.train import evaluate
 
         with deterministic(self.device):
             res = evaluate(model, self.p.val, self.p.val_indices, device=self.device,
                            batch_size=self.p.config.al.batch_size)
-        return json.loads(json.dumps(res, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+        return to_jsonable(res)
 
     def load_model(self, name: str, path: str | os.PathLike) -> Any:
         import torch
@@ -347,22 +356,6 @@ def _evidence_scores(ev: Any, indices: np.ndarray, pool_size: int) -> np.ndarray
     if np.isnan(out).any():
         raise RuntimeError("evidence has no score for some requested images (bug)")
     return out
-
-
-@contextlib.contextmanager
-def deterministic(device: str) -> Iterator[None]:
-    """Deterministic kernels on CPU (as al.loop does), restored afterwards."""
-    import torch
-
-    if device != "cpu":
-        yield
-        return
-    prev, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=warn)
 
 
 def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | None = None) -> Any:
@@ -702,22 +695,6 @@ def _without_seeds(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, seeds=(0,), threads=0)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with `n` torch intra-op threads (0: leave the setting alone), restored afterwards."""
-    import torch
-
-    if n <= 0:
-        yield
-        return
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -882,6 +859,8 @@ def run_experiment(config: ExperimentConfig | str | os.PathLike, out_dir: str | 
         raise UserError(f"threads must be >= 0 (0: torch's default), got {config.threads}")
     p = prepare_experiment(config, chain=chain)
     exp = Experiment(p, out_dir, progress=progress)
+    from al.loop import torch_threads
+
     with torch_threads(config.threads):
         exp.open(resume=resume)
         records = exp.run_matrix() if not chain else _existing(exp.out / "records.jsonl")

@@ -47,6 +47,12 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy / torch scalars and arrays become Python numbers and lists, other
+    unknown objects their `str`."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
 def _default(obj: Any) -> Any:
     """JSON for numpy scalars/arrays, paths and tuples-as-lists."""
     if hasattr(obj, "tolist"):
