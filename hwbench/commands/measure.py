@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch: torch.compile the model")
     parser.add_argument("--onnx", default=None, help="onnxruntime/tensorrt: run this ONNX file instead of exporting")
     parser.add_argument("--dla-core", type=int, default=None, help="tensorrt: build for this DLA core")
+    parser.add_argument("--workspace-mb", type=int, default=None,
+                        help="tensorrt: builder workspace limit in MiB (default: the on-device script's)")
     parser.add_argument("--device-profile", default=None,
                         help="label the record with this device profile and check it supports --precision")
     parser.add_argument("--clock", default="wall",
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
                         warmup_ms=args.warmup_ms, iters=args.iters, threads=args.threads,
                         cuda_graphs=args.cuda_graphs, channels_last=args.channels_last, compile=args.compile,
                         onnx_path=args.onnx, device_profile=args.device_profile, dla_core=args.dla_core,
-                        num_classes=args.num_classes, clock=args.clock)
+                        num_classes=args.num_classes, clock=args.clock,
+                        workspace_mb=args.workspace_mb)
     hw = parse_hw(args.input)
     with progress() as bar:
         task = bar.add_task(f"{args.model} {args.backend}", total=args.iters)

@@ -269,6 +269,7 @@ class MeasureConfig:
     onnx_path: str | None = None
     device_profile: str | None = None
     dla_core: int | None = None
+    workspace_mb: int | None = None  # tensorrt builder workspace in MiB (None: default)
     num_classes: int | None = None  # None: the builder's default (19 for DeepLabv3+)
     clock: str = "wall"  # wall: host clock / device events; cpu: process CPU time (CPU, 1 thread)
 
@@ -339,7 +340,7 @@ def measure(model: str | nn.Module, input_hw: tuple[int, int], config: MeasureCo
     spec = RunSpec(model_name=name, input_shape=shape, precision=config.precision, device=config.device,
                    threads=config.threads, cuda_graphs=config.cuda_graphs,
                    channels_last=config.channels_last, compile=config.compile,
-                   onnx_path=config.onnx_path, dla_core=config.dla_core)
+                   onnx_path=config.onnx_path, dla_core=config.dla_core, workspace_mb=config.workspace_mb)
     cls.check(spec)  # unsupported device/precision/options -> UserError before any heavy work
     if cls.needs_module or (cls.needs_onnx and not config.onnx_path):
         spec = spec.with_module(_build_module(model, config.num_classes))

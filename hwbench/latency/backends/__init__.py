@@ -75,6 +75,7 @@ class RunSpec:
     compile: bool = False
     onnx_path: str | None = None
     dla_core: int | None = None
+    workspace_mb: int | None = None  # tensorrt builder workspace (None: the on-device default)
     module: Any = None  # torch.nn.Module in eval mode (torch backend; exported for ONNX backends)
     cache_dir: str | None = None
     seed: int = 0

@@ -63,6 +63,14 @@ def build_settings(precision: str, **kw: Any) -> BuildSettings:
         return _od.build_settings(precision, **kw)
 
 
+def _build_kw(spec: RunSpec) -> dict[str, Any]:
+    """Builder options of a run spec (the workspace only when the user set one)."""
+    kw: dict[str, Any] = {"dla_core": spec.dla_core}
+    if spec.workspace_mb is not None:
+        kw["workspace_mb"] = spec.workspace_mb
+    return kw
+
+
 class TrtRunner(Runner):
     name: ClassVar[str] = "tensorrt"
     requires: ClassVar[tuple[str, ...]] = ("tensorrt", "pycuda")
@@ -75,7 +83,7 @@ class TrtRunner(Runner):
     @classmethod
     def check(cls, spec: RunSpec) -> None:
         super().check(spec)
-        build_settings(spec.precision, dla_core=spec.dla_core)  # DLA + fp32 etc. -> UserError
+        build_settings(spec.precision, **_build_kw(spec))  # DLA + fp32 etc. -> UserError
 
     def __init__(self, spec: RunSpec) -> None:
         super().__init__(spec)
@@ -89,7 +97,7 @@ class TrtRunner(Runner):
         spec = self.spec
         onnx = self.onnx_file()
         check_shape_matches(onnx, spec.input_shape)
-        self._settings = build_settings(spec.precision, dla_core=spec.dla_core)
+        self._settings = build_settings(spec.precision, **_build_kw(spec))
         with user_errors():
             trt, cuda = _od.import_trt()
             data, path, shape, built = _od.get_engine(trt, cuda, onnx, self._settings, model=spec.model_name,

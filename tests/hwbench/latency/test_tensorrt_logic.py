@@ -137,3 +137,15 @@ def test_tensorrt_runner_end_to_end(tmp_path):  # pragma: no cover - runs only o
     rec = measure(net, (32, 32), MeasureConfig(backend="tensorrt", device="cuda", precision="fp16", iters=20,
                                                warmup_ms=50), model_name="tiny")
     assert rec.median_ms > 0 and "latency" in rec.components and rec.env["tensorrt"]
+
+
+def test_workspace_flag_reaches_the_build_settings():
+    from hwbench.latency.backends.tensorrt import _build_kw
+
+    spec = RunSpec(model_name="m", input_shape=(1, 3, 8, 8), precision="fp16", device="cuda", workspace_mb=512)
+    assert build_settings(spec.precision, **_build_kw(spec)).workspace_bytes == 512 << 20
+    default = RunSpec(model_name="m", input_shape=(1, 3, 8, 8), precision="fp16", device="cuda")
+    assert build_settings(default.precision, **_build_kw(default)).workspace_bytes == 1024 << 20
+    zero = RunSpec(model_name="m", input_shape=(1, 3, 8, 8), precision="fp16", device="cuda", workspace_mb=0)
+    with pytest.raises(UserError, match="workspace"):
+        build_settings(zero.precision, **_build_kw(zero))
