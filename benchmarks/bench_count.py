@@ -33,12 +33,14 @@ def main() -> list[dict]:
         meta, meta_s = _timed(lambda n=name: count(n, INPUT), repeats=3)
         ref, ref_s = _timed(lambda n=name: count(n, INPUT, counter="fvcore"))
         assert meta.macs == ref.macs, f"{name}: meta {meta.macs} != fvcore {ref.macs} conv+linear MACs"
-        rows.append({"case": name, "gmacs": meta.gmacs, "meta_s": meta_s, "fvcore_s": ref_s,
-                     "ratio": ref_s / meta_s, "goal": GOAL, "ok": ref_s / meta_s >= GOAL, "macs_equal": True})
-    meta_total = sum(r["meta_s"] for r in rows)
-    ref_total = sum(r["fvcore_s"] for r in rows)
-    rows.append({"case": "total (5 models)", "gmacs": sum(r["gmacs"] for r in rows), "meta_s": meta_total,
-                 "fvcore_s": ref_total, "ratio": ref_total / meta_total, "goal": GOAL,
+        # per-model rows are informational; the goal applies to the whole set (the last row)
+        rows.append({"name": f"count {name} (meta vs fvcore)", "gmacs": meta.gmacs, "ours_s": meta_s,
+                     "baseline_s": ref_s, "ratio": ref_s / meta_s, "goal": None, "ok": None, "macs_equal": True})
+    meta_total = sum(r["ours_s"] for r in rows)
+    ref_total = sum(r["baseline_s"] for r in rows)
+    rows.append({"name": "count all 5 DeepLabv3+ at 1024x2048 (meta vs fvcore)",
+                 "gmacs": sum(r["gmacs"] for r in rows), "ours_s": meta_total, "baseline_s": ref_total,
+                 "ratio": ref_total / meta_total, "goal": f">= {GOAL:g} (speedup)",
                  "ok": ref_total / meta_total >= GOAL, "macs_equal": True})
     return rows
 

@@ -39,8 +39,8 @@ def _overhead() -> dict:
                 bare.append((time.perf_counter_ns() - t0) / 1e6)
         torch.set_num_threads(prev)
     ratio = statistics.median(ours) / statistics.median(bare)
-    return {"case": "runner overhead (torch, 64x64 conv net)", "ours_ms": statistics.median(ours),
-            "baseline_ms": statistics.median(bare), "ratio": ratio, "goal": "<= 1.05", "ok": ratio <= 1.05}
+    return {"name": "runner overhead (torch, 64x64 conv net)", "ours_s": statistics.median(ours) / 1e3,
+            "baseline_s": statistics.median(bare) / 1e3, "ratio": ratio, "goal": "<= 1.05", "ok": ratio <= 1.05}
 
 
 def _repeatability() -> dict:
@@ -50,8 +50,8 @@ def _repeatability() -> dict:
     a = measure("deeplabv3plus_resnet18", (128, 256), cfg)
     b = measure("deeplabv3plus_resnet18", (128, 256), cfg)
     ratio = abs(b.median_ms - a.median_ms) / a.median_ms
-    return {"case": "repeatability (ORT, Res-18, 128x256, CPU time)", "ours_ms": b.median_ms,
-            "baseline_ms": a.median_ms, "ratio": ratio, "goal": "<= 0.05", "ok": ratio <= 0.05}
+    return {"name": "repeatability (ORT, Res-18, 128x256, CPU time)", "ours_s": b.median_ms / 1e3,
+            "baseline_s": a.median_ms / 1e3, "ratio": ratio, "goal": "<= 0.05", "ok": ratio <= 0.05}
 
 
 def _predictor() -> dict:
@@ -61,7 +61,7 @@ def _predictor() -> dict:
     records, _ = run_measurements(resolutions=((96, 192), (128, 256), (160, 320)), backends=("onnxruntime",),
                                   iters=3, warmup_ms=0, repeat_at=(0, 0))
     s = loo_summary(leave_one_out(records))
-    return {"case": f"predictor LOO, ORT, {s['pairs']} pairs", "ours_ms": None, "baseline_ms": None,
+    return {"name": f"predictor LOO, ORT, {s['pairs']} pairs", "ours_s": None, "baseline_s": None,
             "ratio": s["fraction_within"], "goal": ">= 0.9 within +-10 %", "ok": s["fraction_within"] >= 0.9,
             "mean_abs_rel_err": s["mean_abs_rel_err"]}
 

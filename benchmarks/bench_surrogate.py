@@ -34,5 +34,5 @@ def main() -> list[dict]:
         torch.set_num_threads(prev)
     ratio = fresh_s / resumed_s
     same = first["records"] == again["records"]
-    return [{"case": "al surrogate smoke: fresh vs resumed", "ours_s": resumed_s, "baseline_s": fresh_s,
+    return [{"name": "al surrogate smoke: fresh vs resumed", "ours_s": resumed_s, "baseline_s": fresh_s,
              "ratio": ratio, "goal": ">= 5 (resume speedup), identical records", "ok": ratio >= 5.0 and same}]

@@ -12,12 +12,15 @@ and returns the markdown of the section with the list of files written.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,46 @@ RESOLUTIONS = ((96, 192), (128, 256), (160, 320), (192, 384), (256, 512))
 # shared cores made torch's medians swing by 2-10x here; CPU time repeats within a few percent.
 THREADS, CLOCK = 1, "cpu"
 BACKENDS = ("torch", "onnxruntime")
+# glibc malloc while measuring. By default glibc serves large blocks with mmap and trims the heap top, with
+# thresholds that move with the process's allocation history; eager torch allocates every feature map
+# afresh, so a run then page-faults its new pages (here: 0 to 18,700 minor faults and 0 to 26 ms of
+# kernel time per Res-18 run at 256x512, counted in the CPU time) and the same model at the same size
+# measured 8.4 or 12.7 ms, 21.5 or 31 ms depending on what ran before it. "steady" turns mmap and heap
+# trimming off for the measurement (the steady state of a caching allocator such as the jemalloc /
+# tcmalloc the PyTorch CPU tuning guide recommends): no page faults after the warm-up, timings that
+# depend on the model and the input only. "default": glibc as configured.
+MALLOC_MODES = ("steady", "default")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc <malloc.h>
+_GLIBC_DEFAULTS = {_M_MMAP_MAX: 65536, _M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024}
+
+
+@contextlib.contextmanager
+def steady_malloc(mode: str = "steady") -> Iterator[str]:
+    """Within the block, glibc malloc neither mmaps nor trims (mode "steady"); yields what was applied.
+
+    On exit the glibc start-up values are set back (mmap threshold 128 KiB, trim 128 KiB, 65536 maps;
+    glibc's dynamic threshold adjustment stays off). Without glibc (or mode "default") nothing changes.
+    """
+    from hwbench.errors import unknown
+
+    if mode not in MALLOC_MODES:
+        raise unknown("malloc mode", mode, MALLOC_MODES)
+    libc = None
+    if mode == "steady":
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
+        except (OSError, AttributeError):
+            ok = False
+        if not ok:
+            log.warning("malloc mode 'steady' needs glibc's mallopt; measuring with the default allocator")
+            libc = None
+    try:
+        yield "glibc, mmap and trim off" if libc is not None else "default"
+    finally:
+        if libc is not None:
+            for param, value in _GLIBC_DEFAULTS.items():
+                libc.mallopt(param, value)
 
 
 def _label(model: str) -> str:
@@ -47,8 +90,11 @@ def _label(model: str) -> str:
 def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
                      backends: Sequence[str] = BACKENDS, iters: int = 5, warmup_ms: float = 100.0,
                      threads: int = THREADS, clock: str = CLOCK, repeat_at: tuple[int, int] | None = None,
+                     malloc: str = "steady",
                      on_step: Callable[[str], None] | None = None) -> tuple[list[Measurement], list[dict[str, Any]]]:
     """Measure every (backend, model, resolution); returns (records, repeatability rows).
+
+    `malloc`: see `MALLOC_MODES` / `steady_malloc`; what was applied is stored in each record's env["malloc"].
 
     Repeatability: `repeat_at` (default: the middle resolution) is measured twice back to back;
     both records are kept. onnxruntime runs one dynamic-shape ONNX export per model (traced at the
@@ -63,7 +109,7 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
     repeats: list[dict[str, Any]] = []
     by_size = sorted(resolutions, key=lambda hw: hw[0] * hw[1])
     repeat_at = repeat_at or by_size[len(by_size) // 2]
-    with tempfile.TemporaryDirectory(prefix="hwbench-measured-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hwbench-measured-") as tmp, steady_malloc(malloc) as applied:
         for model in models:
             torch.manual_seed(0)
             module = create_model(model).eval()
@@ -77,9 +123,11 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
                     if on_step:
                         on_step(f"{_label(model)} {backend} {hw[0]}x{hw[1]}")
                     rec = measure(module, hw, cfg, model_name=model)
+                    rec.env["malloc"] = applied
                     records.append(rec)
                     if tuple(hw) == tuple(repeat_at):
                         again = measure(module, hw, cfg, model_name=model)
+                        again.env["malloc"] = applied
                         records.append(again)
                         repeats.append({"model": model, "backend": backend, "input": rec.input,
                                         "median_1_ms": rec.median_ms, "median_2_ms": again.median_ms,
@@ -136,7 +184,7 @@ def _fmt_ms(v: float | None) -> str:
 
 def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
                      iters: int = 5, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
-                     warmup_ms: float = 100.0, threads: int = THREADS, clock: str = CLOCK,
+                     warmup_ms: float = 100.0, threads: int = THREADS, clock: str = CLOCK, malloc: str = "steady",
                      on_step: Callable[[str], None] | None = None) -> tuple[str, list[Path]]:
     """Measure this machine, write measurements/CSV/plot into `out_dir`, return (markdown, files)."""
     import pandas as pd
@@ -149,7 +197,8 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     records, repeats = run_measurements(models=models, resolutions=resolutions, backends=backends, iters=iters,
-                                        warmup_ms=warmup_ms, threads=threads, clock=clock, on_step=on_step)
+                                        warmup_ms=warmup_ms, threads=threads, clock=clock, malloc=malloc,
+                                        on_step=on_step)
     measure_s = time.perf_counter() - t0
     files = [write_jsonl(out / "measurements.jsonl", [r.to_dict() for r in records])]
 
