@@ -1,8 +1,10 @@
 """`hwbench predict --measurements FILE.jsonl`: the roofline calibrated on measurements.
 
-Without --model: leave-one-out table (each (model, resolution) held out, fitted on the rest of its
-device/backend/precision group, predicted) and the fraction within +-10 %. With --model and
---input: the prediction for that pair (fitted on all records), next to the measurement if any.
+Without --model: leave-one-out tables and the fraction within +-10 % for each --protocol:
+"pair" holds out each (model, resolution) and fits on the rest of its device/backend/precision group
+(the model's other resolutions are training data); "model" holds out every resolution of one model
+(the figure for an unseen model). With --model and --input: the prediction for that pair (fitted on
+all records), next to the measurement if any.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="only this device group")
     parser.add_argument("--backend", default=None, help="only this backend group")
     parser.add_argument("--precision", default=None, help="only this precision group")
+    parser.add_argument("--protocol", choices=("pair", "model", "both"), default="both",
+                        help="leave-one-out protocol: pair = leave-one-(model, resolution)-out, "
+                             "model = leave-one-model-out (default: both)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
 
 
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit
     from hwbench.errors import UserError
     from hwbench.latency.measure import parse_hw, read_measurements
-    from hwbench.latency.predict import leave_one_out, loo_summary, predict
+    from hwbench.latency.predict import PROTOCOLS, leave_one_out, loo_summary, predict
 
     records = read_measurements(args.measurements)
     records = [r for r in records if (not args.device or r.device == args.device)
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                and (not args.precision or r.precision == args.precision)]
     if not records:
         raise UserError(f"no records in {args.measurements} match --device/--backend/--precision")
-    cols = ("model", "backend", "device", "precision", "input", "measured_ms", "predicted_ms", "roofline_ms",
+    cols = ("protocol", "model", "backend", "device", "precision", "input", "measured_ms", "predicted_ms", "roofline_ms",
             "rel_err", "train_points")
     fmt = {"rel_err": "+.1%", "measured_ms": ".3f", "predicted_ms": ".3f", "roofline_ms": ".3f"}
     if args.model:
@@ -46,12 +51,17 @@ def run(args: argparse.Namespace) -> int:
                        precision=args.precision)
         emit(rows, as_json=args.json, title=f"predicted latency of {args.model} (ms)", columns=cols, formats=fmt)
         return 0
-    rows = leave_one_out(records)
-    summary = loo_summary(rows)
-    emit(rows, as_json=args.json, title="leave-one-out: each (model, input) predicted from the others (ms)",
+    protocols = tuple(PROTOCOLS) if args.protocol == "both" else (args.protocol,)
+    rows = [row for prot in protocols for row in leave_one_out(records, prot)]
+    emit(rows, as_json=args.json, title="leave-one-out: held-out pairs predicted from the others (ms)",
          columns=cols, formats=fmt)
     if not args.json:
-        print(f"{summary['fraction_within']:.0%} of {summary['pairs']} pairs within +-{summary['within']:.0%} "
-              f"(mean |error| {summary['mean_abs_rel_err']:.1%}, worst {summary['max_abs_rel_err']:.1%})",
-              file=sys.stderr)
+        for prot in protocols:
+            sel = [r for r in rows if r["protocol"] == prot]
+            per = ", ".join(f"{b} {loo_summary([r for r in sel if r['backend'] == b])['fraction_within']:.0%}"
+                            for b in dict.fromkeys(r["backend"] for r in sel))
+            s = loo_summary(sel)
+            print(f"{prot}: {PROTOCOLS[prot]}\n  {s['fraction_within']:.0%} of {s['pairs']} pairs within "
+                  f"+-{s['within']:.0%} ({per}; mean |error| {s['mean_abs_rel_err']:.1%}, worst "
+                  f"{s['max_abs_rel_err']:.1%})", file=sys.stderr)
     return 0

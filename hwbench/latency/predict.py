@@ -6,28 +6,45 @@ bandwidth at the measured precision (`profiles/`; the measured `host` profile he
 charged layer l has a compute time c_l = 2 MACs_l / P, an activation-traffic time
 a_l = (in_l + out_l) bytes / B and a weight-traffic time w_l = weight bytes / B (ms); its plain
 roofline time is max(c_l, a_l + w_l). Layers fall into op classes (`OP_CLASSES`):
-    conv       dense k x k convolution (k > 1)
+    conv       dense k x k convolution (k > 1, no dilation)
+    dilated    dense k x k convolution with dilation > 1 (DeepLab's ASPP: 6 / 12 / 18)
     pointwise  1 x 1 convolution (groups = 1)
     depthwise  grouped / depthwise convolution
     linear     fully connected
     memory     everything else the roofline charges (norm, activation, add, pooling, resize)
 Norm/activation/add rows are charged for CPU backends (eager torch runs them; onnxruntime's
-fusions are absorbed by the fit) and left out for TensorRT, which fuses them.
+fusions are absorbed by the fit) and left out for TensorRT, which fuses them. Dilated convs also
+get a valid-tap compute term: c_l times the fraction of kernel taps that land inside the input
+(`valid_fraction`; input sizes from a forward pass on the meta device). oneDNN's direct kernels skip
+taps in the padding, and on the 6x12..16x32 ASPP maps most taps of dilation 12 / 18 are padding
+(measured here: 576->256 3x3 at 12x24, dilation 12: 1.3 ms against 3.5 ms undilated), while for
+other shapes oneDNN falls back to im2col + GEMM at the full MAC count (16x32, dilation 12: 6.3 ms).
 
-Model. latency = c0 + lambda * n_layers + sum_k alpha_k C_k + sum_k beta_k A_k + gamma W + sigma S_T
+Model. latency = [c0 + lambda * n_layers + sum_k alpha_k C_k + sum_k beta_k A_k + gamma W + sigma S_T]
+                 * exp(s * r_model)
 with C_k = sum of c_l over class k, A_k = sum of a_l over class k, W = sum of w_l and the cache-spill
-term S_T = sum of a_l over layers whose activation working set exceeds T bytes (on this CPU torch
-slows down superlinearly once feature maps leave the cache). Coefficients are non-negative
-(c0: fixed overhead in ms, lambda: ms per layer, alpha/beta/gamma/sigma: inverse efficiencies),
-fitted by non-negative least squares (scipy.optimize.nnls) on relative errors (rows divided by
-the measured latency: every pair counts equally), separately per (device, backend, precision).
-T is chosen from `SPILL_CANDIDATES` (or no spill term) by leave-one-out inside the training data.
-Several records of one (model, input) pair are merged (median of their latencies).
+term S_T = sum of a_l over layers whose activation working set exceeds T bytes. Coefficients are
+non-negative (c0: fixed overhead in ms, lambda: ms per layer, alpha/beta/gamma/sigma: inverse
+efficiencies), fitted by non-negative least squares (scipy.optimize.nnls) on relative errors (rows
+divided by the measured latency: every pair counts equally), separately per (device, backend,
+precision). Two feature sets (`FEATURE_SETS`): "roofline" (one compute and one traffic efficiency,
+6 coefficients) and "classes" (per op class, dilated convs charged by valid taps, 15). The per-model
+correction r_model is the mean log(measured / fitted) over that model's *training* points (0 for a
+model without any) and s in `SHRINK_CANDIDATES` its weight.
 
-Evaluation. `leave_one_out` holds out each (model, resolution) pair, fits (T selection included)
-on the rest of its group and predicts it; `loo_summary` gives the fraction within +-10 %, the
-metric of nn-Meter (which reports 99 % within +-10 % on a mobile CPU with per-kernel predictors
-trained on thousands of samples); ours has at most 14 coefficients per device/backend/precision.
+Hyper-parameters (`Hyper`: feature set, T from `SPILL_CANDIDATES` or no spill term, s) are chosen
+by inner cross-validation on the training points only (`select_hyper`, smallest mean |relative
+error|, ties to the simpler choice), with the folds of the evaluation protocol. Several records of
+one (model, input) pair are merged (median of their latencies).
+
+Evaluation (`PROTOCOLS`). `leave_one_out(records, "pair")` holds out each (model, resolution) pair
+and fits (hyper-parameters included) on the rest of its group: the held-out model's other
+resolutions are training data, which is what the per-model correction uses. `leave_one_out(records,
+"model")` holds out every resolution of one model at once and selects hyper-parameters by
+leave-one-model-out inside the training models: the honest figure for an unseen model (here
+trained on 4 models only). `loo_summary` gives the fraction within +-10 %, the metric of nn-Meter
+(which reports 99 % within +-10 % on a mobile CPU with per-kernel predictors trained on thousands of
+samples); ours has at most 15 coefficients per device/backend/precision.
 """
 
 from __future__ import annotations
@@ -42,19 +59,25 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hwbench.errors import UserError
+from hwbench.errors import UserError, unknown
 from hwbench.latency.measure import Measurement
 
 log = logging.getLogger(__name__)
 
-OP_CLASSES = ("conv", "pointwise", "depthwise", "linear", "memory")
+OP_CLASSES = ("conv", "dilated", "pointwise", "depthwise", "linear", "memory")
 COMPUTE_CLASSES = OP_CLASSES[:-1]
 FEATURES = ("overhead", "layers", *(f"compute_{k}" for k in COMPUTE_CLASSES),
-            *(f"act_{k}" for k in OP_CLASSES), "weights", "spill")  # design-matrix columns
+            *(f"act_{k}" for k in OP_CLASSES), "weights", "spill", "compute_dilated_valid")  # design-matrix columns
 FUSED_BACKENDS = {"tensorrt": True}  # roofline fuse= per backend (default False: charge norm/act/add)
 SPILL_CANDIDATES = (2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20)  # T in bytes (None = no spill term)
+SHRINK_CANDIDATES = (0.0, 0.5, 1.0)  # weight of the per-model correction (pair protocol)
 MIN_POINTS_FOR_SPILL = 6
+MIN_FOLDS_FOR_CV = 3
 WITHIN = 0.10
+PROTOCOLS = {
+    "pair": "leave-one-(model, resolution)-out: the held-out model's other resolutions are in the training set",
+    "model": "leave-one-model-out: no resolution of the held-out model is in the training set (an unseen model)",
+}
 
 
 # ------------------------------------------------------------------------------ feature terms
@@ -64,6 +87,7 @@ class LayerTerm(NamedTuple):
     act_ms: float
     weight_ms: float
     act_bytes: float  # activation working set of one call (bytes)
+    valid_frac: float = 1.0  # fraction of kernel taps inside the input (convs; 1 for the rest)
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,8 @@ class Terms:
         for t in self.layers:
             if t.cls != "memory":
                 f[f"compute_{t.cls}"] += t.compute_ms
+            if t.cls == "dilated":
+                f["compute_dilated_valid"] += t.compute_ms * t.valid_frac
             f[f"act_{t.cls}"] += t.act_ms
             f["weights"] += t.weight_ms
             if spill_bytes is not None and t.act_bytes > spill_bytes:
@@ -94,11 +120,33 @@ class Terms:
         return np.array([f[k] for k in FEATURES])
 
 
-def conv_class(groups: int, kernel_elems: int) -> str:
-    """Op class of a convolution from its groups and kernel size (kh * kw)."""
+def conv_class(groups: int, kernel_elems: int, dilation: int = 1) -> str:
+    """Op class of a convolution from its groups, kernel size (kh * kw) and largest dilation."""
     if groups > 1:
         return "depthwise"
-    return "pointwise" if kernel_elems == 1 else "conv"
+    if kernel_elems == 1:
+        return "pointwise"
+    return "dilated" if dilation > 1 else "conv"
+
+
+def _pairs(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def valid_fraction(in_hw: tuple[int, int], kernel: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> float:
+    """Mean fraction of a conv's kernel taps that land inside the input (the rest read padding).
+
+    oneDNN's direct convolutions skip taps in the padding, which matters for DeepLab's ASPP: dilation
+    6/12/18 on a 6x12..16x32 feature map leaves most taps outside. Separable per axis.
+    """
+    frac = 1.0
+    for n, k, s, p, d in zip(in_hw, _pairs(kernel), _pairs(stride), _pairs(padding), _pairs(dilation), strict=True):
+        n_out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        if n_out <= 0:
+            return 0.0
+        pos = np.arange(n_out)[:, None] * s - p + np.arange(k)[None, :] * d  # (out, k) input index of each tap
+        frac *= float(np.mean((pos >= 0) & (pos < n)))
+    return frac
 
 
 def _layer_class(kind: str, category: str, module: Any) -> str:
@@ -108,7 +156,7 @@ def _layer_class(kind: str, category: str, module: Any) -> str:
         return "linear"
     groups = int(getattr(module, "groups", 1) or 1)
     k = getattr(module, "kernel_size", (3, 3))
-    return conv_class(groups, int(np.prod(k)))
+    return conv_class(groups, int(np.prod(k)), max(_pairs(getattr(module, "dilation", 1))))
 
 
 def _device_rates(device: str, precision: str) -> tuple[float, float]:
@@ -130,8 +178,9 @@ def _device_rates(device: str, precision: str) -> tuple[float, float]:
 
 
 @functools.lru_cache(maxsize=256)
-def _classified_layers(model: str, input_shape: tuple[int, ...], num_classes: int) -> tuple[tuple[Any, str], ...]:
-    """(LayerCount, op class) for every row of the count table (cached: counting is the slow part)."""
+def _classified_layers(model: str, input_shape: tuple[int, ...],
+                       num_classes: int) -> tuple[tuple[Any, str, float], ...]:
+    """(LayerCount, op class, valid-tap fraction) for every row of the count table (cached: counting is slow)."""
     import torch
 
     from hwbench.count import count as count_ops
@@ -139,10 +188,31 @@ def _classified_layers(model: str, input_shape: tuple[int, ...], num_classes: in
     from hwbench.models import create_model
 
     c = count_ops(model, tuple(input_shape), num_classes=num_classes, ops="all")
+    in_hw: dict[str, tuple[int, int]] = {}  # conv name -> input (H, W), from a forward on the meta device
+
+    def record(name: str) -> Any:
+        def hook(_mod: Any, args: tuple[Any, ...]) -> None:
+            in_hw.setdefault(name, tuple(args[0].shape[-2:]))
+        return hook
+
     with torch.device("meta"):
-        modules = dict(create_model(model, num_classes=num_classes).named_modules())
-    return tuple((layer, _layer_class(layer.kind, layer_category(layer.kind), modules.get(layer.name)))
-                 for layer in c.layers)
+        net = create_model(model, num_classes=num_classes).eval()
+        modules = dict(net.named_modules())
+        hooks = [m.register_forward_pre_hook(record(n)) for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)]
+        try:
+            with torch.no_grad():
+                net(torch.empty(tuple(input_shape)))
+        finally:
+            for h in hooks:
+                h.remove()
+    out = []
+    for layer in c.layers:
+        mod = modules.get(layer.name)
+        frac = 1.0
+        if layer.name in in_hw and isinstance(mod, torch.nn.Conv2d) and isinstance(mod.padding, tuple):
+            frac = valid_fraction(in_hw[layer.name], mod.kernel_size, mod.stride, mod.padding, mod.dilation)
+        out.append((layer, _layer_class(layer.kind, layer_category(layer.kind), mod), frac))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=512)
@@ -157,12 +227,12 @@ def layer_terms(model: str, input_shape: tuple[int, ...], *, device: str, precis
     nbytes = BYTES_PER_ELEMENT.get(precision, 4)
     fuse = FUSED_BACKENDS.get(backend, False)
     layers, per_class = [], defaultdict(float)
-    for layer, cls in _classified_layers(model, tuple(input_shape), num_classes):
+    for layer, cls, frac in _classified_layers(model, tuple(input_shape), num_classes):
         if not charged(layer, fuse=fuse):
             continue
         act = (layer.input_elems + layer.output_elems) * nbytes
         t = LayerTerm(cls, ops_from_macs(layer.macs) / (tops * 1e12) * 1e3, act / (bw * 1e9) * 1e3,
-                      layer.weight_elems * nbytes / (bw * 1e9) * 1e3, act / max(layer.calls, 1))
+                      layer.weight_elems * nbytes / (bw * 1e9) * 1e3, act / max(layer.calls, 1), frac)
         layers.append(t)
         per_class[cls] += max(t.compute_ms, t.act_ms + t.weight_ms)
     return Terms(model=model, input=tuple(int(d) for d in input_shape), roofline_ms=sum(per_class.values()),
@@ -186,28 +256,105 @@ def fit_nnls(X: np.ndarray, y: np.ndarray, *, relative: bool = True) -> np.ndarr
     return coef / scale
 
 
-def loo_errors(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Relative leave-one-out errors of `fit_nnls` on (X, y)."""
-    errs = np.empty(len(y))
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        errs[i] = (X[i] @ fit_nnls(X[keep], y[keep]) - y[i]) / y[i]
-    return errs
+def _merge(*groups: tuple[str, tuple[str, ...]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return groups
 
 
-def select_spill(terms: Sequence[Terms], y: np.ndarray,
-                 candidates: Sequence[float | None] = (None, *SPILL_CANDIDATES)) -> float | None:
-    """Spill threshold T with the smallest mean |leave-one-out error| on (terms, y); None = no term."""
-    if len(y) < MIN_POINTS_FOR_SPILL:
-        return None
-    best, best_err = None, math.inf
-    for t in candidates:
-        X = np.stack([tt.row(t) for tt in terms])
-        if t is not None and not X[:, FEATURES.index("spill")].any():
+_COMPUTE = tuple(f"compute_{k}" for k in COMPUTE_CLASSES)
+_ACT = tuple(f"act_{k}" for k in OP_CLASSES)
+# Feature sets: fitted column -> the `FEATURES` columns it sums. Chosen per fit by inner cross-validation.
+FEATURE_SETS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    # overhead + one inverse efficiency for compute, one for activation traffic (6 coefficients)
+    "roofline": _merge(("overhead", ("overhead",)), ("layers", ("layers",)), ("compute", _COMPUTE), ("act", _ACT),
+                       ("weights", ("weights",)), ("spill", ("spill",))),
+    # per op class; dilated convs apart, charged for the kernel taps inside the input only (15 coefficients)
+    "classes": _merge(("overhead", ("overhead",)), ("layers", ("layers",)),
+                      *((f"compute_{k}", (f"compute_{k}",)) for k in ("conv", "pointwise", "depthwise", "linear")),
+                      ("compute_dilated_valid", ("compute_dilated_valid",)),
+                      *((f"act_{k}", (f"act_{k}",)) for k in OP_CLASSES),
+                      ("weights", ("weights",)), ("spill", ("spill",))),
+}
+
+
+def design(rows: np.ndarray, feature_set: str) -> np.ndarray:
+    """Columns of `feature_set` from full `FEATURES` rows (n, len(FEATURES)) -> (n, len(set))."""
+    idx = {k: i for i, k in enumerate(FEATURES)}
+    rows = np.atleast_2d(rows)
+    return np.stack([rows[:, [idx[c] for c in src]].sum(axis=1) for _, src in FEATURE_SETS[feature_set]], axis=1)
+
+
+def _log_ratios(models: np.ndarray, y: np.ndarray, fitted: np.ndarray) -> dict[str, float]:
+    """Per model: mean log(measured / fitted) over its points (the per-model correction before shrinkage)."""
+    return {str(m): float(np.mean(np.log(y[models == m] / fitted[models == m]))) for m in dict.fromkeys(models)}
+
+
+def _folds(models: np.ndarray, protocol: str) -> list[np.ndarray]:
+    """Held-out index sets: one point each ("pair") or all points of one model ("model")."""
+    if protocol not in PROTOCOLS:
+        raise unknown("leave-one-out protocol", protocol, PROTOCOLS)
+    if protocol == "pair":
+        return [np.array([i]) for i in range(len(models))]
+    return [np.flatnonzero(models == m) for m in dict.fromkeys(models)]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyper-parameters chosen by inner cross-validation on the training points only."""
+
+    feature_set: str = "roofline"
+    spill_bytes: float | None = None
+    shrink: float = 0.0  # weight of the per-model correction
+
+
+def cv_errors(rows: Mapping[float | None, np.ndarray], y: np.ndarray, models: np.ndarray, protocol: str,
+              feature_sets: Sequence[str] | None = None,
+              shrinks: Sequence[float] = SHRINK_CANDIDATES) -> dict[Hyper, np.ndarray]:
+    """Relative cross-validated errors of every hyper-parameter combination.
+
+    `rows[T]` are the full `FEATURES` rows with spill threshold T; folds follow `protocol`. For each fold
+    the coefficients and the per-model log-ratios come from the other folds only.
+    """
+    out: dict[Hyper, np.ndarray] = {}
+    folds = _folds(models, protocol)
+    for fs in FEATURE_SETS if feature_sets is None else feature_sets:
+        for t, full in rows.items():
+            X = design(full, fs)
+            errs = np.empty((len(shrinks), len(y)))
+            for fold in folds:
+                keep = np.setdiff1d(np.arange(len(y)), fold)
+                coef = fit_nnls(X[keep], y[keep])
+                lr = _log_ratios(models[keep], y[keep], X[keep] @ coef)
+                base = X[fold] @ coef
+                shift = np.array([lr.get(str(m), 0.0) for m in models[fold]])
+                for j, s in enumerate(shrinks):
+                    errs[j, fold] = (base * np.exp(s * shift) - y[fold]) / y[fold]
+            for j, s in enumerate(shrinks):
+                out[Hyper(fs, t, float(s))] = errs[j]
+    return out
+
+
+def select_hyper(terms: Sequence[Terms], y: np.ndarray, models: Sequence[str], protocol: str = "pair") -> Hyper:
+    """(feature set, spill threshold, correction weight) with the smallest mean |inner CV error|.
+
+    Inner folds follow `protocol` on the given (training) points; ties go to the simpler choice (earlier
+    feature set, no spill term, no correction). Too few points or models: the defaults of `Hyper`.
+    """
+    models = np.asarray(models)
+    n_folds = len(_folds(models, protocol))
+    if len(y) < MIN_POINTS_FOR_SPILL or n_folds < MIN_FOLDS_FOR_CV:
+        return Hyper()
+    rows: dict[float | None, np.ndarray] = {}
+    for t in (None, *SPILL_CANDIDATES):
+        full = np.stack([tt.row(t) for tt in terms])
+        if t is not None and not full[:, FEATURES.index("spill")].any():
             continue  # no layer above T: same as no spill term
-        err = float(np.mean(np.abs(loo_errors(X, y))))
+        rows[t] = full
+    shrinks = SHRINK_CANDIDATES if protocol == "pair" else (0.0,)  # "model": the held-out model has no points
+    best, best_err = Hyper(), math.inf
+    for h, e in cv_errors(rows, y, models, protocol, shrinks=shrinks).items():
+        err = float(np.mean(np.abs(e)))
         if err < best_err - 1e-12:
-            best, best_err = t, err
+            best, best_err = h, err
     return best
 
 
@@ -218,14 +365,27 @@ class Calibration:
     device: str
     backend: str
     precision: str
-    coef: dict[str, float]  # FEATURES -> coefficient (overhead ms, ms per layer, inverse efficiencies)
+    coef: dict[str, float]  # feature-set column -> coefficient (overhead ms, ms per layer, inverse efficiencies)
     spill_bytes: float | None  # cache-spill threshold T (None: no spill term)
     n_points: int
     fit_rms_rel_err: float
     pairs: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    feature_set: str = "roofline"
+    shrink: float = 0.0  # weight of the per-model correction
+    model_log_ratio: dict[str, float] = field(default_factory=dict)  # per model: mean log(measured / fitted)
+    cv: str = "pair"  # protocol of the inner cross-validation that chose the hyper-parameters
+
+    def correction(self, model: str) -> float:
+        """Multiplicative per-model correction: exp(shrink * mean log-ratio); 1 for a model without points."""
+        return math.exp(self.shrink * self.model_log_ratio.get(model, 0.0))
+
+    def predict_base(self, terms: Terms) -> float:
+        """The calibrated roofline alone (no per-model correction)."""
+        X = design(terms.row(self.spill_bytes), self.feature_set)[0]
+        return float(X @ np.array([self.coef[name] for name, _ in FEATURE_SETS[self.feature_set]]))
 
     def predict(self, terms: Terms) -> float:
-        return float(terms.row(self.spill_bytes) @ np.array([self.coef[k] for k in FEATURES]))
+        return self.predict_base(terms) * self.correction(terms.model)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -253,20 +413,29 @@ def _terms(group: GroupKey, pair: Pair) -> Terms:
     return layer_terms(pair[0], pair[1], device=device, precision=precision, backend=backend)
 
 
-def fit_group(group: GroupKey, points: Mapping[Pair, float]) -> Calibration:
-    """Fit one group's coefficients (and spill threshold) on its (model, input) -> latency points."""
+def fit_group(group: GroupKey, points: Mapping[Pair, float], *, cv: str = "pair") -> Calibration:
+    """Fit one group's coefficients on its (model, input) -> latency points.
+
+    The hyper-parameters (`Hyper`) are chosen by inner cross-validation over `points` with folds of
+    protocol `cv`, so a caller that held a point out never lets it influence anything here.
+    """
     if not points:
         raise UserError(f"no measurements for {'/'.join(group)}")
     pairs = list(points)
     terms = [_terms(group, p) for p in pairs]
     y = np.array([points[p] for p in pairs])
-    spill = select_spill(terms, y)
-    X = np.stack([t.row(spill) for t in terms])
+    models = np.array([p[0] for p in pairs])
+    hyper = select_hyper(terms, y, models, cv)
+    X = design(np.stack([t.row(hyper.spill_bytes) for t in terms]), hyper.feature_set)
     coef = fit_nnls(X, y)
-    rel = (X @ coef - y) / y
+    fitted = X @ coef
+    lr = _log_ratios(models, y, fitted)
+    rel = (fitted * np.exp([hyper.shrink * lr[str(m)] for m in models]) - y) / y
+    names = [name for name, _ in FEATURE_SETS[hyper.feature_set]]
     return Calibration(device=group[0], backend=group[1], precision=group[2],
-                       coef=dict(zip(FEATURES, map(float, coef), strict=True)), spill_bytes=spill,
-                       n_points=len(pairs), fit_rms_rel_err=float(np.sqrt(np.mean(rel ** 2))), pairs=pairs)
+                       coef=dict(zip(names, map(float, coef), strict=True)), spill_bytes=hyper.spill_bytes,
+                       n_points=len(pairs), fit_rms_rel_err=float(np.sqrt(np.mean(rel ** 2))), pairs=pairs,
+                       feature_set=hyper.feature_set, shrink=hyper.shrink, model_log_ratio=lr, cv=cv)
 
 
 def calibrate(records: Iterable[Measurement]) -> dict[GroupKey, Calibration]:
@@ -274,18 +443,31 @@ def calibrate(records: Iterable[Measurement]) -> dict[GroupKey, Calibration]:
     return {g: fit_group(g, pts) for g, pts in _points(records).items()}
 
 
-def leave_one_out(records: Iterable[Measurement]) -> list[dict[str, Any]]:
-    """Hold out each (model, input) pair, fit on the rest of its group, predict it."""
+def leave_one_out(records: Iterable[Measurement], protocol: str = "pair") -> list[dict[str, Any]]:
+    """Hold out each fold of `protocol` (see `PROTOCOLS`), fit on the rest of its group, predict it.
+
+    "pair": each (model, input) pair in turn; "model": all inputs of one model at once. The inner
+    hyper-parameter search uses the same protocol on the training points only.
+    """
+    if protocol not in PROTOCOLS:
+        raise unknown("leave-one-out protocol", protocol, PROTOCOLS)
     rows = []
     for group, pts in _points(records).items():
-        for pair, measured in pts.items():
-            rest = {p: v for p, v in pts.items() if p != pair}
-            terms = _terms(group, pair)
-            pred = fit_group(group, rest).predict(terms) if rest else math.nan
-            rows.append({"device": group[0], "backend": group[1], "precision": group[2], "model": pair[0],
-                         "input": list(pair[1]), "measured_ms": measured, "predicted_ms": pred,
-                         "roofline_ms": terms.roofline_ms, "rel_err": (pred - measured) / measured,
-                         "train_points": len(rest)})
+        pairs = list(pts)
+        for fold in _folds(np.array([p[0] for p in pairs]), protocol):
+            held = {pairs[i] for i in fold}
+            rest = {p: v for p, v in pts.items() if p not in held}
+            cal = fit_group(group, rest, cv=protocol) if rest else None
+            for pair in (pairs[i] for i in fold):
+                measured = pts[pair]
+                terms = _terms(group, pair)
+                pred = cal.predict(terms) if cal else math.nan
+                rows.append({"device": group[0], "backend": group[1], "precision": group[2], "model": pair[0],
+                             "input": list(pair[1]), "measured_ms": measured, "predicted_ms": pred,
+                             "roofline_ms": terms.roofline_ms, "rel_err": (pred - measured) / measured,
+                             "train_points": len(rest), "protocol": protocol,
+                             "feature_set": cal.feature_set if cal else None,
+                             "correction": cal.correction(pair[0]) if cal else math.nan})
     return rows
 
 
@@ -316,7 +498,8 @@ def predict(records: Iterable[Measurement], model: str, input_shape: Sequence[in
         out.append({"device": group[0], "backend": group[1], "precision": group[2], "model": model,
                     "input": list(shape), "predicted_ms": pred, "measured_ms": measured,
                     "roofline_ms": terms.roofline_ms,
-                    "rel_err": (pred - measured) / measured if measured else None, "train_points": cal.n_points})
+                    "rel_err": (pred - measured) / measured if measured else None, "train_points": cal.n_points,
+                    "protocol": "all data", "feature_set": cal.feature_set, "correction": cal.correction(model)})
     if not out:
         raise UserError("no calibration group matches --device/--backend/--precision; "
                         f"available: {', '.join('/'.join(g) for g in pts) or 'none'}")
