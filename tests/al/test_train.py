@@ -306,14 +306,13 @@ def test_evaluate_top1() -> None:
     assert res["top1"] == pytest.approx(500 / 7) and res["n"] == 7
 
 
-def test_zoo_model_trains_if_available(streets) -> None:
-    registry = pytest.importorskip("hwbench.models", reason="model zoo not built yet")
-    if not hasattr(registry, "create_model"):
-        pytest.skip("hwbench.models.create_model not available yet")
+def test_zoo_model_trains_with_llal(streets) -> None:
+    from al.strategies import LossPredictionModule
+    from hwbench.models import create_model
+
     torch.manual_seed(0)
-    model = registry.create_model("deeplabv3plus_resnet20", num_classes=streets.num_classes, output_stride=16)
-    aux_mod = pytest.importorskip("al.strategies.learning_loss", reason="LLAL module not built yet")
-    aux = aux_mod.LossPredictionModule(model.task, model.feature_taps, model.feature_channels)
+    model = create_model("deeplabv3plus_resnet20", num_classes=streets.num_classes, output_stride=16)
+    aux = LossPredictionModule(model.task, model.feature_taps, model.feature_channels)
     r = train(model, streets, np.arange(2), TrainConfig(epochs=1, batch_size=2), seed=0, aux=aux)
     assert r["iterations"] == 1 and math.isfinite(r["loss"]) and math.isfinite(r["aux_loss_per_epoch"][0])
     assert "miou" in evaluate(model, streets, np.arange(2), batch_size=2)

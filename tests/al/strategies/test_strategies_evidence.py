@@ -104,7 +104,6 @@ def test_predicted_loss_comes_from_aux_on_the_same_features():
 
 
 def test_true_loss_is_mean_pixel_ce_over_valid_pixels():
-    pytest.importorskip("al.train")
     model, ds = StubSeg(), StubPool()
     ev = collect(model, ds, POOL, {"true_loss"}, device="cpu", batch_size=3, show_progress=False)
     assert not any(rf for rf, _, _ in model.calls)

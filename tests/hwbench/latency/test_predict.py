@@ -42,7 +42,19 @@ MODEL_FACTOR = {"m0": 1.0}  # per-model multiplicative effect (test_per_model_co
 
 
 def true_latency(t: P.Terms) -> float:
-    return float(P.design(t.row(TRUE_SPILL), TRUE_SET)[0] @ COEF) * MODEL_FACTOR.get(t.model, 1.0)
+    """The per-class latency model written out layer by layer (independent of Terms.row / design):
+    overhead + per-layer cost + compute / efficiency per class (dilated: only the taps inside the input)
+    + activation and weight traffic + the spill penalty for activations larger than TRUE_SPILL."""
+    ms = TRUE["overhead"] + TRUE["layers"] * len(t.layers)
+    for layer in t.layers:
+        if layer.cls == "dilated":
+            ms += TRUE["compute_dilated_valid"] * layer.compute_ms * layer.valid_frac
+        elif layer.cls != "memory":
+            ms += TRUE[f"compute_{layer.cls}"] * layer.compute_ms
+        ms += TRUE[f"act_{layer.cls}"] * layer.act_ms + TRUE["weights"] * layer.weight_ms
+        if layer.act_bytes > TRUE_SPILL:
+            ms += TRUE["spill"] * layer.act_ms
+    return ms * MODEL_FACTOR.get(t.model, 1.0)
 
 
 def test_fit_nnls_recovers_coefficients():

@@ -43,16 +43,27 @@ def test_resnet20_cifar_params() -> None:
     assert _params("resnet20", num_classes=10) == 272_474
 
 
-@pytest.mark.parametrize("name, gmacs", [
-    ("deeplabv3plus_mobilenetv3_small", 61.06),
-    ("deeplabv3plus_resnet18", 180.58),
-    ("deeplabv3plus_resnet50", 404.05),
-    ("deeplabv3plus_xception65", 512.83),
-    ("deeplabv3plus_resnet20", 32.06),
+# Oracle: the paper's Table 2 "GOPs" (rounded to 0.1, so a correct count lies within 0.05), with Res-18
+# corrected by hand for the paper's 256-channel low-level input: (256 - 64) x 48 MACs per stride-4 pixel.
+@pytest.mark.parametrize("name, paper_gops, correction", [
+    ("deeplabv3plus_mobilenetv3_small", 61.1, 0.0),
+    ("deeplabv3plus_resnet18", 181.8, -(256 - 64) * 48 * (256 * 512) / 1e9),
+    ("deeplabv3plus_resnet50", 404.1, 0.0),
+    ("deeplabv3plus_xception65", 512.8, 0.0),
 ])
-def test_table2_gmacs(name: str, gmacs: float) -> None:
+def test_table2_gmacs(name: str, paper_gops: float, correction: float) -> None:
     macs, _ = _macs(name, num_classes=19, output_stride=16)
-    assert macs / 1e9 == pytest.approx(gmacs, rel=1e-3)
+    assert abs(macs / 1e9 - (paper_gops + correction)) <= 0.05
+
+
+def test_resnet20_deeplab_backbone_by_hand() -> None:
+    """CIFAR ResNet-20 widths with ImageNet strides (3x3 stem /2, stages /4 /8 /16), at 1024x2048.
+    The paper's 60.3 GOPs cannot be recovered (DESIGN §6); the head is checked in test_head_macs_by_hand."""
+    p2, p4, p8, p16 = 512 * 1024, 256 * 512, 128 * 256, 64 * 128
+    backbone = (9 * 3 * 16 * p2 + (6 * 9 * 16 * 16 + 16 * 16) * p4 + (9 * 16 * 32 + 5 * 9 * 32 * 32 + 16 * 32) * p8
+                + (9 * 32 * 64 + 5 * 9 * 64 * 64 + 32 * 64) * p16)
+    macs, _ = _macs("deeplabv3plus_resnet20", num_classes=19, output_stride=16)
+    assert macs == backbone + _head_macs(16, 64, 16)
 
 
 def _head_macs(c_low: int, c_high: int, os_: int, h: int = 1024, w: int = 2048, k: int = 19) -> int:
