@@ -444,6 +444,8 @@ class EntropyConfig:
                 raise ValueError(f"{key} must be in (0, 1), got {v}")
         if self.bins < 2:
             raise ValueError(f"bins must be >= 2, got {self.bins}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 

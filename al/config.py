@@ -173,6 +173,8 @@ def validate(cfg: RunConfig, *, names: bool = True) -> RunConfig:
             raise UserError(f"al.{key} must be in (0, 1], got {v!r}")
     if a.cycles < 0:
         raise UserError(f"al.cycles must be >= 0, got {a.cycles}")
+    if cfg.seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {cfg.seed}")
     if a.initial_fraction + a.cycles * a.cycle_fraction > 1.0 + 1e-9:
         raise UserError(f"budget {a.initial_fraction:g} + {a.cycles} x {a.cycle_fraction:g} of the pool "
                         f"exceeds the whole pool; lower al.cycles or the fractions")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -51,6 +52,13 @@ def make_main(prog: str, description: str,
         except UserError as e:
             msg = str(e).splitlines()[0] if str(e) else "bad input"
             print(f"error: {msg}", file=sys.stderr)
+            return 2
+        except OSError as e:  # a path given on the command line cannot be used (a file where a directory is needed, ...)
+            where = f"{e.filename}: " if e.filename else ""
+            why = e.strerror or str(e)
+            if isinstance(e, (FileExistsError, NotADirectoryError)) and not os.path.isdir(e.filename or ""):
+                why = "exists and is not a directory" if os.path.exists(e.filename or "") else "not a directory"
+            print(f"error: {where}{why}; check the path", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -40,11 +41,12 @@ def emit(records: Sequence[dict], *, as_json: bool, title: str | None = None,
         return
     columns = list(columns or (records[0].keys() if records else []))
     formats = formats or {}
-    table = Table(title=title, show_lines=False)
+    # data, not markup: a title or cell like "[cpu]" must print as written
+    table = Table(title=escape(title) if title else title, show_lines=False)
     for c in columns:
-        table.add_column(c, justify="right" if _numeric(records, c) else "left")
+        table.add_column(escape(str(c)), justify="right" if _numeric(records, c) else "left")
     for r in records:
-        table.add_row(*(_fmt(r.get(c), formats.get(c)) for c in columns))
+        table.add_row(*(escape(_fmt(r.get(c), formats.get(c))) for c in columns))
     stdout.print(table)
 
 

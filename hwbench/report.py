@@ -154,23 +154,29 @@ def _verdicts(counts: dict[str, CountResult], profiles: list[DeviceProfile],
     return out
 
 
+def _at_paper_input(shape: Sequence[int]) -> bool:
+    """The published figures (PAPER_GOPS, PAPER_LATENCY_MS) are for this input only."""
+    return tuple(shape) == tuple(DEFAULT_INPUT)
+
+
 def _tables(counts, profiles, est, verdicts, shape):
     import pandas as pd
 
+    paper_gops = PAPER_GOPS if _at_paper_input(shape) else {}
     t2 = []
     for dev in profiles:
         for m, c in counts.items():
-            pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m)
+            pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m) if _at_paper_input(shape) else None
             ours = est[(dev.name, m, "paper")].latency_ms if dev.paper_tops is not None else None
             t2.append({"device": dev.name, "paper_tops": dev.paper_tops, "model": m, "label": model_label(m),
-                       "gmacs": c.gmacs, "paper_gops": PAPER_GOPS.get(m), "latency_ms": ours,
+                       "gmacs": c.gmacs, "paper_gops": paper_gops.get(m), "latency_ms": ours,
                        "paper_latency_ms": pub,
                        "diff_pct": pct_diff(ours, pub) if ours is not None and pub else None})
     lat = [{**e.record(), "column": key[2]} for key, e in est.items()]
     for r in lat:
         r.pop("figure", None)
     cnt = [{"model": m, "label": model_label(m), "input": "x".join(map(str, c.input)), "gmacs": c.gmacs,
-            "paper_gops": PAPER_GOPS.get(m), "backbone_gmacs": c.backbone_macs / 1e9, "head_gmacs": c.head_macs / 1e9,
+            "paper_gops": paper_gops.get(m), "backbone_gmacs": c.backbone_macs / 1e9, "head_gmacs": c.head_macs / 1e9,
             "head_share": c.head_macs / c.macs if c.macs else 0.0, "params": c.params,
             "peak_activation_elems": c.peak_activation_elems} for m, c in counts.items()]
     layers = [{"model": m, **asdict(layer)} for m, c in counts.items() for layer in c.layers]
@@ -293,20 +299,26 @@ def _markdown(counts, profiles, est, verdicts, budgets, shape) -> str:
 
     # Table 2
     md.append("## Table 2, reproduced (paper mode)\n")
-    md.append(f"Paper mode is the paper's own arithmetic: latency (ms) = GMACs / TOPS. Each cell: ours / "
-              f"published ({PAPER_TABLE2_SOURCE}) / difference. Published values are rounded to 0.1 ms, so "
-              "sub-2 ms cells differ by up to a few percent from rounding alone.\n")
+    published = _at_paper_input(shape)
+    paper_gops = PAPER_GOPS if published else {}
+    if published:
+        md.append(f"Paper mode is the paper's own arithmetic: latency (ms) = GMACs / TOPS. Each cell: ours / "
+                  f"published ({PAPER_TABLE2_SOURCE}) / difference. Published values are rounded to 0.1 ms, so "
+                  "sub-2 ms cells differ by up to a few percent from rounding alone.\n")
+    else:
+        md.append("Paper mode is the paper's own arithmetic: latency (ms) = GMACs / TOPS. The published figures "
+                  f"({PAPER_TABLE2_SOURCE}) are for 1x3x1024x2048, so at {shape_s} only ours are shown.\n")
     header = ["device (TOPS)"] + labels
-    rows = [["GMACs: ours / paper GOPs"] + [
+    rows = [["GMACs: ours / paper GOPs" if published else "GMACs"] + [
         f"{counts[m].gmacs:.2f} / {PAPER_GOPS[m]} ({pct_diff(counts[m].gmacs, PAPER_GOPS[m]):+.1f}%)"
-        if m in PAPER_GOPS else f"{counts[m].gmacs:.2f}" for m in models]]
+        if m in paper_gops else f"{counts[m].gmacs:.2f}" for m in models]]
     for dev in profiles:
         if dev.paper_tops is None:
             continue
         row = [f"{dev.name} ({dev.paper_tops:g})"]
         for m in models:
             ours = est[(dev.name, m, "paper")].latency_ms
-            pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m)
+            pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m) if published else None
             row.append(f"{ours:.2f} / {pub} ({pct_diff(ours, pub):+.1f}%)" if pub else f"{ours:.2f}")
         rows.append(row)
     md.append(_md_table(header, rows))
@@ -375,8 +387,9 @@ def _plain_words(counts: dict[str, CountResult], shape: tuple[int, int, int, int
     # Res-18 with the low-level projection fed 256 channels instead of layer1's 64:
     # the decoder's 1x1 conv to 48 channels runs at stride 4 on (H/4 x W/4) pixels.
     extra = 48 * (256 - 64) * (h // 4) * (w // 4) * shape[0]
-    r18 = counts.get("deeplabv3plus_resnet18")
-    r20 = counts.get("deeplabv3plus_resnet20")
+    # the paper's 181.8 / 60.3 GMACs are for 1x3x1024x2048: compare only there
+    r18 = counts.get("deeplabv3plus_resnet18") if _at_paper_input(shape) else None
+    r20 = counts.get("deeplabv3plus_resnet20") if _at_paper_input(shape) else None
     lines = ["## In plain words\n",
              "**MACs vs OPs.** One multiply-accumulate (MAC) is two operations (a multiply and an add). "
              "We store MACs; OPs = 2 x MACs. The paper calls its conv + linear GMACs \"GOPs\" and divides them "

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chain:
         records = [{**r, "deployment": model_label(r["deployment"]), "surrogate": model_label(r["surrogate"])}
                    for r in records]
-        emit(records, as_json=False, title="generation chain",
+        emit(records, as_json=False, title="generation chain (value in %)",
              columns=["generation", "deployment", "surrogate", "seed", "labelled", "metric", "value"],
              formats={"value": ".2f"})
     else:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 text = "–" if cell is None else fmt_cell(cell.mean, cell.std)
                 row[model_label(c) if c != RANDOM else RANDOM] = text + (" *" if best.get(r) == c else "")
             rows.append(row)
-        emit(rows, as_json=False, title=f"{m.metric}: deployment (rows) x surrogate (columns), "
+        emit(rows, as_json=False, title=f"{m.metric} (%): deployment (rows) x surrogate (columns), "
                                         "mean ± std over seeds, * best surrogate")
         br = beats_random(m)
         stderr.print(f"surrogate/deployment pairs beating random (diagonal excluded): {br.wins} of {br.pairs}")

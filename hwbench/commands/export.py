@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
+    if not args.atol > 0:
+        raise UserError(f"--atol must be a positive number, got {args.atol}")
     res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
                            dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
                            exporter=args.exporter)
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
          columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider"),
          formats={"max_abs_err": ".3g", "max_rel_err": ".3g"})
     if not res.passed:
-        print(f"error: max abs error {res.max_abs_err:.3g} > {res.atol:g}; {args.out} not written", file=sys.stderr)
+        print(f"error: ONNX output differs from PyTorch (max abs {res.max_abs_err:.3g}, allowed {res.atol:g}; "
+              f"max rel {res.max_rel_err:.3g}, allowed {res.rtol:g}); {args.out} not written", file=sys.stderr)
         return 1
     return 0

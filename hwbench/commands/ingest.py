@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
         raise unknown("ingest kind", args.kind, KINDS)
     shape = None
     if args.input:
-        if not re.fullmatch(r"\d+(x\d+){3}", args.input):
-            raise UserError(f"bad --input {args.input!r}; expected NxCxHxW, e.g. 1x3x512x1024")
-        shape = [int(v) for v in args.input.split("x")]
+        shape = [int(v) for v in args.input.split("x")] if re.fullmatch(r"\d+(x\d+){3}", args.input) else []
+        if not shape or 0 in shape:
+            raise UserError(f"bad --input {args.input!r}; expected positive NxCxHxW, e.g. 1x3x512x1024")
     records = ingest(args.path, model=args.model, device=args.device, precision=args.precision, input_shape=shape)
     if args.out:
         append_records(Path(args.out) / "measurements.jsonl", records)

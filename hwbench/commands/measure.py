@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hwbench.console import emit, progress
+    from hwbench.errors import UserError
     from hwbench.latency.measure import MeasureConfig, append_records, measure, parse_hw
 
     cfg = MeasureConfig(backend=args.backend, precision=args.precision, device=args.device, batch=args.batch,
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
                         num_classes=args.num_classes, clock=args.clock,
                         workspace_mb=args.workspace_mb)
     hw = parse_hw(args.input)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # fail before measuring
+        raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
     with progress() as bar:
         task = bar.add_task(f"{args.model} {args.backend}", total=args.iters)
         rec = measure(args.model, hw, cfg, on_iter=lambda: bar.advance(task))

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.latency.predict import PROTOCOLS, leave_one_out, loo_summary, predict
 
     records = read_measurements(args.measurements)
+    if not records:
+        raise UserError(f"{args.measurements} holds no records; write some with `hwbench measure --out DIR`")
     records = [r for r in records if (not args.device or r.device == args.device)
                and (not args.backend or r.backend == args.backend)
                and (not args.precision or r.precision == args.precision)]
@@ -53,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     protocols = tuple(PROTOCOLS) if args.protocol == "both" else (args.protocol,)
     rows = [row for prot in protocols for row in leave_one_out(records, prot)]
+    if not any(r["train_points"] for r in rows):
+        raise UserError(f"leave-one-out has nothing to fit on: no device/backend/precision group in {args.measurements} "
+                        "has a second (model, resolution) pair (--protocol model: a second model); "
+                        "measure more models or input sizes")
     emit(rows, as_json=args.json, title="leave-one-out: held-out pairs predicted from the others (ms)",
          columns=cols, formats=fmt)
     if not args.json:

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.sources:
         for p in profiles:
-            rows = [{"figure": k, "value": getattr(p, k), "source": p.sources.get(k, "-")}
+            rows = [{"figure": k, "value": str(p.year) if k == "year" else getattr(p, k),
+                     "source": p.sources.get(k, "-")}
                     for k in ("generation", "year", "power_mode", "mem_bw_gbps", "memory_gb", "paper_tops",
                               "dla_count") if getattr(p, k) is not None]
             rows += [{"figure": f"peak {e.precision}/{e.engine}" + ("/sparse" if e.sparse else "") + " (TOPS)",

@@ -381,8 +381,14 @@ def _slug(text: str) -> str:
 
 def append_records(path: str | os.PathLike, records: Iterable[Measurement]) -> Path:
     """Append records to a JSON-lines file (the whole file is rewritten atomically)."""
+    import json
+
     from hwbench.io import read_jsonl, write_jsonl
 
     p = Path(path)
-    old = list(read_jsonl(p)) if p.is_file() else []
+    try:
+        old = list(read_jsonl(p)) if p.is_file() else []
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{p} exists but is not a JSON-lines file of records ({e.__class__.__name__}); "
+                        "choose another --out or move the file away") from None
     return write_jsonl(p, old + [r.to_dict() for r in records])

@@ -41,14 +41,15 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.is_dir():
+        raise UserError(f"checkpoint {str(path)!r} is a directory; pass the path of a local .pth/.pt file")
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found; pass the path of a local .pth/.pt file")
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # pickle errors, zip errors, disallowed globals: all mean "not a checkpoint"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{str(path)!r} is not a PyTorch checkpoint loadable with weights_only=True: {first}"
-                        ) from None
+        raise UserError(f"{str(path)!r} is not a PyTorch checkpoint loadable with weights_only=True "
+                        f"({_load_error(e)}); save one with torch.save(model.state_dict(), path)") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -61,6 +62,16 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _load_error(e: Exception) -> str:
+    """The cause inside torch.load's message: its first line is generic advice to pass
+    weights_only=False (which we never do); the `WeightsUnpickler error:` part names the problem."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n\n")[0]
+        return " ".join(detail.split()).split(". ")[0] or type(e).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
 
 
 def _load_strict(target: nn.Module, state: dict[str, torch.Tensor], path: Path, prefix: str) -> None:
