@@ -244,10 +244,11 @@ def _check_mode(ops: str, counter: str) -> None:
 
 # ------------------------------------------------------------------------------------- public
 def count(model_or_name: str | nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT, *,
-          num_classes: int = 19, ops: str = "convlinear", counter: str = "meta") -> CountResult:
+          num_classes: int | None = None, ops: str = "convlinear", counter: str = "meta") -> CountResult:
     """Count MACs and parameters of a zoo model (by name) or any `nn.Module`.
 
-    `input_shape` is (N, C, H, W). `num_classes` is used only when building a zoo model by name.
+    `input_shape` is (N, C, H, W). `num_classes` is used only when building a zoo model by name
+    (None: the model's own default, 19 for DeepLabv3+, 1000 for ImageNet classifiers).
     `ops`: "convlinear" (the paper's GOPs) or "all" (adds norm, resize, adaptive pooling).
     `counter`: "meta" (default; no arithmetic) or "fvcore" (reference; real CPU forward).
     A given module is not modified (its train/eval flags are restored).
@@ -270,7 +271,7 @@ def model_label(name: str) -> str:
         return name
 
 
-def _resolve(model_or_name: str | nn.Module, num_classes: int, *, on_meta: bool) -> tuple[str, nn.Module]:
+def _resolve(model_or_name: str | nn.Module, num_classes: int | None, *, on_meta: bool) -> tuple[str, nn.Module]:
     import torch
 
     if isinstance(model_or_name, str):

@@ -72,11 +72,11 @@ def resolve_budget(*, fps: float | None = None, budget_ms: float | None = None, 
 
 
 @functools.lru_cache(maxsize=64)
-def _count_cached(name: str, shape: tuple[int, ...], num_classes: int) -> CountResult:
+def _count_cached(name: str, shape: tuple[int, ...], num_classes: int | None) -> CountResult:
     return count(name, shape, num_classes=num_classes)
 
 
-def _as_count(model: str | nn.Module | CountResult, shape: tuple[int, ...], num_classes: int) -> CountResult:
+def _as_count(model: str | nn.Module | CountResult, shape: tuple[int, ...], num_classes: int | None) -> CountResult:
     if isinstance(model, CountResult):
         return model
     if isinstance(model, str):
@@ -106,7 +106,7 @@ def deploy(models: Sequence[str | nn.Module | CountResult] | None = None,
            devices: Sequence[str | DeviceProfile] | None = None, *, mode: str = "roofline",
            fps: float | None = None, budget_ms: float | None = None, share: float = 1.0,
            precision: str = "fp16", engine: str = "gpu", input_shape: Sequence[int] | None = None,
-           num_classes: int = 19) -> list[DeployVerdict]:
+           num_classes: int | None = None) -> list[DeployVerdict]:
     """Verdicts for every device x model (device-major order).
 
     Defaults: the paper's five DeepLabv3+ models, the paper's three devices, input 1x3x1024x2048.
@@ -125,7 +125,7 @@ def deploy(models: Sequence[str | nn.Module | CountResult] | None = None,
 def deployable_models(device: str | DeviceProfile, *, fps: float | None = None, budget_ms: float | None = None,
                       share: float = 1.0, mode: str = "roofline", precision: str = "fp16", engine: str = "gpu",
                       models: Sequence[str] | None = None, input_shape: Sequence[int] | None = None,
-                      num_classes: int = 19) -> list[str]:
+                      num_classes: int | None = None) -> list[str]:
     """Names of the models deployable on `device`, e.g. "on tx2 at 10 fps with share 0.3":
 
         deployable_models("tx2", fps=10, share=0.3)

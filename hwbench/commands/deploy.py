@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default="gpu",
                         help="engine for peak/roofline (default: gpu)")
     parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
-    parser.add_argument("--num-classes", type=int, default=19, help="classes of the head (default: 19)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
 
 

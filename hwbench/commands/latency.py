@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="roofline: also charge norm/activation/element-wise layers (unfused runtime)")
     parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
     parser.add_argument("--batch", type=int, default=1, help="batch size N (default: 1)")
-    parser.add_argument("--num-classes", type=int, default=19, help="classes of the head (default: 19)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
 
 

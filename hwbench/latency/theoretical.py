@@ -71,7 +71,7 @@ def _check(mode: str, precision: str, engine: str) -> None:
 
 
 def _as_count(model_or_count: str | nn.Module | CountResult, input_shape: Sequence[int] | None,
-              num_classes: int) -> CountResult:
+              num_classes: int | None) -> CountResult:
     if isinstance(model_or_count, CountResult):
         if input_shape is not None and list(input_shape) != list(model_or_count.input):
             raise UserError(f"input shape {list(input_shape)} differs from the count's {model_or_count.input}; "
@@ -123,7 +123,7 @@ _MODE_FNS: dict[str, Callable[..., LatencyEstimate]] = {"paper": _paper, "peak":
 def latency(model_or_count: str | nn.Module | CountResult, device: str | DeviceProfile, *,
             mode: str = "paper", precision: str = "fp16", engine: str = "gpu",
             input_shape: Sequence[int] | None = None, sparse: bool = False, fuse: bool = True,
-            num_classes: int = 19) -> LatencyEstimate:
+            num_classes: int | None = None) -> LatencyEstimate:
     """Theoretical latency of a model (name, module or `CountResult`) on a device (name or profile).
 
     `input_shape` (N, C, H, W) defaults to 1x3x1024x2048 when counting; with a `CountResult` it

@@ -253,3 +253,18 @@ def test_cli_count_errors(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and needle in err and "\n" not in err
+
+
+def test_cli_count_uses_the_models_own_number_of_classes(capsys):
+    """`hwbench count resnet18` counts the ImageNet classifier (1000 classes): the published 11,689,512
+    parameters, as `hwbench models` shows; DeepLabv3+ keeps its 19-class head."""
+    import json
+
+    from hwbench.cli import main
+
+    assert main(["count", "resnet18", "--input", "224x224", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["params"] == 11_689_512
+    assert main(["count", "resnet18", "--input", "224x224", "--num-classes", "10", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["params"] == 11_689_512 - 990 * 512 - 990  # fc: 512 x 1000 + 1000 -> 512 x 10 + 10
