@@ -32,6 +32,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hwbench.count import parse_hw  # noqa: F401  (one --input parser for every command)
 from hwbench.errors import UserError, unknown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -291,17 +292,6 @@ class MeasureConfig:
         if self.clock == "cpu" and (self.device != "cpu" or self.threads != 1):
             raise UserError("--clock cpu needs --device cpu and --threads 1 "
                             "(process CPU time is latency only for one thread of synchronous work)")
-
-
-def parse_hw(text: str) -> tuple[int, int]:
-    """'512x1024' (HxW) -> (512, 1024); a single number means a square input."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*", text or "")
-    if not m:
-        raise UserError(f"bad --input {text!r}; expected HxW, e.g. 512x1024")
-    h, w = int(m.group(1)), int(m.group(2) or m.group(1))
-    if h < 1 or w < 1:
-        raise UserError(f"bad --input {text!r}; height and width must be positive")
-    return h, w
 
 
 def time_runner(runner: Runner, *, warmup_ms: float, iters: int, min_warmup: int = 1,

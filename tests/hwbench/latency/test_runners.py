@@ -88,9 +88,11 @@ def test_option_checks():
         measure(tiny(), (8, 8), MeasureConfig(backend="onnxruntime", cuda_graphs=True))
     with pytest.raises(UserError, match="--onnx does not apply to --backend torch"):
         measure(tiny(), (8, 8), MeasureConfig(onnx_path="x.onnx"))
-    with pytest.raises(UserError, match="bad --input"):
+    with pytest.raises(UserError, match="--input must be HxW"):
         parse_hw("wide")
-    assert parse_hw("512x1024") == (512, 1024) and parse_hw("64") == (64, 64)
+    assert parse_hw("512x1024") == (512, 1024)
+    with pytest.raises(UserError):  # one --input parser for every command: HxW only, like `hwbench count`
+        parse_hw("64")
 
 
 def test_missing_and_corrupt_onnx(tmp_path, capsys):
