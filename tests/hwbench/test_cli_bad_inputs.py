@@ -9,29 +9,6 @@ import pytest
 
 from hwbench.cli import main
 
-TOY_PROFILE = """
-name = "toy"
-display_name = "Toy"
-generation = "Toy"
-year = 2024
-power_mode = "5W"
-mem_bw_gbps = 10.0
-memory_gb = 2.0
-
-[sources]
-year = "s"
-generation = "s"
-power_mode = "s"
-mem_bw_gbps = "s"
-memory_gb = "s"
-
-[[peak]]
-precision = "fp16"
-engine = "gpu"
-tops = 1.0
-source = "s"
-"""
-
 R20 = "deeplabv3plus_resnet20"
 
 CASES = {
@@ -97,20 +74,20 @@ def test_corrupt_onnx_and_not_trtexec_log(in_tmp: Path, capsys) -> None:
     (lambda t: t.replace('power_mode = "5W"', 'power_mode = "5W"\nflavour = "x"'), "unknown key(s) 'flavour'"),
     (lambda t: t.replace("tops = 1.0", "tops = -1.0"), "tops must be positive"),
 ])
-def test_bad_profile_file(edit, needle: str, in_tmp: Path, monkeypatch, capsys) -> None:
+def test_bad_profile_file(edit, needle: str, in_tmp: Path, monkeypatch, capsys, toy_profile: str) -> None:
     """A profile with an unknown key or a negative peak is refused by every command that reads it."""
     (in_tmp / "profiles").mkdir()
-    (in_tmp / "profiles" / "toy.toml").write_text(edit(TOY_PROFILE))
+    (in_tmp / "profiles" / "toy.toml").write_text(edit(toy_profile))
     _fails(["latency", R20, "--device", "profiles/toy.toml", "--input", "64x64"], needle, capsys)
     monkeypatch.setenv("HWBENCH_PROFILES", str(in_tmp / "profiles"))
     _fails(["profiles", "toy"], needle, capsys)
     _fails(["deploy", R20, "--device", "toy", "--fps", "10", "--input", "64x64"], needle, capsys)
 
 
-def test_good_profile_file_is_accepted(in_tmp: Path, monkeypatch, capsys) -> None:
+def test_good_profile_file_is_accepted(in_tmp: Path, monkeypatch, capsys, toy_profile: str) -> None:
     """Control for test_bad_profile_file: the unedited profile works, so the errors above are the edits'."""
     (in_tmp / "profiles").mkdir()
-    (in_tmp / "profiles" / "toy.toml").write_text(TOY_PROFILE)
+    (in_tmp / "profiles" / "toy.toml").write_text(toy_profile)
     monkeypatch.setenv("HWBENCH_PROFILES", str(in_tmp / "profiles"))
     assert main(["latency", R20, "--device", "toy", "--mode", "peak", "--input", "64x64", "--json"]) == 0
     assert '"device": "toy"' in capsys.readouterr().out

@@ -14,28 +14,6 @@ from hwbench.profiles import PAPER_DEVICES, list_profiles, load_profile
 
 FILE_PROFILES = ("agx_orin", "agx_xavier", "orin_nano", "orin_nx", "tx2", "xavier_nx")
 
-GOOD = """
-name = "toy"
-display_name = "Toy"
-generation = "Toy"
-year = 2024
-power_mode = "5W"
-mem_bw_gbps = 10.0
-memory_gb = 2.0
-
-[sources]
-year = "s"
-generation = "s"
-power_mode = "s"
-mem_bw_gbps = "s"
-memory_gb = "s"
-
-[[peak]]
-precision = "fp16"
-engine = "gpu"
-tops = 1.0
-source = "s"
-"""
 
 
 def _write(tmp_path: Path, text: str, name: str = "toy") -> Path:
@@ -79,8 +57,8 @@ def test_unknown_name_lists_valid_ones():
         load_profile("tx3")
 
 
-def test_load_by_path_and_env_override(tmp_path, monkeypatch):
-    path = _write(tmp_path, GOOD)
+def test_load_by_path_and_env_override(tmp_path, monkeypatch, toy_profile):
+    path = _write(tmp_path, toy_profile)
     assert load_profile(path).name == "toy"
     monkeypatch.setenv("HWBENCH_PROFILES", str(tmp_path))
     assert list_profiles() == ["toy", "host"]
@@ -100,9 +78,9 @@ def test_load_by_path_and_env_override(tmp_path, monkeypatch):
     (lambda t: t.replace("memory_gb = 2.0", "memory_gb = 2.0\npaper_tops = 3.0"), "paper_precision"),
     (lambda t: t.replace("year = 2024", 'year = "new"'), "expected int"),
 ])
-def test_strict_loading(tmp_path, edit, needle):
+def test_strict_loading(tmp_path, edit, needle, toy_profile):
     with pytest.raises(UserError, match=needle):
-        load_profile(_write(tmp_path, edit(GOOD)))
+        load_profile(_write(tmp_path, edit(toy_profile)))
 
 
 def test_host_profile_is_measured_once_and_cached(tmp_path, monkeypatch):
