@@ -9,14 +9,12 @@ Annotation 0 ("other") is ignored (255); class k (1..150) becomes train id k-1.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from al.data.base import SEG_IGNORE_INDEX, FileSegmentation, apply_manifest, check_split, require_root
-from al.data.transforms import SegEval, SegTrain
+from al.data.base import SEG_IGNORE_INDEX
+from al.data.rooted import RootedSegmentation
 from hwbench.errors import UserError
 
 # The 150 class names in annotation order 1..150 (objectInfo150 of the challenge release, as
@@ -79,7 +77,7 @@ def index_ade20k(root: Path, split: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-class ADE20K(FileSegmentation):
+class ADE20K(RootedSegmentation):
     """ADE20K, 150 classes. `augment` defaults to True for the train split.
 
     Train crops are `crop_size` (default 512x512, the common DeepLab ADE20K recipe). Eval images
@@ -91,16 +89,8 @@ class ADE20K(FileSegmentation):
     num_classes = len(CLASS_NAMES)
     class_names = CLASS_NAMES
 
-    def __init__(self, root: str | os.PathLike | None, split: str = "train", *, augment: bool | None = None,
-                 crop_size: int | Sequence[int] = (512, 512), scale_range: Sequence[float] = (0.5, 2.0),
-                 eval_size: int | Sequence[int] | None = None, manifest: str | os.PathLike | None = None,
-                 validate: bool = False) -> None:
-        split = check_split(self.name, split, tuple(SPLITS))
-        path = require_root(self.name, root, _expected(split))
-        pairs = apply_manifest(index_ade20k(path, split), path, manifest, f"ade20k {split}")
-        augment = split == "train" if augment is None else augment
-        transform = (SegTrain(crop_size, scale_range, SEG_IGNORE_INDEX) if augment else SegEval(eval_size))
-        super().__init__(pairs, label_lut(), transform)
-        self.root, self.split, self.augment = path, split, augment
-        if validate:
-            self.validate()
+    splits = tuple(SPLITS)
+    default_crop = (512, 512)
+    index_pairs = staticmethod(index_ade20k)
+    layout = staticmethod(_expected)
+    label_lut = staticmethod(label_lut)

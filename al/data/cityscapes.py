@@ -9,14 +9,12 @@ else is ignored (255). cityscapesscripts is not needed.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from al.data.base import SEG_IGNORE_INDEX, FileSegmentation, apply_manifest, check_split, require_root
-from al.data.transforms import SegEval, SegTrain
+from al.data.base import SEG_IGNORE_INDEX
+from al.data.rooted import RootedSegmentation
 from hwbench.errors import UserError
 
 # id -> trainId for label ids 0..33, transcribed from cityscapesscripts/helpers/labels.py
@@ -81,7 +79,7 @@ def index_cityscapes(root: Path, split: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-class Cityscapes(FileSegmentation):
+class Cityscapes(RootedSegmentation):
     """Cityscapes fine, 19 classes. `augment` defaults to True for the train split.
 
     Train crops are `crop_size` (default 768x768, the common DeepLab Cityscapes recipe); eval
@@ -92,16 +90,8 @@ class Cityscapes(FileSegmentation):
     num_classes = len(CLASS_NAMES)
     class_names = CLASS_NAMES
 
-    def __init__(self, root: str | os.PathLike | None, split: str = "train", *, augment: bool | None = None,
-                 crop_size: int | Sequence[int] = (768, 768), scale_range: Sequence[float] = (0.5, 2.0),
-                 eval_size: int | Sequence[int] | None = None, manifest: str | os.PathLike | None = None,
-                 validate: bool = False) -> None:
-        split = check_split(self.name, split, SPLITS)
-        path = require_root(self.name, root, _expected(split))
-        pairs = apply_manifest(index_cityscapes(path, split), path, manifest, f"cityscapes {split}")
-        augment = split == "train" if augment is None else augment
-        transform = (SegTrain(crop_size, scale_range, SEG_IGNORE_INDEX) if augment else SegEval(eval_size))
-        super().__init__(pairs, label_lut(), transform)
-        self.root, self.split, self.augment = path, split, augment
-        if validate:
-            self.validate()
+    splits = tuple(SPLITS)
+    default_crop = (768, 768)
+    index_pairs = staticmethod(index_cityscapes)
+    layout = staticmethod(_expected)
+    label_lut = staticmethod(label_lut)
