@@ -103,3 +103,19 @@ def test_image_scorer_rejects_unknown_names():
         ImageScorer(aggregation="median")
     with pytest.raises(UserError, match="unknown pixel score"):
         ImageScorer(pixel="bald")
+
+
+def test_blocked_pixel_entropy_equals_plain_formula(monkeypatch):
+    """The CPU path works in blocks of rows; with tiny blocks (rows not dividing H) it must still equal
+    -Σ p log p computed plainly in float64."""
+    import numpy as np
+    import torch
+
+    import al.strategies.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_BLOCK_ELEMS", 3 * 5 * 2)              # K=3, W=5 -> 2 rows per block
+    z = torch.randn(2, 3, 7, 5, generator=torch.Generator().manual_seed(0)) * 4
+    p = np.exp(z.double().numpy())
+    p /= p.sum(axis=1, keepdims=True)
+    expected = -(p * np.log(p)).sum(axis=1)                              # (2, 7, 5)
+    np.testing.assert_allclose(scoring.pixel_entropy(z).numpy(), expected, rtol=1e-5, atol=1e-6)
