@@ -3,7 +3,8 @@
 Schedule (cycle k = 0..C, C = `al.cycles`):
 
 * select: k = 0 labels a random `initial_fraction` of the pool, drawn from (dataset name, pool size,
-  seed) only, so every strategy and surrogate of one experiment and seed starts from the same set;
+  seed) only, so every strategy and surrogate of one experiment and seed starts from the same set
+  (or, with `initial_labelled`, exactly the given pool indices: e.g. a set inherited from another model);
   k >= 1 collects the evidence the strategy needs with the model trained in cycle k-1 and labels
   the `cycle_fraction` of the pool the strategy ranks first.
 * train: the scoring model (fresh weights each cycle, or warm-started with `al.retrain = "continue"`)
@@ -66,13 +67,14 @@ METRIC_BY_TASK = {"segmentation": "miou", "classification": "top1"}
 # Streams of the per-cycle seed derivation; never renumber (it would change every run).
 STREAMS = {"init": 0, "aux_init": 1, "train": 2, "select": 3}
 SLOW_ENV = "AL_TEST_SLOW_CYCLE_S"  # test-only: sleep this long before training cycles >= 1
+INITIAL_GIVEN = "given"  # the cycle-0 `strategy` of a run started from `initial_labelled`
 
 
 @dataclass
 class RunResult:
     """What a run produced. Indices are pool positions (== dataset indices unless `data.pool_size`)."""
 
-    selections: list[np.ndarray]     # per cycle, best first; cycle 0 is the random initial set
+    selections: list[np.ndarray]     # per cycle, best first; cycle 0 is the random (or given) initial set
     labelled: np.ndarray             # every labelled pool index, in labelling order (int64)
     metrics: list[dict]              # the metrics.jsonl records, one per cycle
     out_dir: Path | None = None
@@ -147,6 +149,8 @@ class Prepared:
     device: str
     strategy: Any
     toml: str = field(repr=False, default="")
+    initial: np.ndarray | None = None  # the given cycle-0 set (pool indices, labelling order), None: random
+
 
     @property
     def pool_size(self) -> int:
@@ -158,8 +162,12 @@ def evenly_spaced(n: int, total: int) -> np.ndarray:
     return (np.arange(n, dtype=np.int64) * total) // n
 
 
-def prepare(config: RunConfig) -> Prepared:
-    """Validate `config` against the registries and the data; build the datasets; check the budget."""
+def prepare(config: RunConfig, initial_labelled: Sequence[int] | None = None) -> Prepared:
+    """Validate `config` against the registries and the data; build the datasets; check the budget.
+
+    `initial_labelled` (pool indices) replaces the random cycle-0 set; its size replaces
+    `al.initial_fraction` in the budget.
+    """
     from al.data import DATASETS, build_dataset
     from al.strategies import get_strategy
     from hwbench.models import create_model, model_info
@@ -182,8 +190,13 @@ def prepare(config: RunConfig) -> Prepared:
     pool = pool_base if n_pool == total else PoolView(pool_base, dataset_indices)
     pool_score = score_base if n_pool == total else PoolView(score_base, dataset_indices)
     n_init, n_cycle, n_total = cfg.budget(n_pool)
+    initial = None
+    if initial_labelled is not None:
+        initial = check_initial_labelled(initial_labelled, n_pool)
+        n_init, n_total = len(initial), len(initial) + cfg.al.cycles * n_cycle
     if n_total > n_pool:
-        raise UserError(f"budget of {n_total} images ({n_init} initial + {cfg.al.cycles} cycles x {n_cycle}) "
+        what = "given" if initial is not None else "initial"
+        raise UserError(f"budget of {n_total} images ({n_init} {what} + {cfg.al.cycles} cycles x {n_cycle}) "
                         f"exceeds the pool of {n_pool}; lower al.cycles or the fractions")
     if d.val_size is not None and d.val_size > len(val):
         raise UserError(f"data.val_size {d.val_size} exceeds the {len(val)} images of {d.name}/{d.val_split}")
@@ -199,7 +212,25 @@ def prepare(config: RunConfig) -> Prepared:
         create_model(cfg.model.name, num_classes=pool_base.num_classes, output_stride=cfg.model.output_stride,
                      **cfg.model.options)
     return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task],
-                    n_init, n_cycle, device, strategy, to_toml(cfg))
+                    n_init, n_cycle, device, strategy, to_toml(cfg), initial)
+
+
+def check_initial_labelled(indices: Sequence[int], pool_size: int) -> np.ndarray:
+    """`indices` as int64 pool positions; `UserError` unless non-empty, integral, in range and distinct."""
+    arr = np.asarray(list(indices))
+    if arr.ndim != 1 or arr.size == 0:
+        raise UserError("initial_labelled: give at least one pool index (a flat list of integers)")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise UserError(f"initial_labelled: pool indices must be integers, got {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= pool_size)]
+    if bad.size:
+        raise UserError(f"initial_labelled: index {int(bad[0])} is outside the pool of {pool_size} "
+                        f"(valid: 0..{pool_size - 1})")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise UserError(f"initial_labelled: index {int(uniq[counts > 1][0])} is listed twice; give distinct indices")
+    return arr
 
 
 def _check_task(model_task: str, data_task: str, cfg: RunConfig) -> None:
@@ -340,6 +371,7 @@ def _new_state(p: Prepared) -> dict:
         "n_initial": p.n_initial,
         "n_cycle": p.n_cycle,
         "cycles_total": cfg.al.cycles,
+        "initial_labelled": None if p.initial is None else p.initial.tolist(),
         "device": p.device,
         "rng": {"seed": cfg.seed, "scheme": "numpy SeedSequence([seed_lo, seed_hi, cycle, stream])",
                 "streams": STREAMS,
@@ -354,12 +386,14 @@ def _new_state(p: Prepared) -> dict:
 
 
 def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, resume: bool = False,
-        force: bool = False, progress: bool = True) -> RunResult:
+        force: bool = False, progress: bool = True, initial_labelled: Sequence[int] | None = None) -> RunResult:
     """Run (or, with `resume`, continue) one active-learning run into `out_dir`.
 
     `config` is a `RunConfig` or a preset name / TOML path. Bad input raises `UserError` before
     anything is written. An existing complete run is returned as is with `resume`, replaced with
     `force`, an error otherwise; an incomplete one needs `resume` (or `force` to start over).
+    `initial_labelled` (pool indices in labelling order) is labelled in cycle 0 instead of the
+    random set; it is saved in `state.json`, and a resume must pass the same list.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -374,7 +408,7 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
         if not rd.is_done() and not resume:
             raise UserError(f"run {rd.path} exists but is incomplete; pass --resume to continue it "
                             f"or --force to start over")
-    p = prepare(config)  # every input check happens before the directory is touched
+    p = prepare(config, initial_labelled)  # every input check happens before the directory is touched
     if rd.is_run() and force:
         log.info("removing previous run %s (--force)", rd.path)
         rd.remove()
@@ -417,6 +451,10 @@ def _check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
     if state.get("pool_size") != p.pool_size:
         raise UserError(f"the pool has {p.pool_size} images but the run in {rd.path} used {state.get('pool_size')}; "
                         f"the dataset changed; start over with --force")
+    given = None if p.initial is None else p.initial.tolist()
+    if state.get("initial_labelled") != given:
+        raise UserError(f"the initial labelled set differs from the one the run in {rd.path} started from; resume "
+                        f"with the same initial_labelled or start over with --force")
     if state.get("device") != p.device:
         log.warning("run started on %s, resuming on %s: results may differ in the last bits",
                     state.get("device"), p.device)
@@ -477,7 +515,8 @@ class _Loop:
     def cycle_state(self, k: int) -> dict:
         cycles = self.state["cycles"]
         if len(cycles) <= k:
-            cycles.append({"cycle": k, "strategy": "random" if k == 0 else self.cfg.al.strategy,
+            first = "random" if self.p.initial is None else INITIAL_GIVEN
+            cycles.append({"cycle": k, "strategy": first if k == 0 else self.cfg.al.strategy,
                            "steps": [], "seeds": {s: derive_seed(self.cfg.seed, k, s) for s in STREAMS}})
         return cycles[k]
 
@@ -530,7 +569,9 @@ class _Loop:
 
     def step_select(self, k: int, c: dict) -> None:
         t0 = time.perf_counter()
-        if k == 0:
+        if k == 0 and self.p.initial is not None:
+            sel = self.p.initial
+        elif k == 0:
             sel = initial_selection(self.cfg.data.name, self.p.pool_size, self.cfg.seed, self.p.n_initial)
         else:
             sel = self.select(k, c)
@@ -650,4 +691,4 @@ def selections_equal(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
 
 
 __all__ = ["RunResult", "Prepared", "PoolView", "run", "prepare", "load_result", "initial_selection",
-           "derive_seed", "evenly_spaced", "resolve_device", "selections_equal"]
+           "check_initial_labelled", "derive_seed", "evenly_spaced", "resolve_device", "selections_equal"]

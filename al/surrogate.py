@@ -23,7 +23,8 @@ Experiment directory (every sub-run resumable, skipped when finished)::
     experiment.toml  experiment.json  deploy.json
     seed_<s>/al/<surrogate>/                      al.loop run directory (DONE when finished)
     seed_<s>/train/<deployment>/<surrogate>.json, random_<n>.json   (one cell each; reused)
-    seed_<s>/chain/gen_<g>_<model>/               inherited.json/.pt (trained on the inherited set), cycles.json
+    seed_<s>/chain/gen_<g>_<model>/               inherited.json/.pt (trained on the inherited set)
+    seed_<s>/chain/gen_<g>_<model>/al/            al.loop run continuing the cycles from the inherited set
     records.jsonl  chain.jsonl  timing.json  report.md  report.html  *.csv  *.png  DONE (last)
 """
 
@@ -244,7 +245,7 @@ def deploy_verdicts(models: Sequence[str], device: str, *, fps: float | None, bu
 
 
 class Backend:
-    """Datasets, training, evaluation and selection for one experiment (wraps al.loop / al.train).
+    """Datasets, training, evaluation and scoring for one experiment (wraps al.loop / al.train).
 
     Built from a prepared `RunConfig` so it sees exactly the pool, validation split and strategy
     an `al run` with the same `[data]`/`[al]` tables would.
@@ -315,33 +316,6 @@ class Backend:
                               device=self.device, batch_size=batch_size or self.p.config.al.batch_size,
                               show_progress=False, **_score_fn_kw(strat))
         return _evidence_scores(ev, np.asarray(indices, dtype=np.int64), self.pool_size)
-
-    def select(self, model: Any, aux: Any, labelled: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-        """Pool indices the experiment's strategy picks with `model` (best first, none labelled)."""
-        from al.strategies import evidence
-
-        strat = self.p.strategy
-        needs = frozenset(strat.needs)
-        unlabelled = np.flatnonzero(~labelled)
-        scored = np.arange(self.pool_size) if "embedding" in needs else unlabelled
-        ev = evidence.collect(model, self.p.pool, scored, needs, device=self.device,
-                              batch_size=self.p.config.al.batch_size, aux=aux, show_progress=False,
-                              **_score_fn_kw(strat))
-        sel = np.asarray(strat.select(ev, min(budget, unlabelled.size), labelled, rng), dtype=np.int64)
-        if len(np.unique(sel)) != len(sel) or labelled[sel].any():
-            raise RuntimeError(f"strategy {strat.name!r} returned duplicate or labelled indices")
-        return sel
-
-    def new_aux(self, model: Any, seed: int) -> Any:
-        """The LLAL loss module when the strategy needs predicted losses, else None."""
-        if "predicted_loss" not in self.p.strategy.needs:
-            return None
-        import torch
-
-        from al.strategies.learning_loss import LossPredictionModule
-
-        torch.manual_seed(seed)
-        return LossPredictionModule(model.task, model.feature_taps, model.feature_channels)
 
 
 def _score_fn_kw(strategy: Any) -> dict:
@@ -774,27 +748,26 @@ class _ChainOps:
 
     def train_inherited(self, gen: int, model: str, labelled: np.ndarray) -> tuple[float, Any]:
         gdir = self._gdir(gen, model)
-        path, ckpt = gdir / "inherited.json", gdir / "inherited.pt"
+        path = gdir / "inherited.json"
         digest = _digest(labelled)
-        if path.is_file() and ckpt.is_file():
+        if path.is_file():
             rec = json.loads(path.read_text(encoding="utf-8"))
             if rec.get("selection_sha") == digest:
                 self.exp.timing.parts.append({"kind": "chain training", "name": model, "seed": self.seed,
                                               "seconds": rec["seconds"], "reused": True})
                 self.exp.advance(1)
-                return rec["value"], ckpt
+                return rec["value"], None
         t = time.perf_counter()
         self.exp.describe_step(f"seed {self.seed}: gen {gen} {model} trains on {len(labelled)} inherited images")
         with self.exp.timing.part("chain training", model, self.seed):
             m = self.be.train_model(model, labelled, seed=_seed(self.seed, model, "train"),
                                     init_seed=_seed(self.seed, model, "init"), cfg=self.exp.cfg.train.deployment)
             metrics = self.be.evaluate(m)
-        _save_state(m, ckpt)
         rec = {"generation": gen, "model": model, "value": float(metrics[self.metric]), "metrics": metrics,
                "labelled": labelled.tolist(), "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
         atomic_write_json(path, rec)
         self.exp.advance(1)
-        return rec["value"], ckpt
+        return rec["value"], None  # the continuation (al.loop.run) trains its own scoring model
 
     def train_random(self, gen: int, model: str, n: int, initial: np.ndarray) -> float:
         idx = random_selection(initial, self.be.pool_size, n, seed=self.seed)
@@ -803,41 +776,26 @@ class _ChainOps:
         return rec["value"]
 
     def continue_cycles(self, gen: int, model: str, handle: Any, labelled: np.ndarray, cycles: int) -> np.ndarray:
-        """AL cycles with `model` as the surrogate, state persisted after every cycle."""
-        gdir = self._gdir(gen, model)
-        state_path = gdir / "cycles.json"
-        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else \
-            {"start": labelled.tolist(), "selected": []}
-        if state["start"] != labelled.tolist():
-            state = {"start": labelled.tolist(), "selected": []}
-        lab = list(labelled.tolist()) + [i for s in state["selected"] for i in s]
-        n_cycle = self.exp.p.n_cycle
-        for c in range(len(state["selected"]), cycles):
-            # the model trained after cycle c-1 (c = 0: the one trained on the inherited set)
-            ckpt = Path(handle) if c == 0 else gdir / f"cycle_{c}.pt"
-            self.exp.describe_step(f"seed {self.seed}: gen {gen} {model} selects (cycle {c + 1}/{cycles})")
-            with self.exp.timing.part("chain cycle", model, self.seed):
-                mdl = self.be.load_model(model, ckpt)
-                aux = None  # a checkpoint carries no LLAL module: LLAL chains retrain it below
-                mask = np.zeros(self.be.pool_size, dtype=bool)
-                mask[lab] = True
-                rng = np.random.default_rng(_seed(self.seed, gen, c, "chain-select"))
-                if "predicted_loss" in self.be.p.strategy.needs:
-                    aux = self.be.new_aux(mdl, _seed(self.seed, gen, c, "aux"))
-                    mdl = self.be.train_model(model, np.asarray(lab), seed=_seed(self.seed, gen, c, "train"),
-                                              cfg=self.exp.cfg.train.surrogate, aux=aux)
-                sel = self.be.select(mdl, aux, mask, n_cycle, rng)
-                lab += sel.tolist()
-                nxt = self.be.train_model(model, np.asarray(lab), seed=_seed(self.seed, gen, c + 1, "train"),
-                                          init_seed=_seed(self.seed, gen, c + 1, "init"),
-                                          cfg=self.exp.cfg.train.surrogate)
-                _save_state(nxt, gdir / f"cycle_{c + 1}.pt")  # written before the state that points to it
-                state["selected"].append(sel.tolist())
-                atomic_write_json(state_path, state)
-                if c > 0:
-                    (gdir / f"cycle_{c}.pt").unlink(missing_ok=True)
-            self.exp.advance(1)
-        return np.asarray(lab, dtype=np.int64)
+        """`cycles` AL cycles of `al.loop.run` with `model` as the surrogate, started from `labelled`.
+
+        The run (seed_<s>/chain/gen_<g>_<model>/al/) labels the inherited set in cycle 0, trains the
+        surrogate on it and selects from there; it resumes, and starts over when the inherited set changed.
+        """
+        from al.loop import RunDir, run
+
+        rdir = self._gdir(gen, model) / "al"
+        start = [int(i) for i in labelled]
+        rd = RunDir(rdir)
+        stale = rd.state_path.is_file() and rd.read_state().get("initial_labelled") != start
+        if stale:
+            log.warning("%s: inherited set changed, starting its cycles over", rdir)
+        reused = rd.is_done() and not stale
+        self.exp.describe_step(f"seed {self.seed}: gen {gen} {model} selects ({cycles} cycles)")
+        with self.exp.timing.part("chain AL run", model, self.seed, reused):
+            res = run(run_config(self.exp.cfg, model, self.seed, cycles=cycles), rdir, resume=True, force=stale,
+                      progress=False, initial_labelled=start)
+        self.exp.advance(cycles)
+        return np.asarray(res.labelled, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- public entry points

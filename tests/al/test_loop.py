@@ -167,3 +167,50 @@ def test_existing_directories(smoke_runs, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a run directory"):
         run(cfg, tmp_path / "other", progress=False)
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_initial_labelled_set(tmp_path: Path) -> None:
+    """A run started from a given set labels exactly it first (in order), then selects as a run whose
+    random cycle-0 set happens to be that set does; the set is saved and checked on resume."""
+    cfg = _cfg(cycles=1, keep_checkpoints="all", train={"epochs": 1})
+    rand = run(cfg, tmp_path / "random", progress=False)
+    given = run(cfg, tmp_path / "given", progress=False, initial_labelled=rand.selections[0].tolist())
+    assert all(np.array_equal(x, y) for x, y in zip(rand.selections, given.selections, strict=True))
+    assert _values(given.metrics) == _values(rand.metrics)
+    state = json.loads((given.out_dir / "state.json").read_text())
+    assert state["initial_labelled"] == rand.selections[0].tolist() and state["n_initial"] == 10
+    assert [c["strategy"] for c in state["cycles"]] == ["given", "entropy"]
+
+    # an inherited set that is no random draw: 15 images, labelled in the given order, then the 10
+    # unlabelled images of highest mean pixel entropy under the model trained on them
+    inherited = [97, 3, 50, 12, 88, 41, 7, 66, 25, 74, 19, 58, 33, 81, 0]
+    r = run(cfg, tmp_path / "inherited", progress=False, initial_labelled=np.asarray(inherited))
+    assert r.selections[0].tolist() == inherited and r.labelled[:15].tolist() == inherited
+    assert [m["labelled"] for m in r.metrics] == [15, 25] and r.metrics[0]["train"]["samples"] == 15
+    x, _y = build_dataset("synthetic_streets", split="train", n=100, size=[32, 64]).tensors()  # (100, 3, 32, 64)
+    with torch.no_grad():
+        p = torch.softmax(_model(r.out_dir / "checkpoints" / "cycle_000.pt")(x).double(), dim=1)  # (N, K, H, W)
+    entropy = -(p * p.clamp_min(1e-300).log()).sum(1).mean((1, 2)).numpy()  # (N,) nats
+    unlabelled = np.setdiff1d(np.arange(100), inherited)
+    assert set(r.selections[1].tolist()) == set(unlabelled[np.argsort(-entropy[unlabelled], kind="stable")[:10]])
+
+    # resume: same set -> the finished run; another set (or none) -> error
+    again = run(cfg, r.out_dir, resume=True, progress=False, initial_labelled=inherited)
+    assert again.status == "already complete" and _values(again.metrics) == _values(r.metrics)
+    for other in (inherited[:-1], None):
+        with pytest.raises(UserError, match="initial labelled set differs"):
+            run(cfg, r.out_dir, resume=True, progress=False, initial_labelled=other)
+
+
+@pytest.mark.parametrize(("given", "match"), [
+    ([], "at least one pool index"),
+    ([1, 2, 100], "index 100 is outside the pool of 100"),
+    ([-1, 2], "index -1 is outside"),
+    ([4, 5, 4], "index 4 is listed twice"),
+    ([0.5, 1.0], "must be integers"),
+    (list(range(95)), r"budget of 105 images \(95 given \+ 1 cycles x 10\) exceeds the pool of 100"),
+])
+def test_initial_labelled_bad_input(tmp_path: Path, given: list, match: str) -> None:
+    with pytest.raises(UserError, match=match):
+        run(_cfg(cycles=1), tmp_path / "run", progress=False, initial_labelled=given)
+    assert not (tmp_path / "run").exists()
