@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 METRIC_LABELS = {"miou": "mIoU (%)", "top1": "Top-1 (%)"}
 UP, DOWN, EVEN = "▲", "▼", "="  # vs random, readable in GitHub markdown
 SELF_MARK = "◆"  # diagonal: the model picked for itself
+# Row colour scale in markdown (GitHub cannot colour table cells): worst -> best quarter of the row's range.
+SQUARES = ("🟥", "🟧", "🟨", "🟩")
 
 
 # --------------------------------------------------------------------------- loading
@@ -170,12 +172,19 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bo
 # --------------------------------------------------------------------------- surrogate matrix
 
 
+def scale_square(t: float) -> str:
+    """Coloured square for a position in the row's range: 🟥 worst quarter … 🟩 best quarter."""
+    return SQUARES[min(len(SQUARES) - 1, int(max(0.0, t) * len(SQUARES)))]
+
+
 def matrix_markdown(m: Matrix, *, digits: int = 1) -> str:
-    """Table 3 layout in GitHub markdown: best surrogate per row in bold, ▲/▼ vs random, ◆ diagonal."""
+    """Table 3 layout in GitHub markdown: each cell colour-coded within its row (🟥 worst … 🟩 best),
+    best surrogate per row in bold, ▲/▼ vs random, ◆ diagonal."""
     best = best_per_row(m)
     header = ["deployment \\ surrogate", *(model_label(c) for c in m.columns)]
     rows = []
     for r in m.rows:
+        scale = row_scale(m, r)
         base = m.cell(r, RANDOM)
         cells = []
         for c in m.columns:
@@ -186,6 +195,7 @@ def matrix_markdown(m: Matrix, *, digits: int = 1) -> str:
             text = fmt_cell(cell.mean, cell.std, digits)
             if best.get(r) == c:
                 text = f"**{text}**"
+            text = f"{scale_square(scale[c])} {text}"
             if c != RANDOM and base is not None and base.n:
                 text += f" {vs_random_mark(cell.mean - base.mean)}"
             if c == r:
@@ -402,7 +412,8 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         out += [f"## Deployment models trained on surrogate-selected data — {metric_label(metric)}", "",
                 "Rows: deployment model trained from scratch on the final selection of the column's surrogate; "
                 f"`random`: a random selection of the same size that contains the shared cycle-0 set. "
-                f"**Bold**: best surrogate in the row; {UP}/{DOWN}: mean above/below random; "
+                f"Colour within each row, worst to best: {' '.join(SQUARES)} (as the paper's Table 3); "
+                f"**bold**: best surrogate in the row; {UP}/{DOWN}: mean above/below random; "
                 f"{SELF_MARK}: the model picked for itself. Mean ± sample std (ddof=1) over seeds.", "",
                 matrix_markdown(m), ""]
         out += [f"- {line}" for line in summary_lines(m)] + [""]

@@ -48,6 +48,10 @@ def test_markdown_matrix_marks_best_and_vs_random():
     assert f"52.0 ± 2.6 {DOWN}" in row_a
     assert f"**73.0 ± 2.0** {UP}" in row_b and f"70.0 ± 0.0 {DOWN}" in row_b
     assert "72.0 ± 0.0" in row_b
+    # colour within each row, from the row's range by hand: a: 62 best, 52 worst, random 56 at 0.4
+    assert "🟩 **62.0 ± 2.0**" in row_a and "🟥 52.0 ± 2.6" in row_a and "🟧 56.0 ± 1.7" in row_a
+    # b: 73 best, 70 worst, random 72 at 2/3
+    assert "🟩 **73.0 ± 2.0**" in row_b and "🟥 70.0 ± 0.0" in row_b and "🟨 72.0 ± 0.0" in row_b
 
 
 def test_html_matrix_is_colour_coded_per_row():
