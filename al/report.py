@@ -20,7 +20,7 @@ import html
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,57 +177,46 @@ def scale_square(t: float) -> str:
     return SQUARES[min(len(SQUARES) - 1, int(max(0.0, t) * len(SQUARES)))]
 
 
+def _cell_texts(m: Matrix, row: str, digits: int, bold: Callable[[str], str]) -> dict[str, str]:
+    """Column -> cell text of one matrix row: mean ± std (best surrogate through `bold`), ▲/▼ vs random,
+    ◆ on the diagonal; columns without data are left out."""
+    best = best_per_row(m).get(row)
+    base = m.cell(row, RANDOM)
+    out = {}
+    for c in m.columns:
+        cell = m.cell(row, c)
+        if cell is None or cell.n == 0:
+            continue
+        text = fmt_cell(cell.mean, cell.std, digits)
+        text = bold(text) if c == best else text
+        if c != RANDOM and base is not None and base.n:
+            text += f" {vs_random_mark(cell.mean - base.mean)}"
+        if c == row:
+            text += f" {SELF_MARK}"
+        out[c] = text
+    return out
+
+
 def matrix_markdown(m: Matrix, *, digits: int = 1) -> str:
     """Table 3 layout in GitHub markdown: each cell colour-coded within its row (🟥 worst … 🟩 best),
     best surrogate per row in bold, ▲/▼ vs random, ◆ diagonal."""
-    best = best_per_row(m)
     header = ["deployment \\ surrogate", *(model_label(c) for c in m.columns)]
     rows = []
     for r in m.rows:
-        scale = row_scale(m, r)
-        base = m.cell(r, RANDOM)
-        cells = []
-        for c in m.columns:
-            cell = m.cell(r, c)
-            if cell is None or cell.n == 0:
-                cells.append("–")
-                continue
-            text = fmt_cell(cell.mean, cell.std, digits)
-            if best.get(r) == c:
-                text = f"**{text}**"
-            text = f"{scale_square(scale[c])} {text}"
-            if c != RANDOM and base is not None and base.n:
-                text += f" {vs_random_mark(cell.mean - base.mean)}"
-            if c == r:
-                text += f" {SELF_MARK}"
-            cells.append(text)
-        rows.append([model_label(r), *cells])
+        scale, texts = row_scale(m, r), _cell_texts(m, r, digits, lambda t: f"**{t}**")
+        rows.append([model_label(r), *(f"{scale_square(scale[c])} {texts[c]}" if c in texts else "–"
+                                       for c in m.columns)])
     return _md_table(header, rows)
 
 
 def matrix_html(m: Matrix, *, digits: int = 1) -> str:
     """Table 3 layout in HTML, every row colour-coded from worst (red) to best (green)."""
-    best = best_per_row(m)
     head = "".join(f"<th>{html.escape(model_label(c))}</th>" for c in m.columns)
     body = []
     for r in m.rows:
-        scale = row_scale(m, r)
-        base = m.cell(r, RANDOM)
-        tds = []
-        for c in m.columns:
-            cell = m.cell(r, c)
-            if cell is None or cell.n == 0:
-                tds.append("<td>–</td>")
-                continue
-            text = html.escape(fmt_cell(cell.mean, cell.std, digits))
-            if best.get(r) == c:
-                text = f"<b>{text}</b>"
-            if c != RANDOM and base is not None and base.n:
-                text += f" {vs_random_mark(cell.mean - base.mean)}"
-            if c == r:
-                text += f" {SELF_MARK}"
-            colour = scale_colour(scale[c])
-            tds.append(f'<td class="cell" style="background:{colour}" data-scale="{scale[c]:.3f}">{text}</td>')
+        scale, texts = row_scale(m, r), _cell_texts(m, r, digits, lambda t: f"<b>{t}</b>")
+        tds = [f'<td class="cell" style="background:{scale_colour(scale[c])}" data-scale="{scale[c]:.3f}">'
+               f"{texts[c]}</td>" if c in texts else "<td>–</td>" for c in m.columns]
         body.append(f"<tr><th>{html.escape(model_label(r))}</th>{''.join(tds)}</tr>")
     return (f'<table class="matrix"><thead><tr><th>deployment \\ surrogate</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
