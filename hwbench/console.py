@@ -27,6 +27,14 @@ stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ el
 stderr = Console(stderr=True)
 
 
+def line(text: str, *, err: bool = True) -> None:
+    """Write one plain line (status, path, `error:`) for people and scripts alike: never wrapped,
+    never parsed as markup, whatever the terminal width or the characters in a path."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{text}\n")
+    stream.flush()
+
+
 def setup_logging(verbose: int = 0) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s",

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from al.analysis import entropy_analysis, load_entropy_config, model_label
-    from hwbench.console import emit, progress, stderr
+    from hwbench.console import emit, line, progress
 
     cfg, _ = load_entropy_config(args.config)
     with progress(transient=True) as bar:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     emit(rows, as_json=False, title="image entropy (mean pixel entropy, nats) on the held-out pool",
          formats={k: ".4f" for k in ("mean", "std", "median", "top_threshold")})
     for r in [r for r in result["ratios"] if r["ratio"] >= 1][:3]:
-        stderr.print(f"mean entropy {model_label(r['numerator'])} / {model_label(r['denominator'])} = "
+        line(f"mean entropy {model_label(r['numerator'])} / {model_label(r['denominator'])} = "
                      f"x{r['ratio']:.2f}")
-    stderr.print(f"report: {args.out}/report.md")
+    line(f"report: {args.out}/report.md")
     return 0

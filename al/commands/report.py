@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from al.analysis import aggregate, matrix_records
     from al.report import load_experiment, write_report
-    from hwbench.console import emit, stderr
+    from hwbench.console import emit, line
 
     written = write_report(args.experiment, args.out)
     if args.json:
@@ -24,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
         emit(matrix_records(aggregate(d.records)) if d.records else [], as_json=True)
         return 0
     emit([{"file": str(p)} for p in written.values()], as_json=False, title="report files")
-    stderr.print(f"report: {written['markdown']}")
+    line(f"report: {written['markdown']}")
     return 0

@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = al_run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.json)
     if result.status != "completed":  # stderr: stdout stays the table or the JSON list
-        from hwbench.console import stderr
+        from hwbench.console import line
 
-        stderr.print(f"run {result.out_dir}: {result.status}")
+        line(f"run {result.out_dir}: {result.status}")
     records = result.records()
     if args.json:
         emit(records, as_json=True)

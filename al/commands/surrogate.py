@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from al.analysis import RANDOM, aggregate, beats_random, best_per_row, model_label
     from al.report import fmt_cell
     from al.surrogate import run_experiment
-    from hwbench.console import emit, progress, stderr
+    from hwbench.console import emit, line, progress
 
     with progress(transient=True) as bar:
         result = run_experiment(args.config, args.out, resume=args.resume, chain=args.chain, seeds=args.seeds,
@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
         emit(rows, as_json=False, title=f"{m.metric} (%): deployment (rows) x surrogate (columns), "
                                         "mean ± std over seeds, * best surrogate")
         br = beats_random(m)
-        stderr.print(f"surrogate/deployment pairs beating random (diagonal excluded): {br.wins} of {br.pairs}")
-    stderr.print(f"report: {args.out}/report.md")
+        line(f"surrogate/deployment pairs beating random (diagonal excluded): {br.wins} of {br.pairs}")
+    line(f"report: {args.out}/report.md")
     return 0

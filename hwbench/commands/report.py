@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hwbench.console import stdout
+    from hwbench.console import line
     from hwbench.count import input_shape_from_hw
     from hwbench.profiles import PAPER_DEVICES
     from hwbench.report import report
@@ -25,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
     shape = input_shape_from_hw(args.input)
     sections = [_measured] if args.measure else None
     paths = report(args.out, devices=args.device or PAPER_DEVICES, input_shape=shape, extra_sections=sections)
-    stdout.print(f"wrote {paths[0]} and {len(paths) - 1} more files in {paths[0].parent}:")
+    line(f"wrote {paths[0]} and {len(paths) - 1} more files in {paths[0].parent}:", err=False)
     for p in paths[1:]:
-        stdout.print(f"  {p.name}")
+        line(f"  {p.name}", err=False)
     return 0
 
 

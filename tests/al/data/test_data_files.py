@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,7 @@ def test_cityscapes_corrupt_image_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     ds = build_dataset("cityscapes", root=tmp_path, split="val")
     idx = [ds.image_path(i) for i in range(len(ds))].index(bad)
-    with pytest.raises(UserError, match=f"cannot decode image {bad}"):
+    with pytest.raises(UserError, match=re.escape(f"cannot decode image {bad}")):
         ds[idx]
     with pytest.raises(UserError, match="aachen_000001_000019_leftImg8bit.png"):
         build_dataset("cityscapes", root=tmp_path, split="val", validate=True)
@@ -216,7 +217,7 @@ def test_folder_errors(tmp_path: Path) -> None:
     bad = tmp_path / "train" / "ant" / "im0.jpg"
     bad.write_bytes(b"garbage")
     ds = build_dataset("folder", root=tmp_path, split="train")
-    with pytest.raises(UserError, match=f"cannot decode image {bad}"):
+    with pytest.raises(UserError, match=re.escape(f"cannot decode image {bad}")):
         ds[0]
 
 
