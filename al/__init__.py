@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"run": "al.loop", "select": "al.strategies", "surrogate_matrix": "al.surrogate"}
+_EXPORTS = {"run": "al.loop", "select": "al.strategies", "surrogate_matrix": "al.experiments.surrogate"}
 
 
 def __getattr__(name: str) -> Any:

@@ -127,12 +127,26 @@ def resolve_path(path_or_preset: str | os.PathLike) -> tuple[Path, str]:
     return preset_path(text), text
 
 
+def resolve_preset(name: str | Path, *, prefix: str) -> Path:
+    """A path to an existing file, or a preset in al/presets/ (`demo` -> `<prefix>demo.toml`)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    presets = PRESETS_DIR
+    if p.suffix == "" and p.name == str(name):  # a bare preset name, not a path
+        cand = presets / (f"{p.name}.toml" if p.name.startswith(prefix) else f"{prefix}{p.name}.toml")
+        if cand.is_file():
+            return cand
+    known = sorted(q.stem for q in presets.glob(f"{prefix}*.toml")) if presets.is_dir() else []
+    raise UserError(f"no such config file or preset {str(name)!r}; presets: {', '.join(known) or 'none'}")
+
+
 def load_config(path_or_preset: str | os.PathLike, *, overrides: dict[str, Any] | None = None,
                 validate_names: bool = True) -> RunConfig:
     """Read a config file or preset strictly, apply `overrides` (see `apply_overrides`), validate.
 
     Names (strategy, model, dataset) are checked against the registries unless `validate_names`
-    is False; dataset-dependent checks (root, pool size, budget) are done by `al.loop.prepare`.
+    is False; dataset-dependent checks (root, pool size, budget) are done by `al.prepare.prepare`.
     """
     path, name = resolve_path(path_or_preset)
     data = read_toml(path)

@@ -23,49 +23,39 @@ algorithms are switched on, given the same torch thread count: the `threads` con
 Bad input (config, dataset root/layout, budget) raises `UserError` before the directory exists;
 a run that fails mid-way has no DONE marker and continues with `resume=True`.
 
-Run directory (DESIGN §3 "Runs"; every write atomic via `hwbench.io`)::
-
-    config.toml        the resolved config
-    state.json         source of truth: labelled indices per cycle, metrics, RNG seeds, steps done
-    selections.jsonl   one record per cycle: {cycle, strategy, selected (best first), labelled, fraction}
-    metrics.jsonl      one record per cycle: {cycle, labelled, fraction, metric, value, metrics, ...}
-    checkpoints/       cycle_NNN.pt: model (+ LLAL module) state after that cycle's training
-    DONE               written last
+Run directory: `al.runs.run_dir` (config.toml, state.json, selections.jsonl, metrics.jsonl,
+checkpoints/, DONE; every write atomic). Preparation (validation, datasets, budget): `al.prepare`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import io
-import json
 import logging
 import os
-import shutil
 import time
-import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
-from al.config import RunConfig, load_config, to_toml, validate
+from al.config import RunConfig, load_config, validate
+from al.prepare import PoolView, Prepared, prepare
+from al.runs.files import sha256_text
+from al.runs.run_dir import RunDir, metric_records
+from al.runtime import deterministic, torch_threads
+from al.seeds import STREAMS, derive_seed, initial_selection
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable, write_jsonl
+from hwbench.io import atomic_write_json, atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 STEPS = ("select", "train", "eval")
-METRIC_BY_TASK = {"segmentation": "miou", "classification": "top1"}
-# Streams of the per-cycle seed derivation; never renumber (it would change every run).
-STREAMS = {"init": 0, "aux_init": 1, "train": 2, "select": 3}
 SLOW_ENV = "AL_TEST_SLOW_CYCLE_S"  # test-only: sleep this long before training cycles >= 1
 INITIAL_GIVEN = "given"  # the cycle-0 `strategy` of a run started from `initial_labelled`
 
@@ -97,273 +87,11 @@ class RunResult:
                 for m, s in zip(self.metrics, self.selections, strict=False)]
 
 
-# --------------------------------------------------------------------------------------------------
-# preparation: everything that can fail on bad input happens here, before the directory exists
-
-
-class PoolView(Dataset):
-    """`base` restricted to `indices`, keeping its attributes (task, num_classes, ignore_index, ...)."""
-
-    def __init__(self, base: Dataset, indices: np.ndarray) -> None:
-        self.base = base
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self._tensors: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.base[int(self.indices[i])]
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("base", "indices", "_tensors") or name.startswith("__"):
-            raise AttributeError(name)
-        if name == "tensors":  # the cached-tensor fast path, restricted to the view
-            if not callable(getattr(self.base, "tensors", None)):
-                raise AttributeError(name)
-            return self._view_tensors
-        return getattr(self.base, name)
-
-    def _view_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._tensors is None:
-            x, y = self.base.tensors()
-            sel = torch.from_numpy(self.indices)
-            self._tensors = (x[sel], y[sel])
-        return self._tensors
-
-
-@dataclass
-class Prepared:
-    """A validated config with its datasets and budget, ready to run."""
-
-    config: RunConfig
-    pool: Dataset                     # indexed by pool position; the training view (augmentation as configured)
-    pool_score: Dataset               # the same images without augmentation, for scoring
-    val: Dataset
-    val_indices: list[int] | None
-    dataset_indices: np.ndarray       # (N,) dataset index of every pool position
-    task: str
-    metric: str
-    n_initial: int
-    n_cycle: int
-    device: str
-    strategy: Any
-    toml: str = field(repr=False, default="")
-    initial: np.ndarray | None = None  # the given cycle-0 set (pool indices, labelling order), None: random
-
-
-    @property
-    def pool_size(self) -> int:
-        return len(self.dataset_indices)
-
-
-def evenly_spaced(n: int, total: int) -> np.ndarray:
-    """`n` distinct indices spread evenly over range(total) (no randomness)."""
-    return (np.arange(n, dtype=np.int64) * total) // n
-
-
-def prepare(config: RunConfig, initial_labelled: Sequence[int] | None = None) -> Prepared:
-    """Validate `config` against the registries and the data; build the datasets; check the budget.
-
-    `initial_labelled` (pool indices) replaces the random cycle-0 set; its size replaces
-    `al.initial_fraction` in the budget.
-    """
-    from al.data import DATASETS, build_dataset
-    from al.strategies import get_strategy
-    from hwbench.models import create_model, model_info
-
-    cfg = validate(config)
-    d = cfg.data
-    _check_task(model_info(cfg.model.name).task, DATASETS[d.name].task, cfg)
-    pool_base = _build(build_dataset, d.name, d.root, d.split, d.options)
-    score_base = pool_base
-    if getattr(pool_base, "augment", False):  # score the images as they are, not augmented crops
-        score_base = _build(build_dataset, d.name, d.root, d.split, {**d.options, "augment": False})
-    val = _build(build_dataset, d.name, d.root, d.val_split, d.options)
-    task = pool_base.task
-    _check_task(model_info(cfg.model.name).task, task, cfg)
-    total = len(pool_base)
-    if d.pool_size is not None and d.pool_size > total:
-        raise UserError(f"data.pool_size {d.pool_size} exceeds the {total} images of {d.name}/{d.split}")
-    n_pool = d.pool_size or total
-    dataset_indices = evenly_spaced(n_pool, total)
-    pool = pool_base if n_pool == total else PoolView(pool_base, dataset_indices)
-    pool_score = score_base if n_pool == total else PoolView(score_base, dataset_indices)
-    n_init, n_cycle, n_total = cfg.budget(n_pool)
-    initial = None
-    if initial_labelled is not None:
-        initial = check_initial_labelled(initial_labelled, n_pool)
-        n_init, n_total = len(initial), len(initial) + cfg.al.cycles * n_cycle
-    if n_total > n_pool:
-        what = "given" if initial is not None else "initial"
-        raise UserError(f"budget of {n_total} images ({n_init} {what} + {cfg.al.cycles} cycles x {n_cycle}) "
-                        f"exceeds the pool of {n_pool}; lower al.cycles or the fractions")
-    if d.val_size is not None and d.val_size > len(val):
-        raise UserError(f"data.val_size {d.val_size} exceeds the {len(val)} images of {d.name}/{d.val_split}")
-    val_indices = None if d.val_size is None else evenly_spaced(d.val_size, len(val)).tolist()
-
-    device = resolve_device(cfg.device)
-    try:
-        strategy = get_strategy(cfg.al.strategy, **cfg.al.options) if cfg.al.options \
-            else get_strategy(cfg.al.strategy)
-    except TypeError as e:
-        raise UserError(f"al.options: {e}") from None
-    with torch.device("meta"):  # checks model options without allocating anything
-        create_model(cfg.model.name, num_classes=pool_base.num_classes, output_stride=cfg.model.output_stride,
-                     **cfg.model.options)
-    return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task],
-                    n_init, n_cycle, device, strategy, to_toml(cfg), initial)
-
-
-def check_initial_labelled(indices: Sequence[int], pool_size: int) -> np.ndarray:
-    """`indices` as int64 pool positions; `UserError` unless non-empty, integral, in range and distinct."""
-    arr = np.asarray(list(indices))
-    if arr.ndim != 1 or arr.size == 0:
-        raise UserError("initial_labelled: give at least one pool index (a flat list of integers)")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise UserError(f"initial_labelled: pool indices must be integers, got {arr.dtype}")
-    arr = arr.astype(np.int64)
-    bad = arr[(arr < 0) | (arr >= pool_size)]
-    if bad.size:
-        raise UserError(f"initial_labelled: index {int(bad[0])} is outside the pool of {pool_size} "
-                        f"(valid: 0..{pool_size - 1})")
-    uniq, counts = np.unique(arr, return_counts=True)
-    if (counts > 1).any():
-        raise UserError(f"initial_labelled: index {int(uniq[counts > 1][0])} is listed twice; give distinct indices")
-    return arr
-
-
-def _check_task(model_task: str, data_task: str, cfg: RunConfig) -> None:
-    if model_task != data_task:
-        raise UserError(f"model {cfg.model.name!r} is a {model_task} model but dataset {cfg.data.name!r} is "
-                        f"{data_task}; pick a {data_task} model")
-
-
-def _build(build_dataset: Any, name: str, root: str | None, split: str, options: dict) -> Dataset:
-    try:
-        return build_dataset(name, root=root, split=split, **options)
-    except TypeError as e:
-        raise UserError(f"data.options for {name!r}: {e}") from None
-
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when available else "cpu"; "cuda" without a GPU is a `UserError`."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' requested but no CUDA GPU is available; use device = \"cpu\" or \"auto\"")
-    return device
-
-
-# --------------------------------------------------------------------------------------------------
-# seeds
-
-
-def derive_seed(seed: int, cycle: int, stream: str) -> int:
-    """63-bit seed for one (run seed, cycle, stream); independent of anything computed before."""
-    ss = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, cycle, STREAMS[stream]])
-    return int(ss.generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def initial_selection(dataset: str, pool_size: int, seed: int, n: int) -> np.ndarray:
-    """Cycle 0: `n` random pool indices from (dataset name, pool size, seed) only.
-
-    Shared by every strategy and surrogate of one experiment and seed; a larger `n` extends a
-    smaller one (prefix of one permutation).
-    """
-    ss = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, pool_size, zlib.crc32(dataset.encode())])
-    return np.random.default_rng(ss).permutation(pool_size)[:n].astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------------
-# the run directory
-
-
-def _config_hash(toml: str) -> str:
-    return hashlib.sha256(toml.encode()).hexdigest()
-
-
-class RunDir:
-    """Files of one run directory; `state` is the source of truth, the JSON lines follow it."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.state_path = self.path / "state.json"
-        self.done_path = self.path / "DONE"
-        self.ckpt_dir = self.path / "checkpoints"
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    def is_run(self) -> bool:
-        return (self.path / "config.toml").is_file() or self.state_path.is_file()
-
-    def is_done(self) -> bool:
-        return self.done_path.is_file()
-
-    def is_empty(self) -> bool:
-        return self.path.is_dir() and not any(self.path.iterdir())
-
-    def read_state(self) -> dict:
-        try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{self.state_path}: unreadable run state ({e}); start over with --force") from None
-
-    def write_state(self, state: dict) -> None:
-        """Write the JSON lines derived from `state`, then `state.json` itself."""
-        write_jsonl(self.path / "selections.jsonl", _selection_records(state))
-        write_jsonl(self.path / "metrics.jsonl", _metric_records(state))
-        atomic_write_json(self.state_path, state)
-
-    def ckpt_path(self, cycle: int) -> Path:
-        return self.ckpt_dir / f"cycle_{cycle:03d}.pt"
-
-    def save_checkpoint(self, cycle: int, model: nn.Module, aux: nn.Module | None) -> None:
-        buf = io.BytesIO()
-        torch.save({"cycle": cycle, "model": _cpu_state(model), "aux": None if aux is None else _cpu_state(aux)},
-                   buf)
-        atomic_write_bytes(self.ckpt_path(cycle), buf.getvalue())
-
-    def load_checkpoint(self, cycle: int) -> dict:
-        path = self.ckpt_path(cycle)
-        if not path.is_file():
-            raise UserError(f"{path} is missing; the run cannot resume; start over with --force")
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-    def prune_checkpoints(self, keep: int) -> None:
-        for p in self.ckpt_dir.glob("cycle_*.pt"):
-            if p != self.ckpt_path(keep):
-                p.unlink(missing_ok=True)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path)
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
-
-
-def _selection_records(state: dict) -> list[dict]:
-    out, count = [], 0
-    for c in state["cycles"]:
-        if "select" not in c["steps"]:
-            break
-        count += len(c["selected"])
-        out.append({"cycle": c["cycle"], "strategy": c["strategy"], "labelled": count,
-                    "fraction": count / state["pool_size"], "select_s": c["select_s"], "selected": c["selected"]})
-    return out
-
-
-def _metric_records(state: dict) -> list[dict]:
-    return [c["record"] for c in state["cycles"] if "eval" in c["steps"]]
-
-
 def _new_state(p: Prepared) -> dict:
     cfg = p.config
     return {
         "version": STATE_VERSION,
-        "config_sha256": _config_hash(p.toml),
+        "config_sha256": sha256_text(p.toml),
         "dataset": cfg.data.name,
         "pool_size": p.pool_size,
         "dataset_indices": p.dataset_indices.tolist() if isinstance(p.pool, PoolView) else None,
@@ -379,10 +107,6 @@ def _new_state(p: Prepared) -> dict:
         "cycles": [],
         "done": False,
     }
-
-
-# --------------------------------------------------------------------------------------------------
-# the loop
 
 
 def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, resume: bool = False,
@@ -480,7 +204,7 @@ def _result(state: dict, cfg: RunConfig, out_dir: Path, status: str) -> RunResul
     sel = [np.asarray(c["selected"], dtype=np.int64) for c in state["cycles"] if "select" in c["steps"]]
     labelled = np.concatenate(sel) if sel else np.zeros(0, dtype=np.int64)
     di = state.get("dataset_indices")
-    return RunResult(selections=sel, labelled=labelled, metrics=_metric_records(state), out_dir=out_dir,
+    return RunResult(selections=sel, labelled=labelled, metrics=metric_records(state), out_dir=out_dir,
                      config=cfg, pool_size=state["pool_size"],
                      dataset_indices=np.arange(state["pool_size"]) if di is None else np.asarray(di),
                      done=bool(state.get("done")), status=status)
@@ -631,35 +355,6 @@ class _Loop:
             self.rd.prune_checkpoints(keep=k)
 
 
-@contextlib.contextmanager
-def deterministic(device: str) -> Iterator[None]:
-    """Deterministic kernels on CPU (cheap there); restored afterwards."""
-    if device != "cpu":
-        yield
-        return
-    prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op CPU threads set to `n`, restored afterwards (None or 0: leave the setting alone;
-    small models on shared cores: 1 is fastest)."""
-    if not n or n <= 0:
-        yield
-        return
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 class _Bar:
     def __init__(self, progress: Any, task: Any) -> None:
         self.progress, self.task = progress, task
@@ -690,5 +385,4 @@ def selections_equal(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-__all__ = ["RunResult", "Prepared", "PoolView", "run", "prepare", "load_result", "initial_selection",
-           "check_initial_labelled", "derive_seed", "evenly_spaced", "resolve_device", "selections_equal"]
+__all__ = ["RunResult", "run", "load_result", "selections_equal"]

@@ -17,7 +17,7 @@ from pathlib import Path
 def main() -> list[dict]:
     import torch
 
-    from al.surrogate import run_experiment
+    from al.experiments.surrogate import run_experiment
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)

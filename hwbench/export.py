@@ -121,7 +121,7 @@ def check_onnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int
         import onnxruntime as ort
     except ImportError:
         raise missing_package("onnxruntime", "ort") from None
-    from hwbench.latency.backends import check_onnx_file
+    from hwbench.onnxfile import check_onnx_file
 
     path = check_onnx_file(path)
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)  # (N, C, H, W)

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from al.analysis import entropy_analysis, load_entropy_config, model_label
+    from al.experiments.entropy import entropy_analysis, load_entropy_config
+    from al.report.format import model_label
     from hwbench.console import emit, line, progress
 
     cfg, _ = load_entropy_config(args.config)

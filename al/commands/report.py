@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from al.analysis import aggregate, matrix_records
     from al.report import load_experiment, write_report
+    from al.stats import aggregate, matrix_records
     from hwbench.console import emit, line
 
     written = write_report(args.experiment, args.out)

@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from al.analysis import RANDOM, aggregate, beats_random, best_per_row, model_label
-    from al.report import fmt_cell
-    from al.surrogate import run_experiment
+    from al.experiments.surrogate import run_experiment
+    from al.report.format import fmt_cell, model_label
+    from al.stats import RANDOM, aggregate, beats_random, best_per_row
     from hwbench.console import emit, line, progress
 
     with progress(transient=True) as bar:

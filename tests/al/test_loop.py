@@ -12,7 +12,9 @@ import torch
 
 from al.config import RunConfig, load_config
 from al.data import build_dataset
-from al.loop import PoolView, evenly_spaced, initial_selection, load_result, run
+from al.loop import load_result, run
+from al.prepare import PoolView, evenly_spaced
+from al.seeds import initial_selection
 from hwbench.errors import UserError
 from hwbench.models import create_model
 from hwbench.tomlconf import from_mapping, read_toml

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwbench.errors import UserError, missing_package, unknown
+from hwbench.onnxfile import check_onnx_file, check_shape_matches, onnx_input_shape  # noqa: F401 (API)
 
 BACKENDS: dict[str, str] = {
     "torch": "hwbench.latency.backends.torch:TorchRunner",
@@ -197,42 +197,3 @@ class Runner:
         self._tmp = tempfile.TemporaryDirectory(prefix="hwbench-onnx-")
         return export_onnx(self.spec.module, self.spec.input_shape,
                            Path(self._tmp.name) / f"{self.spec.model_name}.onnx")
-
-
-def check_onnx_file(path: str | os.PathLike) -> Path:
-    """`UserError` unless `path` is a readable, well-formed ONNX model."""
-    import onnx
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"ONNX file {str(p)!r} not found; export one with `hwbench export MODEL --out FILE.onnx`")
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-        onnx.checker.check_model(model)
-    except Exception as e:  # onnx raises DecodeError / ValidationError / RuntimeError for corrupt files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise UserError(f"{p} is not a valid ONNX model ({first}); re-export it with `hwbench export`") from None
-    if not model.graph.input:
-        raise UserError(f"{p} has no graph inputs; re-export it with `hwbench export`")
-    return p
-
-
-def onnx_input_shape(path: str | os.PathLike) -> list[int | str]:
-    """Shape of the first graph input: ints for static dims, names for dynamic ones."""
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    init = {i.name for i in m.graph.initializer}
-    inp = next(i for i in m.graph.input if i.name not in init)
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in inp.type.tensor_type.shape.dim]
-
-
-def check_shape_matches(path: str | os.PathLike, shape: tuple[int, ...]) -> None:
-    """`UserError` when a static ONNX input shape differs from the requested one."""
-    dims = onnx_input_shape(path)
-    if len(dims) != len(shape) or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(dims, shape, strict=False)):
-        want = "x".join(map(str, shape))
-        have = "x".join(map(str, dims))
-        raise UserError(f"{path} expects input {have}, not {want}; pass a matching --input/--batch "
-                        "or re-export with `hwbench export --dynamic`")

@@ -1,4 +1,4 @@
-"""al.report: the markdown/HTML report shows the matrix, marks best and vs-random, colour-codes rows."""
+"""al.report (markdown, html, write): the markdown/HTML report shows the matrix, marks best and vs-random, colour-codes rows."""
 
 from __future__ import annotations
 
@@ -8,18 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from al.analysis import RANDOM, aggregate
-from al.report import (
-    DOWN,
-    SELF_MARK,
-    UP,
-    fmt_cell,
-    load_experiment,
-    matrix_html,
-    matrix_markdown,
-    scale_colour,
-    write_report,
-)
+from al.report import load_experiment, write_report
+from al.report.format import DOWN, SELF_MARK, UP, fmt_cell, scale_colour
+from al.report.html import matrix_html
+from al.report.markdown import matrix_markdown
+from al.stats import RANDOM, aggregate
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_json, write_jsonl
 
@@ -83,7 +76,8 @@ def _experiment(tmp_path, with_entropy=True):
     atomic_write_json(d / "timing.json", {"total_s": 12.5, "reused": 0, "parts": [
         {"kind": "surrogate AL run", "name": "a", "seed": 0, "seconds": 2.0, "reused": False}]})
     if with_entropy:
-        from al.analysis import _npz_bytes, entropy_ratios, entropy_summary
+        from al.runs.files import npz_bytes as _npz_bytes
+        from al.stats import entropy_ratios, entropy_summary
         from hwbench.io import atomic_write_bytes
 
         scores = {"a": np.linspace(0.1, 1.0, 50), "c": np.linspace(0.05, 0.5, 50)}

@@ -1,4 +1,4 @@
-"""al.surrogate: config, baselines, chain order (stub), deployability, and `al surrogate` end to end
+"""al.experiments (config, deployable, matrix, chains): config, baselines, chain order (stub), deployability, and `al surrogate` end to end
 on the `surrogate_smoke` preset (seconds), including resume and bad input."""
 
 from __future__ import annotations
@@ -9,20 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from al.analysis import RANDOM
 from al.cli import main
-from al.surrogate import (
-    DeploySource,
-    SurrogateSpec,
-    load_experiment_config,
-    random_selection,
-    resolve_surrogates,
-    run_chain,
-)
+from al.experiments.chains import run_chain
+from al.experiments.config import DeploySource, SurrogateSpec, load_experiment_config
+from al.experiments.deployable import resolve_surrogates
+from al.seeds import random_selection
+from al.stats import RANDOM
 from hwbench.errors import UserError
 from hwbench.io import read_jsonl
 
-SMOKE = Path(__file__).parents[2] / "al" / "presets" / "surrogate_smoke.toml"
+SMOKE = Path(__file__).parents[3] / "al" / "presets" / "surrogate_smoke.toml"
 RES20, MNV3, RES18 = "deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small", "deeplabv3plus_resnet18"
 
 

@@ -1,0 +1,149 @@
+"""Config of a surrogate × deployment experiment (`al surrogate`): strict TOML into frozen dataclasses.
+
+Tables `[data]` and `[al]` are those of `al run`; `[surrogates]` lists models or a deployability
+rule; `[train]` has one recipe for the surrogates' AL cycles and one for the deployment models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from al.config import ALConfig, DataConfig, TrainConfig, resolve_preset
+from hwbench.errors import UserError
+
+PRESET_PREFIX = "surrogate_"
+
+
+@dataclass(frozen=True)
+class DeploySource:
+    """Surrogates = models deployable on the old fleet, decided by `hwbench.deploy`."""
+
+    device: str                      # device profile, e.g. "tx2"
+    fps: float | None = None         # frame rate the fleet must sustain ...
+    budget_ms: float | None = None   # ... or an explicit latency budget per frame
+    share: float = 1.0               # share of the frame time the model may use
+    mode: str = "paper"              # latency kind: paper | peak | roofline
+    input: str = "1024x2048"         # HxW the latency is judged at (the fleet's camera frame)
+    num_classes: int = 19            # classes of the fleet's model (Cityscapes: 19), not of the AL data set
+    precision: str = "fp16"          # precision of the latency estimate (paper mode: TX2's FP16 peak)
+    candidates: tuple[str, ...] = () # restrict to these models (default: every zoo model of the data's task)
+
+    def input_hw(self) -> tuple[int, int]:
+        try:
+            h, w = (int(x) for x in self.input.lower().split("x"))
+        except ValueError:
+            raise UserError(f"surrogates.from_deploy.input {self.input!r}: expected HxW, e.g. \"1024x2048\"") from None
+        if h < 1 or w < 1:
+            raise UserError(f"surrogates.from_deploy.input {self.input!r}: sizes must be positive")
+        return h, w
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """Either an explicit list of models or a deployability rule (exactly one)."""
+
+    models: tuple[str, ...] = ()
+    from_deploy: DeploySource | None = None
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training of the surrogates inside their AL cycles, and of the deployment models."""
+
+    surrogate: TrainConfig = field(default_factory=TrainConfig)
+    deployment: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """Generation order for `--chain` (oldest first); default: first surrogate, then the deployment models."""
+
+    models: tuple[str, ...] = ()
+    cycles_per_generation: int | None = None  # selection cycles each generation adds (default: al.cycles)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One surrogate × deployment experiment. Tables `[data]` and `[al]` are those of `al run`."""
+
+    data: DataConfig
+    surrogates: SurrogateSpec
+    deployment: tuple[str, ...]
+    al: ALConfig = field(default_factory=ALConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "auto"
+    name: str = ""
+    output_stride: int | None = None  # every model's output stride (None: builder default)
+    save_deployment_checkpoints: bool = False  # deployment models are evaluated, not reused: no .pt by default
+    threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 is fastest on a busy shared CPU
+    chain: ChainSpec = field(default_factory=ChainSpec)
+
+
+def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | None = None) -> ExperimentConfig:
+    """Read a config file or preset (`surrogate_smoke`, or `smoke`) strictly; `seeds=N` -> seeds 0..N-1."""
+    from hwbench.tomlconf import from_mapping, read_toml
+
+    path = resolve_preset(os.fspath(path_or_preset), prefix=PRESET_PREFIX)
+    raw = read_toml(path)
+    if isinstance(raw.get("surrogates"), list):  # `surrogates = [..]` is short for `[surrogates] models = [..]`
+        raw["surrogates"] = {"models": raw["surrogates"]}
+    raw.setdefault("name", path.stem)
+    cfg = from_mapping(ExperimentConfig, raw, where=str(path))
+    if seeds is not None:
+        if seeds < 1:
+            raise UserError(f"--seeds must be >= 1, got {seeds}")
+        cfg = dataclasses.replace(cfg, seeds=tuple(range(seeds)))
+    return validate_experiment(cfg)
+
+
+def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Checks that need neither data nor models (those are in `prepare_experiment`)."""
+    s = cfg.surrogates
+    if bool(s.models) == (s.from_deploy is not None):
+        raise UserError("surrogates: give either models = [...] or from_deploy = {device = ..., fps = ...}, "
+                        "exactly one")
+    if s.from_deploy is not None:
+        d = s.from_deploy
+        if (d.fps is None) == (d.budget_ms is None):
+            raise UserError("surrogates.from_deploy: give either fps or budget_ms, exactly one")
+        if d.fps is not None and d.fps <= 0 or d.budget_ms is not None and d.budget_ms <= 0:
+            raise UserError("surrogates.from_deploy: fps / budget_ms must be positive")
+        if not 0 < d.share <= 1:
+            raise UserError(f"surrogates.from_deploy.share must be in (0, 1], got {d.share}")
+        d.input_hw()
+    if not cfg.deployment:
+        raise UserError("deployment: list at least one deployment model")
+    for what, names in (("surrogates.models", s.models), ("deployment", cfg.deployment),
+                        ("chain.models", cfg.chain.models)):
+        if len(set(names)) != len(names):
+            raise UserError(f"{what}: a model is listed twice")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds) or min(cfg.seeds) < 0:
+        raise UserError(f"seeds: give distinct non-negative integers, got {list(cfg.seeds)}")
+    if cfg.chain.cycles_per_generation is not None and cfg.chain.cycles_per_generation < 1:
+        raise UserError("chain.cycles_per_generation must be >= 1")
+    return cfg
+
+
+def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | None = None) -> Any:
+    """The `al run` config of one surrogate's AL cycles in this experiment."""
+    from al.config import ModelConfig, RunConfig
+
+    al = cfg.al if cycles is None else dataclasses.replace(cfg.al, cycles=cycles)
+    return RunConfig(data=cfg.data, model=ModelConfig(name=model, output_stride=cfg.output_stride),
+                     train=cfg.train.surrogate, al=al, seed=seed, device=cfg.device,
+                     name=f"{cfg.name}:{model}:seed{seed}")
+
+
+def without_seeds(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The part of the config that identifies an experiment (seeds and threads may change on resume)."""
+    return dataclasses.replace(cfg, seeds=(0,), threads=0)
+
+
+def config_toml(cfg: ExperimentConfig) -> str:
+    from al.config import to_toml
+
+    return to_toml(cfg)

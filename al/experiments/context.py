@@ -1,0 +1,187 @@
+"""One experiment being run: its validated plan, directory, timing and progress (`Experiment`).
+
+`prepare_experiment` checks everything that can fail on bad input (names, data, budget, the
+deployability rule) before any directory exists; `Experiment` then owns the directory and runs
+the sub-runs the studies (`matrix`, `chains`) ask for, each resumable and skipped when finished.
+
+Experiment directory::
+
+    experiment.toml  experiment.json  deploy.json
+    seed_<s>/al/<surrogate>/                      al.loop run directory (DONE when finished)
+    seed_<s>/train/<deployment>/<surrogate>.json, random_<n>.json   (one cell each; reused)
+    seed_<s>/chain/gen_<g>_<model>/               inherited.json (trained on the inherited set)
+    seed_<s>/chain/gen_<g>_<model>/al/            al.loop run continuing the cycles from the inherited set
+    records.jsonl  chain.jsonl  timing.json  report.md  report.html  *.csv  *.png  DONE (last)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from al.experiments.backend import Backend, check_task
+from al.experiments.config import ExperimentConfig, config_toml, run_config, without_seeds
+from al.experiments.deployable import Resolved, resolve_surrogates
+from al.runs.experiment_dir import open_out_dir
+from al.runs.files import sha256_text
+from hwbench.errors import UserError
+from hwbench.io import atomic_write_json, atomic_write_text, write_jsonl
+
+
+@dataclass
+class Prepared:
+    """A validated experiment: config, resolved surrogates, backend."""
+
+    config: ExperimentConfig
+    resolved: Resolved
+    backend: Backend
+    n_initial: int
+    n_cycle: int
+    chain_models: tuple[str, ...] = ()
+    chain_cycles: int = 0
+
+    @property
+    def surrogates(self) -> tuple[str, ...]:
+        return self.resolved.surrogates
+
+
+def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepared:
+    """Validate everything that can fail on bad input (names, data, budget) before any directory exists."""
+    from al.prepare import prepare
+    from hwbench.models import model_info
+
+    probe_model = (cfg.surrogates.models or cfg.deployment)[0]
+    for m in (*cfg.deployment, *cfg.surrogates.models, *cfg.chain.models):
+        model_info(m)
+    prepared = prepare(run_config(cfg, probe_model, cfg.seeds[0]))  # names, data, strategy, budget
+    backend = Backend(prepared, output_stride=cfg.output_stride)
+    task = prepared.task
+    resolved = resolve_surrogates(cfg.surrogates, task)
+    check_task(resolved.surrogates, task, "surrogates")
+    check_task(cfg.deployment, task, "deployment")
+    p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle)
+    if chain:
+        models = cfg.chain.models or tuple(dict.fromkeys((resolved.surrogates[0], *cfg.deployment)))
+        check_task(models, task, "chain.models")
+        if len(models) < 2:
+            raise UserError("chain: needs at least two models (a surrogate and its successor)")
+        k = cfg.chain.cycles_per_generation or cfg.al.cycles
+        total = prepared.n_initial + (len(models) - 1) * k * prepared.n_cycle
+        if total > prepared.pool_size:
+            raise UserError(f"chain budget of {total} images ({prepared.n_initial} initial + {len(models) - 1} "
+                            f"generations x {k} cycles x {prepared.n_cycle}) exceeds the pool of "
+                            f"{prepared.pool_size}; lower chain.cycles_per_generation or the fractions")
+        if k < 1:
+            raise UserError("chain: al.cycles (or chain.cycles_per_generation) must be >= 1")
+        p.chain_models, p.chain_cycles = models, k
+    return p
+
+
+class Timing:
+    """Seconds per sub-run of this invocation (timing.json)."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict] = []
+        self.t0 = time.perf_counter()
+
+    @contextlib.contextmanager
+    def part(self, kind: str, name: str, seed: int, reused: bool = False) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.parts.append({"kind": kind, "name": name, "seed": seed, "seconds": round(time.perf_counter() - t, 3),
+                           "reused": reused})
+
+    def summary(self) -> dict:
+        return {"total_s": round(time.perf_counter() - self.t0, 3), "reused": sum(p["reused"] for p in self.parts),
+                "parts": self.parts}
+
+
+class Experiment:
+    """Runs (or resumes) one experiment directory. Use `al.experiments.surrogate.run_experiment`."""
+
+    def __init__(self, prepared: Prepared, out_dir: str | os.PathLike, *, progress: Any = None) -> None:
+        self.p = prepared
+        self.cfg = prepared.config
+        self.out = Path(out_dir)
+        self.be = prepared.backend
+        self.progress = progress
+        self.task_id = None
+        self.timing = Timing()
+
+    def open(self, *, resume: bool) -> None:
+        """Create the directory, or check that an existing one belongs to this experiment."""
+        toml = config_toml(without_seeds(self.cfg))
+        open_out_dir(self.out, toml, resume=resume, kind="surrogate",
+                     expect={"surrogates": list(self.p.surrogates)})
+        atomic_write_text(self.out / "experiment.toml", config_toml(self.cfg))
+        atomic_write_json(self.out / "experiment.json", self.describe(toml))
+        atomic_write_json(self.out / "deploy.json", {"source": self.p.resolved.source,
+                                                     "surrogates": list(self.p.surrogates),
+                                                     "verdicts": self.p.resolved.verdicts})
+
+    def describe(self, toml: str) -> dict:
+        import torch
+
+        cfg, be = self.cfg, self.be
+        n_total = self.p.n_initial + cfg.al.cycles * self.p.n_cycle
+        return {
+            "name": cfg.name, "kind": "surrogate", "config_sha256": sha256_text(toml), "dataset": cfg.data.name,
+            "strategy": cfg.al.strategy, "metric": be.metric, "seeds": list(cfg.seeds),
+            "surrogates": list(self.p.surrogates), "deployment": list(cfg.deployment),
+            "chain": list(self.p.chain_models), "pool_size": be.pool_size,
+            "val_size": len(be.p.val_indices) if be.p.val_indices is not None else len(be.p.val),
+            "n_initial": self.p.n_initial, "n_cycle": self.p.n_cycle, "n_total": n_total,
+            "summary": (f"{cfg.data.name}: pool of {be.pool_size} images, {cfg.al.strategy} selection, "
+                        f"{self.p.n_initial} random + {cfg.al.cycles} cycles × {self.p.n_cycle} = {n_total} labelled "
+                        f"({n_total / be.pool_size:.0%}); metric {be.metric} on the validation split; "
+                        f"seeds {', '.join(map(str, cfg.seeds))}."),
+            "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "machine": platform.machine()},
+        }
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.out / f"seed_{seed}"
+
+    def start_progress(self, total: int, what: str) -> None:
+        if self.progress is not None:
+            self.task_id = self.progress.add_task(what, total=total)
+
+    def advance(self, n: int, text: str | None = None) -> None:
+        if self.progress is not None and self.task_id is not None:
+            self.progress.update(self.task_id, advance=n, **({"description": text} if text else {}))
+
+    def describe_step(self, text: str) -> None:
+        if self.progress is not None and self.task_id is not None:
+            self.progress.update(self.task_id, description=text)
+
+    def surrogate_run(self, model: str, seed: int, *, cycles: int | None = None) -> Any:
+        """The AL run of `model` as surrogate (al.loop; reused when its directory is DONE)."""
+        from al.loop import run
+
+        k = self.cfg.al.cycles if cycles is None else cycles
+        sub = "al" if k == self.cfg.al.cycles else f"al_{k}cycles"
+        rdir = self.seed_dir(seed) / sub / model
+        reused = (rdir / "DONE").is_file()
+        self.describe_step(f"seed {seed}: {model} selects ({k} cycles)")
+        with self.timing.part("surrogate AL run", model, seed, reused):
+            res = run(run_config(self.cfg, model, seed, cycles=cycles), rdir, resume=True, progress=False)
+        return res
+
+    def finish(self, *, records: list[dict] | None, chain: list[dict] | None) -> None:
+        from al.report.write import write_report
+
+        if records is not None:
+            write_jsonl(self.out / "records.jsonl", records)
+        if chain is not None:
+            write_jsonl(self.out / "chain.jsonl", chain)
+        atomic_write_json(self.out / "timing.json", self.timing.summary())
+        write_report(self.out)
+        atomic_write_json(self.out / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                              "records": len(records or []), "chain_records": len(chain or [])})

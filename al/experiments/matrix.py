@@ -1,0 +1,95 @@
+"""The surrogate × deployment matrix (paper §4–5.3, Tables 3–5): its cells and how one is run.
+
+For every seed:
+
+1. every surrogate runs its own active-learning cycles with `al.loop.run` (same cycle-0 set for
+   all surrogates of the seed: `al.seeds.initial_selection` depends on dataset, pool and seed only);
+2. every deployment model trains FROM SCRATCH on each surrogate's final selection, and on a random
+   selection of the same size, and is evaluated on the validation split. The random selection
+   CONTAINS the shared cycle-0 set plus a seeded random draw from the rest of the pool, so it
+   differs from the surrogates' selections only in what the cycles picked (fair comparison).
+   A deployment model starts from the same initial weights and training seed in every column of
+   a row, so the columns differ only in their data.
+
+Output: records `{deployment, surrogate, seed, metric, value}` (`surrogate = "random"` for the
+baseline), aggregated by `al.stats` into the paper's Table 3 layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+
+from al.experiments.context import Experiment
+from al.runs.files import save_state_dict
+from al.seeds import random_selection, selection_digest, stable_seed
+from al.stats import RANDOM
+from hwbench.io import atomic_write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray) -> dict:
+    """Train `deployment` from scratch on `indices` (column = surrogate or random); cached as JSON.
+
+    Random cells are keyed by size (`random_<n>.json`), so a chain generation and the matrix
+    share one when their sizes agree.
+    """
+    stem = f"{RANDOM}_{len(indices)}" if column == RANDOM else column
+    path = exp.seed_dir(seed) / "train" / deployment / f"{stem}.json"
+    digest = selection_digest(indices)
+    if path.is_file():
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec.get("selection_sha") == digest:
+            exp.timing.parts.append({"kind": "deployment training", "name": f"{deployment}<-{column}",
+                                      "seed": seed, "seconds": rec.get("seconds", 0.0), "reused": True})
+            return rec
+        log.warning("%s: selection changed, retraining", path)
+    exp.describe_step(f"seed {seed}: train {deployment} on {column}'s {len(indices)} images")
+    t = time.perf_counter()
+    with exp.timing.part("deployment training", f"{deployment}<-{column}", seed):
+        # same init and training seed in every column of a row: columns differ only in their data
+        model = exp.be.train_model(deployment, indices, seed=stable_seed(seed, deployment, "train"),
+                                    init_seed=stable_seed(seed, deployment, "init"), cfg=exp.cfg.train.deployment)
+        metrics = exp.be.evaluate(model)
+    rec = {"deployment": deployment, "surrogate": column, "seed": seed, "metric": exp.be.metric,
+           "value": float(metrics[exp.be.metric]), "metrics": metrics, "labelled": int(len(indices)),
+           "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
+    if exp.cfg.save_deployment_checkpoints:
+        save_state_dict(model, path.with_suffix(".pt"))
+    atomic_write_json(path, rec)
+    return rec
+
+
+def run_matrix(exp: Experiment) -> list[dict]:
+    """Every seed: each surrogate's AL run, then every deployment model on each selection and on random."""
+    cfg = exp.cfg
+    units_al = cfg.al.cycles + 1
+    per_seed = len(exp.p.surrogates) * units_al + len(cfg.deployment) * (len(exp.p.surrogates) + 1)
+    exp.start_progress(per_seed * len(cfg.seeds), "surrogate experiment")
+    records = []
+    for seed in cfg.seeds:
+        finals: dict[str, np.ndarray] = {}
+        initial = None
+        for s in exp.p.surrogates:
+            res = exp.surrogate_run(s, seed)
+            exp.advance(units_al)
+            finals[s] = np.asarray(res.labelled, dtype=np.int64)
+            if initial is None:
+                initial = np.asarray(res.selections[0], dtype=np.int64)
+            elif not np.array_equal(np.sort(initial), np.sort(res.selections[0])):
+                raise RuntimeError(f"seed {seed}: surrogates started from different cycle-0 sets")
+        n = {len(v) for v in finals.values()}
+        if len(n) != 1:
+            raise RuntimeError(f"seed {seed}: surrogates labelled different numbers of images: {sorted(n)}")
+        rand = random_selection(initial, exp.be.pool_size, n.pop(), seed=seed)
+        for d in cfg.deployment:
+            for col, idx in (*finals.items(), (RANDOM, rand)):
+                rec = train_cell(exp, d, col, seed, idx)
+                records.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
+                exp.advance(1)
+        write_jsonl(exp.out / "records.jsonl", records)  # partial results readable while running
+    return records

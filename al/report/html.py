@@ -1,0 +1,122 @@
+"""The report as one HTML page (rows colour-coded from worst to best, as the paper's Table 3)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from al.report.format import DOWN, SELF_MARK, UP, metric_label, model_label, scale_colour
+from al.report.load import ExperimentData
+from al.report.markdown import runinfo_markdown
+from al.report.tables import (
+    CHAIN_HEADER,
+    CURVE_HEADER,
+    ENTROPY_HEADER,
+    TIMING_HEADER,
+    cell_texts,
+    chain_rows,
+    comparison_rows,
+    curve_rows,
+    deploy_rows,
+    deploy_sentence,
+    entropy_rows,
+    honest_note,
+    kind_title,
+    ratio_lines,
+    summary_lines,
+    timing_rows,
+)
+from al.stats import Matrix, aggregate, row_scale
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bool = False) -> str:
+    esc = (lambda x: str(x)) if raw else (lambda x: html.escape(str(x)))
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def matrix_html(m: Matrix, *, digits: int = 1) -> str:
+    """Table 3 layout in HTML, every row colour-coded from worst (red) to best (green)."""
+    head = "".join(f"<th>{html.escape(model_label(c))}</th>" for c in m.columns)
+    body = []
+    for r in m.rows:
+        scale, texts = row_scale(m, r), cell_texts(m, r, digits, lambda t: f"<b>{t}</b>")
+        tds = [f'<td class="cell" style="background:{scale_colour(scale[c])}" data-scale="{scale[c]:.3f}">'
+               f"{texts[c]}</td>" if c in texts else "<td>–</td>" for c in m.columns]
+        body.append(f"<tr><th>{html.escape(model_label(r))}</th>{''.join(tds)}</tr>")
+    return (f'<table class="matrix"><thead><tr><th>deployment \\ surrogate</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.8em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f2f2f2}
+.legend span{display:inline-block;padding:2px 8px;margin-right:2px}
+pre{background:#f6f8fa;padding:1em;overflow:auto}img{max-width:100%}"""
+
+
+def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
+    exp = d.experiment
+    title = html.escape(str(exp.get("name") or d.root.name))
+    esc = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style>"
+           f"</head><body><h1>{kind_title(d)}: {title}</h1>"]
+    if exp.get("summary"):
+        out.append(f"<p>{esc(exp['summary'])}</p>")
+    if d.records:
+        metric = d.records[0]["metric"]
+        m = aggregate(d.records, rows=exp.get("deployment"), columns=exp.get("surrogates"), metric=metric)
+        legend = "".join(f'<span style="background:{scale_colour(t)}">{w}</span>'
+                         for t, w in ((0.0, "worst"), (0.5, ""), (1.0, "best")))
+        out += [f"<h2>Deployment models trained on surrogate-selected data: {esc(metric_label(metric))}</h2>",
+                "<p>Rows: deployment models trained from scratch on each surrogate's final selection; "
+                "<code>random</code>: a random selection of the same size containing the shared cycle-0 set. "
+                f"Colour per row: <span class='legend'>{legend}</span>; bold: best surrogate; {UP}/{DOWN} vs random; "
+                f"{SELF_MARK} the model picked for itself. Mean ± sample std (ddof=1) over seeds.</p>",
+                matrix_html(m), "<ul>" + "".join(f"<li>{_md_bold_to_html(esc(x))}</li>" for x in summary_lines(m))
+                + "</ul>"]
+        comp = comparison_rows(m)
+        if comp:
+            out += ["<h3>Surrogate vs random, paired by seed</h3>",
+                    _html_table(["deployment", "surrogate", "Δ (p.p.)", "std of Δ", "wins"], comp)]
+    if d.chain:
+        out += ["<h2>Generation chain</h2>", _html_table(CHAIN_HEADER, chain_rows(d.chain))]
+    if d.deploy:
+        cols, rows = deploy_rows(d.deploy)
+        out += ["<h2>Which surrogates were deployable</h2>",
+                f"<p>{_md_bold_to_html(esc(deploy_sentence(d.deploy)))}</p>"]
+        if rows:
+            out.append(_html_table(cols, [[str(x).replace("`", "") for x in r] for r in rows]))
+    if d.entropy:
+        out.append("<h2>Entropy of models trained on the same random subset (paper Fig. 4)</h2>")
+        if "entropy" in images:
+            out.append(f"<img src='{esc(images['entropy'])}' alt='entropy histograms'>")
+        out.append(_html_table(ENTROPY_HEADER, entropy_rows(d.entropy)))
+        out.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in ratio_lines(d.entropy)) + "</ul>")
+    if d.curves:
+        out.append("<h2>Active-learning curves (paper Fig. 3)</h2>")
+        if "curves" in images:
+            out.append(f"<img src='{esc(images['curves'])}' alt='AL curves'>")
+        out.append(_html_table(CURVE_HEADER, curve_rows(d.curves)))
+    out += ["<h2>What this can and cannot show</h2>",
+            "<ul>" + "".join(f"<li>{_md_code_to_html(esc(n))}</li>" for n in honest_note(d)) + "</ul>"]
+    info = runinfo_markdown(d)[2:]
+    out.append("<h2>Seeds, timing, machine</h2><ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in info
+                                                              if x.startswith("- ")) + "</ul>")
+    if d.timing and d.timing.get("parts"):
+        out.append(_html_table(TIMING_HEADER, timing_rows(d.timing)))
+    if d.config_text:
+        out += ["<h2>Config</h2>", f"<pre>{esc(d.config_text)}</pre>"]
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _md_bold_to_html(s: str) -> str:
+    return _md_code_to_html(re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s))
+
+
+def _md_code_to_html(s: str) -> str:
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)

@@ -1,0 +1,114 @@
+"""Reading what an experiment directory holds, for the report (no rendering here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from al.runs.files import load_entropy_scores
+from hwbench.errors import UserError
+from hwbench.io import read_jsonl
+
+log = logging.getLogger(__name__)
+
+ENTROPY_SUBDIR = "entropy"
+
+
+@dataclass
+class ExperimentData:
+    """Everything a report can show; absent parts are None / empty."""
+
+    root: Path
+    records: list[dict] = field(default_factory=list)
+    chain: list[dict] = field(default_factory=list)
+    deploy: dict | None = None
+    entropy: dict | None = None
+    entropy_scores: dict | None = None
+    curves: list[dict] = field(default_factory=list)
+    config_text: str = ""
+    experiment: dict = field(default_factory=dict)  # experiment.json: name, kind, dataset, schedule ...
+    timing: dict | None = None
+
+
+def load_experiment(exp_dir: str | Path) -> ExperimentData:
+    """Read an experiment (or entropy-analysis) directory; UserError when it holds no results."""
+    root = Path(exp_dir)
+    if not root.is_dir():
+        raise UserError(f"no such experiment directory: {root}")
+    d = ExperimentData(root=root)
+    if (root / "records.jsonl").is_file():
+        d.records = list(read_jsonl(root / "records.jsonl"))
+    if (root / "chain.jsonl").is_file():
+        d.chain = list(read_jsonl(root / "chain.jsonl"))
+    for name, attr in (("deploy.json", "deploy"), ("timing.json", "timing"), ("experiment.json", "experiment")):
+        if (root / name).is_file():
+            setattr(d, attr, json.loads((root / name).read_text(encoding="utf-8")))
+    # An entropy analysis lives in the directory itself (`al entropy --out DIR`) or in its `entropy/`
+    # subdirectory, so one report can show a surrogate experiment together with its entropy histograms.
+    for entropy_dir in (root, root / ENTROPY_SUBDIR):
+        if (entropy_dir / "entropy.json").is_file():
+            d.entropy = json.loads((entropy_dir / "entropy.json").read_text(encoding="utf-8"))
+            if (entropy_dir / "entropy_scores.npz").is_file():
+                d.entropy_scores = load_entropy_scores(entropy_dir / "entropy_scores.npz")
+            break
+    for cfg_name in ("experiment.toml", "config.toml"):
+        if (root / cfg_name).is_file():
+            d.config_text = (root / cfg_name).read_text(encoding="utf-8")
+            break
+    for run_dir in find_runs(root):
+        try:
+            d.curves.extend(run_curve(run_dir))
+        except (OSError, ValueError, KeyError) as e:  # a damaged run dir must not sink the report
+            log.warning("skipping AL curve of %s: %s", run_dir, e)
+    if not (d.records or d.chain or d.entropy or d.curves):
+        raise UserError(f"{root} holds no experiment results (records.jsonl, chain.jsonl, entropy.json or "
+                        "run directories); run `al surrogate` or `al entropy` with --out there first")
+    return d
+
+
+_METRIC_KEYS = ("miou", "top1")
+_LABELLED_KEYS = ("labelled", "n_labelled", "num_labelled", "labelled_count")
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run directories (holding `metrics.jsonl`) under `root`, sorted."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob("metrics.jsonl"))
+
+
+def run_curve(run_dir: str | Path, *, pool_size: int | None = None) -> list[dict]:
+    """One run's `metrics.jsonl` as curve points {model, strategy, seed, cycle, labelled, fraction, metric, value}.
+
+    Model, strategy and seed come from the run's resolved `config.toml`; the labelled count from
+    the metrics record (or the labelled set in `state.json`); the fraction from the record's
+    `labelled_fraction`/`fraction` or labelled / pool size.
+    """
+    from hwbench.tomlconf import read_toml
+
+    run_dir = Path(run_dir)
+    cfg = read_toml(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else {}
+    model = (cfg.get("model") or {}).get("name", run_dir.name)
+    strategy = (cfg.get("al") or {}).get("strategy", "?")
+    seed = cfg.get("seed", 0)
+    points = []
+    for i, rec in enumerate(read_jsonl(run_dir / "metrics.jsonl")):
+        if isinstance(rec.get("metric"), str) and isinstance(rec.get("value"), (int, float)):
+            metric, value = rec["metric"], rec["value"]  # al.loop's record: {metric, value, ...}
+        else:
+            metric = next((k for k in _METRIC_KEYS if isinstance(rec.get(k), (int, float))), None)
+            if metric is None:
+                continue
+            value = rec[metric]
+        labelled = next((rec[k] for k in _LABELLED_KEYS if isinstance(rec.get(k), (int, float))), None)
+        fraction = rec.get("labelled_fraction", rec.get("fraction"))
+        pool = rec.get("pool_size", pool_size)
+        if fraction is None and labelled is not None and pool:
+            fraction = labelled / pool
+        if fraction is None:
+            continue
+        points.append({"model": model, "strategy": strategy, "seed": int(seed), "cycle": int(rec.get("cycle", i)),
+                       "labelled": labelled, "fraction": float(fraction), "metric": metric,
+                       "value": float(value)})
+    return points

@@ -1,0 +1,94 @@
+"""The report's figures (matplotlib, Agg backend), written atomically as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from al.report.format import model_label
+from al.stats import curve_table, histogram_counts
+
+
+def plot_entropy_histograms(scores: Mapping[str, np.ndarray], path: str | Path, *, top_fraction: float = 0.1,
+                            bins: int = 40, labels: Mapping[str, str] | None = None,
+                            xlabel: str = "image entropy (mean pixel entropy, nats)") -> Path:
+    """One PNG, one panel per model (shared x axis): histogram with the top `top_fraction` highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwbench.io import atomic_write_bytes
+
+    names = [n for n, s in scores.items() if np.asarray(s).size]
+    if not names:
+        raise ValueError("no entropy scores to plot")
+    labels = labels or {}
+    allv = np.concatenate([np.asarray(scores[n], dtype=np.float64) for n in names])
+    lo, hi = float(allv.min()), float(allv.max())
+    if hi <= lo:
+        hi = lo + 1e-6
+    edges = np.linspace(lo, hi, bins + 1)
+    fig, axes = plt.subplots(len(names), 1, sharex=True, figsize=(7, 1.9 * len(names) + 0.6), squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        s = np.asarray(scores[name], dtype=np.float64)
+        rest, top = histogram_counts(s, edges, top_fraction)
+        centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        ax.bar(centres, rest, width=width, color="#9aa5b1", label="rest")
+        ax.bar(centres, top, width=width, bottom=rest, color="#2ca02c", label=f"top {top_fraction:.0%}")
+        ax.axvline(s.mean(), color="black", linestyle="--", linewidth=1)
+        ax.set_title(f"{labels.get(name, name)}: mean {s.mean():.3g}, n={s.size}", fontsize=9, loc="left")
+        ax.set_ylabel("images", fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel(xlabel, fontsize=9)
+    fig.tight_layout()
+    return _save_fig(fig, path, atomic_write_bytes)
+
+
+def plot_al_curves(points: Sequence[Mapping[str, Any]], path: str | Path, *,
+                   labels: Mapping[str, str] | None = None) -> Path:
+    """Metric vs labelled fraction, one line per strategy, one panel per model (paper Fig. 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwbench.io import atomic_write_bytes
+
+    table = curve_table(points)
+    if not table:
+        raise ValueError("no AL curve points to plot")
+    labels = labels or {}
+    models = list(dict.fromkeys(r["model"] for r in table))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+    markers = {"entropy": "D", "llal": "o", "learning_loss": "o", "coreset": "s", "true_loss": "^", "random": "+"}
+    for ax, model in zip(axes[0], models, strict=True):
+        rows = [r for r in table if r["model"] == model]
+        for strategy in dict.fromkeys(r["strategy"] for r in rows):
+            pts = [r for r in rows if r["strategy"] == strategy]
+            x = np.array([r["fraction"] for r in pts]) * 100
+            y = np.array([r["mean"] for r in pts])
+            e = np.nan_to_num(np.array([r["std"] for r in pts]))
+            ax.errorbar(x, y, yerr=e, marker=markers.get(strategy, "x"), capsize=2, label=strategy, linewidth=1)
+        ax.set_title(labels.get(model, model_label(model)), fontsize=10)
+        ax.set_xlabel("labelled (% of pool)", fontsize=9)
+        ax.set_ylabel({"miou": "mIoU (%)", "top1": "Top-1 (%)"}.get(rows[0]["metric"], rows[0]["metric"]), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_fig(fig, path, atomic_write_bytes)
+
+
+def _save_fig(fig: Any, path: str | Path, write: Any) -> Path:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return write(path, buf.getvalue())

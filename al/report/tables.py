@@ -1,0 +1,214 @@
+"""The report's tables and sentences, as plain rows of text: rendered by `markdown` and `html` alike."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from al.report.format import (
+    SELF_MARK,
+    fmt_cell,
+    fmt_delta,
+    model_label,
+    vs_random_mark,
+)
+from al.stats import RANDOM, Matrix, beats_random, best_per_row, compare_to_random, curve_table
+
+if TYPE_CHECKING:
+    from al.report.load import ExperimentData
+
+def cell_texts(m: Matrix, row: str, digits: int, bold: Callable[[str], str]) -> dict[str, str]:
+    """Column -> cell text of one matrix row: mean ± std (best surrogate through `bold`), ▲/▼ vs random,
+    ◆ on the diagonal; columns without data are left out."""
+    best = best_per_row(m).get(row)
+    base = m.cell(row, RANDOM)
+    out = {}
+    for c in m.columns:
+        cell = m.cell(row, c)
+        if cell is None or cell.n == 0:
+            continue
+        text = fmt_cell(cell.mean, cell.std, digits)
+        text = bold(text) if c == best else text
+        if c != RANDOM and base is not None and base.n:
+            text += f" {vs_random_mark(cell.mean - base.mean)}"
+        if c == row:
+            text += f" {SELF_MARK}"
+        out[c] = text
+    return out
+
+
+def comparison_rows(m: Matrix) -> list[list[str]]:
+    """Rows of the paired surrogate-vs-random table."""
+    return [[model_label(c.deployment), model_label(c.surrogate) + (f" {SELF_MARK}" if c.diagonal else ""),
+             fmt_delta(c.delta), "–" if math.isnan(c.delta_std) else f"{c.delta_std:.2f}", f"{c.wins}/{c.paired}"]
+            for c in compare_to_random(m)]
+
+
+def summary_lines(m: Matrix) -> list[str]:
+    """Beats-random count and best surrogate per row, as sentences."""
+    br = beats_random(m)
+    lines = [f"Surrogate/deployment pairs beating random (difference of means, diagonal excluded): "
+             f"**{br.wins} of {br.pairs}** (paper, Tables 3–5: 25 of 28)."]
+    if br.diagonal_pairs:
+        lines.append(f"Models picking for themselves (diagonal {SELF_MARK}) beating random: "
+                     f"{br.diagonal_wins} of {br.diagonal_pairs}.")
+    best_any = best_per_row(m, include_random=True)
+    for r, c in best_per_row(m).items():
+        cell = m.cell(r, c)
+        base = m.cell(r, RANDOM)
+        note = ""
+        if base is not None and base.n:
+            note = f", {fmt_delta(cell.mean - base.mean)} vs random"
+            if best_any.get(r) == RANDOM:
+                note += "; random is best in this row"
+        lines.append(f"Best surrogate for {model_label(r)}: {model_label(c)} ({fmt_cell(cell.mean, cell.std)}{note}).")
+    return lines
+
+
+def deploy_rows(deploy: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of the deployability table (verdict records of hwbench.deploy)."""
+    verdicts = deploy.get("verdicts") or []
+    cols = [c for c in ("model", "device", "mode", "precision", "latency_ms", "share", "effective_latency_ms",
+                        "budget_ms", "memory_used_gb", "deployable", "reason")
+            if any(c in v for v in verdicts)]
+    rows = []
+    for v in verdicts:
+        row = []
+        for c in cols:
+            x = v.get(c)
+            if c == "model":
+                x = f"{model_label(x)} (`{x}`)"
+            elif isinstance(x, float):
+                x = f"{x:.2f}" if c in ("share", "memory_used_gb") else f"{x:.1f}"
+            elif isinstance(x, bool):
+                x = "yes" if x else "no"
+            row.append("–" if x is None else x)
+        rows.append(row)
+    return cols, rows
+
+
+def deploy_sentence(deploy: Mapping[str, Any]) -> str:
+    src = deploy.get("source") or {}
+    chosen = ", ".join(model_label(m) for m in deploy.get("surrogates", []))
+    if not src:
+        return f"Surrogates were listed in the config: {chosen}."
+    rule = ", ".join(f"{k}={v}" for k, v in src.items() if v not in (None, "", []))
+    text = (f"Surrogates are the models `hwbench.deploy` finds deployable on the old fleet ({rule}): "
+            f"**{chosen or 'none'}**. Latencies are `{src.get('mode', 'paper')}`-mode estimates, not measurements.")
+    if src.get("mode", "paper") == "paper":
+        text += (" Paper mode divides GMACs by the vendor's TOPS (which count 2 ops per MAC and, for Xavier/Orin, "
+                 "INT8 on GPU + DLA), so it is about 2x optimistic for a GPU-only engine; `peak` and `roofline` "
+                 "modes are the realistic ones.")
+    if any(v.get("model") == "deeplabv3plus_resnet20" for v in deploy.get("verdicts") or []):
+        text += (" Res-20 here is the CIFAR-style ResNet-20 made OS16 (32.06 GMACs at 1024x2048); the paper's "
+                 "60.3 GOPs (46.4 ms on TX2) cannot be reproduced from its description.")
+    return text
+
+
+def chain_rows(chain: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """One row per (generation, model): inherited-set metric vs random of the same size, over seeds."""
+    import numpy as np
+
+    gens: dict[tuple[int, str], dict[str, dict[int, float]]] = {}
+    meta: dict[tuple[int, str], dict] = {}
+    for r in chain:
+        key = (int(r["generation"]), r["deployment"])
+        side = "random" if r["surrogate"] == RANDOM else "picked"
+        gens.setdefault(key, {}).setdefault(side, {})[int(r["seed"])] = float(r["value"])
+        if side == "picked":
+            meta[key] = r
+    rows = []
+    for key in sorted(gens):
+        g, model = key
+        picked, rand = gens[key].get("picked", {}), gens[key].get("random", {})
+        pv, rv = np.array(list(picked.values())), np.array(list(rand.values()))
+        sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else math.nan  # noqa: E731
+        diffs = [picked[s] - rand[s] for s in picked if s in rand]
+        m = meta.get(key, {})
+        rows.append([g, model_label(model), model_label(m.get("surrogate", "?")), m.get("labelled", "–"),
+                     fmt_cell(float(pv.mean()) if pv.size else math.nan, sd(pv)),
+                     fmt_cell(float(rv.mean()) if rv.size else math.nan, sd(rv)),
+                     fmt_delta(float(pv.mean() - rv.mean()) if pv.size and rv.size else math.nan),
+                     f"{sum(d > 0 for d in diffs)}/{len(diffs)}"])
+    return rows
+
+
+CHAIN_HEADER = ["gen", "model", "picked by", "labelled", "inherited set", "random (same size)", "Δ", "wins"]
+CURVE_HEADER = ["model", "strategy", "first: labelled %", "metric", "last: labelled %", "metric", "seeds"]
+
+
+def curve_rows(points: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """First and last point of every (model, strategy) AL curve, mean ± std over seeds."""
+    table = curve_table(points)
+    rows = []
+    for key in dict.fromkeys((r["model"], r["strategy"]) for r in table):
+        pts = [r for r in table if (r["model"], r["strategy"]) == key]
+        a, b = pts[0], pts[-1]
+        rows.append([model_label(key[0]), key[1], f"{100 * a['fraction']:.0f}", fmt_cell(a["mean"], a["std"]),
+                     f"{100 * b['fraction']:.0f}", fmt_cell(b["mean"], b["std"]), b["n"]])
+    return rows
+
+
+ENTROPY_HEADER = ["model", "images", "mean", "std", "median", "top-10 % threshold"]
+
+
+def entropy_rows(entropy: Mapping[str, Any]) -> list[list[Any]]:
+    return [[model_label(s["model"]), s["n"], f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}",
+             f"{s['top_threshold']:.4f}"] for s in entropy.get("summary", [])]
+
+
+def ratio_lines(entropy: Mapping[str, Any], limit: int = 6) -> list[str]:
+    """Mean-entropy ratios `a / b` with a > b (each unordered pair once), largest first."""
+    ratios = [r for r in entropy.get("ratios", []) if r["ratio"] >= 1.0]
+    return [f"mean entropy {model_label(r['numerator'])} / {model_label(r['denominator'])} = ×{r['ratio']:.2f}"
+            for r in ratios[:limit]]
+
+
+def honest_note(d: ExperimentData) -> list[str]:
+    """What the embedded data can and cannot show."""
+    exp = d.experiment
+    notes = []
+    if exp.get("dataset", "").startswith("synthetic") or "synthetic" in d.config_text:
+        notes.append("The data set is synthetic (procedurally drawn scenes): it exercises the pipeline end to end, "
+                     "but its numbers say nothing about Cityscapes, ADE20K or ImageNet accuracy.")
+    if d.records or d.chain:
+        n_seeds = len({r["seed"] for r in (d.records or d.chain)})
+        notes.append(f"Means and ± are over {n_seeds} seed(s); ± is the sample standard deviation (ddof=1). "
+                     "With few seeds a difference smaller than about two standard deviations is not evidence "
+                     "of a real effect; the per-seed wins column shows how consistent a difference is.")
+        notes.append("`beats random` compares means only; it is not a significance test. Each seed shares "
+                     "its cycle-0 set, initial weights and training seed across a row's columns, so the "
+                     "columns differ only in the data the surrogates selected.")
+        notes.append("Deployment models are trained once per selection with the small recipe in the config; "
+                     "a longer schedule or another data set can change the ranking.")
+    if d.deploy:
+        notes.append("Deployability is decided from estimated latency (the paper's GMACs / TOPS rule or a "
+                     "roofline), not from measurements on the device; `hwbench measure` gives the measured side.")
+    if d.timing:
+        notes.append("Timings are wall-clock on the machine that ran the experiment (see meta below) and "
+                     "include data loading; they are not device latencies.")
+    if d.entropy:
+        notes.append("Entropy is the mean pixel entropy per image (nats) of models trained on one random subset; "
+                     "one subset and one seed, so the histograms show a tendency, not a distribution over "
+                     "training runs.")
+    return notes
+
+
+TIMING_HEADER = ["sub-run kind", "count", "reused", "total s", "mean s"]
+
+
+def timing_rows(timing: Mapping[str, Any]) -> list[list[Any]]:
+    """Seconds per kind of sub-run (AL run, deployment training, ...) of the last invocation."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for p in timing.get("parts", []):
+        by_kind.setdefault(p["kind"], []).append(p)
+    return [[k, len(v), sum(bool(p.get("reused")) for p in v), f"{sum(float(p['seconds']) for p in v):.1f}",
+             f"{sum(float(p['seconds']) for p in v) / len(v):.1f}"] for k, v in by_kind.items()]
+
+
+def kind_title(d: ExperimentData) -> str:
+    """The report's title: what kind of results the directory holds."""
+    if d.records or d.chain:
+        return "Surrogate experiment"
+    return "Entropy analysis" if d.entropy else "Active-learning runs"
