@@ -310,7 +310,8 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
 
     With `aux`: the model runs with `return_features=True`; the loss is task loss +
     `aux.weight * aux.loss(aux(feats), per_sample_loss.detach())`, and `aux` sees detached
-    features from epoch `ceil(aux.stop_grad_fraction * epochs)` on (the LLAL stop-gradient).
+    features in the epochs where `stop_gradient(epoch, epochs, aux.stop_grad_fraction)` (the LLAL
+    stop-gradient: after epoch 120 of 200, as the reference).
     Leaves `model` (and `aux`) in eval mode on `device`. Returns a summary dict: `epochs`,
     `iterations`, `batch_size`, `samples`, `loss` (last epoch's mean task loss),
     `loss_per_epoch`, `aux_loss_per_epoch` (with aux), `lr_final`, `seconds`, `samples_per_s`.
@@ -338,9 +339,9 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
     batch_size = min(cfg.batch_size, n)
     per_epoch = len(epoch_batches(n, batch_size, torch.Generator().manual_seed(0)))
     total = cfg.epochs * per_epoch
-    stop_epoch = math.ceil(aux.stop_grad_fraction * cfg.epochs) if aux is not None else None
     aux_weight = float(getattr(aux, "weight", 1.0))
 
+    from al.strategies.learning_loss import stop_gradient
     from hwbench.console import progress
 
     history: list[float] = []
@@ -351,7 +352,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
         t_epochs = bar.add_task("train epochs", total=cfg.epochs)
         t_batches = bar.add_task("batches", total=per_epoch)
         for epoch in range(cfg.epochs):
-            detach = aux is not None and epoch >= stop_epoch
+            detach = aux is not None and stop_gradient(epoch, cfg.epochs, aux.stop_grad_fraction)
             batches = epoch_batches(n, batch_size, generator)
             loss_sum = torch.zeros((), device=device)
             aux_sum = torch.zeros((), device=device)

@@ -8,15 +8,23 @@ Per batch, under `torch.no_grad()`:
 - `predicted_loss`: `aux(feats)` (the LLAL `LossPredictionModule`);
 - `true_loss`: `al.train.per_sample_loss(logits, target, ignore_index)` (needs labels).
 Features are requested (`return_features=True`) only for `embedding` and `predicted_loss`.
+
+Images of different sizes (ADE20K) batch without padding: a loaded batch is split into groups of
+equal size and each group is one forward pass, so every score equals the batch-size-1 score
+(padding would change entropy, pooled features and predicted losses). `score_size=(H, W)` resizes
+every scored image (bilinear; labels nearest) before the forward pass, so whole batches stack;
+it affects scoring only — evaluation (`al.train.evaluate`) keeps the validation set's resolution.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -40,13 +48,15 @@ def _pool(f: torch.Tensor) -> torch.Tensor:
 def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np.ndarray,
             needs: Iterable[str], *, device: str | torch.device, batch_size: int,
             aux: nn.Module | None = None, score_fn: ScoreFn | None = None, num_workers: int = 0,
-            amp: bool = False, show_progress: bool = True) -> Evidence:
+            amp: bool = False, show_progress: bool = True,
+            score_size: Sequence[int] | None = None) -> Evidence:
     """Evidence for `pool_indices` of `dataset` (arrays span all `len(dataset)` images; NaN elsewhere).
 
     `score_fn` defaults to mean pixel entropy (`ImageScorer()`); a scorer with
     `exclude_ignored=True` receives the labels' valid mask (target != dataset.ignore_index).
     `amp` runs the forward pass under CUDA autocast (scores are computed in float32 regardless).
-    Models and `aux` are put in eval mode and restored afterwards.
+    Models and `aux` are put in eval mode and restored afterwards. `score_size` (H, W) resizes the
+    scored images (see module docstring); None scores them at their own size.
     """
     needs = frozenset(needs)
     if not needs <= EVIDENCE_KINDS:
@@ -55,6 +65,7 @@ def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np
         raise UserError("evidence 'predicted_loss' needs the LLAL module: pass aux=LossPredictionModule(...)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
+    size = check_score_size(score_size)
     n = len(dataset)
     idx = np.asarray(pool_indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -70,9 +81,10 @@ def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np
     per_sample_loss = _per_sample_loss() if "true_loss" in needs else None
     device = torch.device(device)
     scalars = {k: np.full(n, np.nan, dtype=np.float64) for k in needs if k != "embedding"}
-    embedding: np.ndarray | None = None
+    emb: dict[str, np.ndarray] = {}     # "embedding" -> (n, D), allocated at the first batch
     loader = DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        collate_fn=functools.partial(collate_groups, size=size))
     modules = [m for m in (model, aux) if m is not None]
     was_training = [m.training for m in modules]
     for m in modules:
@@ -81,37 +93,78 @@ def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np
     batches = track(loader, "collecting evidence", total=len(loader)) if show_progress else loader
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            for images, targets in batches:
-                rows = idx[pos:pos + len(images)]
-                pos += len(images)
-                x = images.to(device, non_blocking=True)                          # (B, 3, H, W)
-                if use_feats:
-                    logits, feats = model(x, return_features=True)
-                else:
-                    logits, feats = model(x), None
-                if needs & LOGIT_KINDS:
-                    logits = logits.float()                                       # (B, K[, H, W])
-                    if "true_loss" in needs or use_valid:
-                        targets = torch.as_tensor(targets).to(device, non_blocking=True)
-                if "image_score" in needs:
-                    valid = (targets != ignore_index) if use_valid and logits.dim() == 4 else None
-                    scalars["image_score"][rows] = score_fn(logits, valid).float().cpu().numpy()
-                if "true_loss" in needs:
-                    loss = per_sample_loss(logits, targets, ignore_index)
-                    scalars["true_loss"][rows] = loss.float().cpu().numpy()
-                if "predicted_loss" in needs:
-                    scalars["predicted_loss"][rows] = aux(feats).float().reshape(-1).cpu().numpy()
-                if "embedding" in needs:
-                    e = _pool(feats[model.embedding_tap]).float().cpu().numpy()  # (B, D)
-                    if embedding is None:
-                        embedding = np.full((n, e.shape[1]), np.nan, dtype=np.float32)
-                    embedding[rows] = e
+            for groups in batches:
+                for pos_in_batch, images, targets in groups:
+                    rows = idx[pos + pos_in_batch]
+                    _forward_group(model, aux, images, targets, rows, needs, device, score_fn, use_feats,
+                                   use_valid, ignore_index, per_sample_loss, scalars, emb, n)
+                pos += sum(len(g[0]) for g in groups)
     finally:
         for m, t in zip(modules, was_training, strict=True):
             m.train(t)
     log.debug("collected %s for %d images", sorted(needs), idx.size)
+    embedding = emb.get("embedding")
     return _evidence(needs, n, dim=None if embedding is None else embedding.shape[1],
                      store={**scalars, "embedding": embedding})
+
+
+def _forward_group(model: nn.Module, aux: nn.Module | None, images: torch.Tensor, targets: torch.Tensor,
+                   rows: np.ndarray, needs: frozenset[str], device: torch.device, score_fn: ScoreFn,
+                   use_feats: bool, use_valid: bool, ignore_index: int | None, per_sample_loss: Callable | None,
+                   scalars: dict[str, np.ndarray], emb: dict[str, np.ndarray], n: int) -> None:
+    """One forward pass over a group of equal-size images; writes the evidence rows in place."""
+    x = images.to(device, non_blocking=True)                                   # (B, 3, H, W)
+    if use_feats:
+        logits, feats = model(x, return_features=True)
+    else:
+        logits, feats = model(x), None
+    if needs & LOGIT_KINDS:
+        logits = logits.float()                                                # (B, K[, H, W])
+        if "true_loss" in needs or use_valid:
+            targets = targets.to(device, non_blocking=True)
+    if "image_score" in needs:
+        valid = (targets != ignore_index) if use_valid and logits.dim() == 4 else None
+        scalars["image_score"][rows] = score_fn(logits, valid).float().cpu().numpy()
+    if "true_loss" in needs:
+        scalars["true_loss"][rows] = per_sample_loss(logits, targets, ignore_index).float().cpu().numpy()
+    if "predicted_loss" in needs:
+        scalars["predicted_loss"][rows] = aux(feats).float().reshape(-1).cpu().numpy()
+    if "embedding" in needs:
+        e = _pool(feats[model.embedding_tap]).float().cpu().numpy()           # (B, D)
+        if "embedding" not in emb:
+            emb["embedding"] = np.full((n, e.shape[1]), np.nan, np.float32)
+        emb["embedding"][rows] = e
+
+
+def check_score_size(size: Sequence[int] | None) -> tuple[int, int] | None:
+    """`score_size` as (H, W) or None; anything but two positive integers is a `UserError`."""
+    if size is None:
+        return None
+    vals = list(size) if isinstance(size, (list, tuple)) else [size]
+    if len(vals) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in vals):
+        raise UserError(f"score_size must be [height, width] in pixels (two positive integers), got {size!r}")
+    return int(vals[0]), int(vals[1])
+
+
+def collate_groups(batch: Sequence[tuple[torch.Tensor, object]], size: tuple[int, int] | None = None
+                   ) -> list[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Samples -> `[(positions in the batch, images (B, 3, H, W), targets), ...]`, one group per image size.
+
+    With `size`, images are resized bilinearly and segmentation labels by nearest neighbour first,
+    so the whole batch is one group. Groups keep the batch order of their first sample.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    items = []
+    for i, (x, y) in enumerate(batch):
+        y = torch.as_tensor(y)
+        if size is not None and tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+            if y.dim() == 2:
+                y = F.interpolate(y[None, None].float(), size=size, mode="nearest")[0, 0].long()
+        items.append((x, y))
+        groups.setdefault(tuple(x.shape), []).append(i)
+    return [(np.asarray(pos, dtype=np.int64), torch.stack([items[i][0] for i in pos]),
+             torch.stack([items[i][1] for i in pos])) for pos in groups.values()]
 
 
 def collect_for(strategy: Strategy, model: nn.Module, dataset: Dataset, labelled: np.ndarray,

@@ -19,11 +19,14 @@ Architecture:
 Loss: margin ranking loss on pairs (i, B−1−i): target +1 where the first sample's true loss is
 larger, else −1; loss = mean(clamp(ξ − target · (pred_i − pred_j), 0)), ξ = 1. The task loss is
 combined as task + λ · module loss with λ = `weight` = 1, and the features fed to the module are
-detached from epoch `stop_grad_fraction · epochs` on (reference: 120 of 200 -> 0.6).
+detached AFTER epoch E = round(`stop_grad_fraction` · epochs) (0-based epochs): the reference loops
+`for epoch in range(200)` and detaches `if epoch > 120`, so epochs 0..120 (121 of them) train the
+backbone through the module and 79 do not (`stop_grad_fraction` 0.6 = 120 / 200).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -36,6 +39,14 @@ from al.strategies.base import Evidence, TopKStrategy, check_labelled
 from hwbench.errors import UserError, unknown
 
 TASKS = ("classification", "segmentation")
+
+
+def stop_gradient(epoch: int, epochs: int, fraction: float) -> bool:
+    """True when the features fed to the loss module are detached in 0-based `epoch` of `epochs`.
+
+    Detached after epoch round(fraction · epochs), as the reference (`epoch > 120` of 200).
+    """
+    return epoch > math.floor(fraction * epochs + 0.5)
 
 
 def margin_ranking_loss(pred: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -102,6 +113,10 @@ class LossPredictionModule(nn.Module):
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
             total = y if total is None else total + y
         return total.flatten(1).mean(1)                                         # (N,) per-image mean
+
+    def detaches(self, epoch: int, epochs: int) -> bool:
+        """Whether training detaches the features fed to this module in 0-based `epoch` (`stop_gradient`)."""
+        return stop_gradient(epoch, epochs, self.stop_grad_fraction)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Margin ranking loss of predicted vs true per-sample losses (target is detached)."""

@@ -103,3 +103,15 @@ def test_llal_subset_candidates_and_select():
         get_strategy("llal", subset=0)
     with pytest.raises(UserError, match=r"subset \(20\) is smaller than the budget \(21\)"):
         strat.select(Evidence(predicted_loss=full), 21, labelled, rng)
+
+
+def test_stop_gradient_matches_the_reference_epoch_count() -> None:
+    """Reference: `for epoch in range(200): ... if epoch > 120: detach` -> 121 epochs with gradient."""
+    from al.strategies.learning_loss import stop_gradient
+
+    reference = [epoch > 120 for epoch in range(200)]
+    assert [stop_gradient(e, 200, 0.6) for e in range(200)] == reference
+    assert sum(not d for d in reference) == 121
+    m = LossPredictionModule("classification", ("a",), {"a": 4})
+    assert not m.detaches(120, 200) and m.detaches(121, 200)
+    assert not any(stop_gradient(e, 10, 1.0) for e in range(10))   # fraction 1: never detached
