@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("al.commands.run", "one active-learning run (cycles of score, select, label, train)"),
     "surrogate": ("al.commands.surrogate", "surrogate x deployment experiment against random, over seeds"),
     "entropy": ("al.commands.entropy", "entropy histograms of models trained on the same random subset"),
+    "data": ("al.commands.data", "embedded drives: fleet-data statistics, drives written as frames + timestamps"),
     "report": ("al.commands.report", "rebuild the markdown/HTML report of a finished experiment"),
 }
 

@@ -38,7 +38,7 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
     DatasetInfo("folder", "classification", True, "ImageNet-style class folders root/{train,val}/<class>/*.jpg",
                 "al.data.folder:ImageFolder"),
     DatasetInfo("synthetic_streets", "segmentation", False,
-                "embedded procedural street scenes, 8 classes, 600/200 images of 64x128",
+                "embedded drives of street scenes, 8 classes, 600/240/240 frames (train/val/test) of 64x128",
                 "al.data.synthetic:SyntheticStreets"),
     DatasetInfo("digits", "classification", False, "embedded sklearn handwritten digits, 10 classes, 32x32",
                 "al.data.digits:Digits"),

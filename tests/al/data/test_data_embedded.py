@@ -8,7 +8,7 @@ import torch
 
 from al.data import build_dataset, list_datasets
 from al.data.base import IMAGENET_MEAN, IMAGENET_STD
-from al.data.synthetic import CLASS_NAMES, PERSON, POLE, generate, render_scene, scene_rng
+from al.data.synthetic import CLASS_NAMES, PERSON, POLE, frame, generate
 from hwbench.errors import UserError
 
 
@@ -27,6 +27,8 @@ def test_registry_names_and_errors() -> None:
         build_dataset("synthetic_streets", root="/data")
     with pytest.raises(UserError, match="unknown split 'test'; known: train, val"):
         build_dataset("digits", split="test")
+    with pytest.raises(UserError, match="unknown split 'pool'; known: train, val, test"):
+        build_dataset("synthetic_streets", split="pool")
 
 
 def test_synthetic_contract(streets) -> None:
@@ -47,15 +49,17 @@ def test_synthetic_contract(streets) -> None:
 
 
 def test_synthetic_deterministic_and_index_local() -> None:
-    a_img, a_lab = generate(0, "train", 5, (64, 128))
-    b_img, b_lab = generate(0, "train", 5, (64, 128))
+    a_img, a_lab = generate(0, "train", 30, (64, 128))
+    b_img, b_lab = generate(0, "train", 30, (64, 128))
     assert np.array_equal(a_img, b_img) and np.array_equal(a_lab, b_lab)
-    # image i depends on (seed, split, i) only, not on the pool size
-    img4, lab4 = render_scene(scene_rng(0, "train", 4), 64, 128)
-    assert np.array_equal(np.round(img4 * 255).astype(np.uint8), a_img[4]) and np.array_equal(lab4, a_lab[4])
+    # frame i depends on (seed, split, i, size, drive length) only, not on the pool size
+    img16, lab16 = frame(0, "train", 16, (64, 128))
+    assert np.array_equal(img16, a_img[16]) and np.array_equal(lab16, a_lab[16])
+    short_img, _ = generate(0, "train", 17, (64, 128))  # a split cut inside drive 1
+    assert np.array_equal(short_img, a_img[:17])
     c_img, _ = generate(1, "train", 5, (64, 128))
     v_img, _ = generate(0, "val", 5, (64, 128))
-    assert not np.array_equal(a_img, c_img) and not np.array_equal(a_img, v_img)
+    assert not np.array_equal(a_img[:5], c_img) and not np.array_equal(a_img[:5], v_img)
     big, big_lab = generate(0, "train", 2, (128, 256))
     assert big.shape == (2, 128, 256, 3) and big_lab.max() < 8
 
