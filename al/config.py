@@ -72,6 +72,7 @@ class ALConfig:
     cycles: int = 9                  # selection cycles after the random start
     retrain: str = "scratch"         # "scratch": fresh weights every cycle (the paper); "continue": warm start
     batch_size: int = 16             # batch size of scoring and evaluation
+    score_size: tuple[int, ...] | None = None  # [H, W]: resize pool images for scoring only (evaluation keeps full size)
     keep_checkpoints: str = "last"   # "last" or "all" cycle checkpoints kept in checkpoints/
 
 
@@ -199,6 +200,10 @@ def validate(cfg: RunConfig, *, names: bool = True) -> RunConfig:
                    ("threads", cfg.threads)):
         if v is not None and v < 1:
             raise UserError(f"{key} must be a positive integer, got {v}")
+    if a.score_size is not None:
+        from al.strategies.evidence import check_score_size
+
+        check_score_size(a.score_size)
     if cfg.model.output_stride not in (None, 8, 16, 32):
         raise UserError(f"model.output_stride must be 8, 16 or 32, got {cfg.model.output_stride}")
     if names:

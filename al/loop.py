@@ -314,7 +314,8 @@ class _Loop:
             model, aux = self.load_modules(k - 1)
             ev = self._collect(model, self.p.pool_score, candidates, self.needs, device=self.p.device,
                                batch_size=self.cfg.al.batch_size, aux=aux, score_fn=strategy.score_fn,
-                               amp=self.cfg.train.amp, show_progress=self.show)
+                               amp=self.cfg.train.amp, show_progress=self.show,
+                               score_size=self.cfg.al.score_size)
         else:
             ev = self._evidence()
         sel = np.asarray(strategy.select(ev, budget, labelled, rng), dtype=np.int64)

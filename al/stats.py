@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from al.paired import PairedDiff, median_half_width, paired_diff, paired_differences, verdict_counts
+
 RANDOM = "random"  # the column name of the random-selection baseline
 
 
@@ -86,19 +88,37 @@ def aggregate(records: Iterable[Mapping[str, Any]], *, rows: Sequence[str] | Non
 
 @dataclass(frozen=True)
 class Comparison:
-    """One surrogate/deployment pair against random: difference of means and per-seed wins."""
+    """One surrogate/deployment pair against random, paired by seed (`al.paired`).
+
+    `delta` is the mean of the per-seed differences surrogate − random (metric units, p.p. for %);
+    `verdict` is "beat" / "lose" when the 95 % CI lies above / below 0, "tie" when it holds 0,
+    "n/a" with a single paired seed.
+    """
 
     deployment: str
     surrogate: str
-    delta: float  # mean(surrogate) - mean(random), in metric units (p.p. for %)
+    delta: float
     delta_std: float  # sample std (ddof=1) of the per-seed paired differences; NaN if < 2 pairs
     wins: int  # seeds where the surrogate's value > random's value (same seed)
     paired: int  # seeds present in both
     diagonal: bool  # surrogate == deployment (a model picking for itself)
+    diff: PairedDiff  # CI, p-value, verdict, seeds needed
 
     @property
     def beats_random(self) -> bool:
-        return self.delta > 0
+        return self.diff.verdict == "beat"
+
+    @property
+    def verdict(self) -> str:
+        return self.diff.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.diff
+        return {"deployment": self.deployment, "surrogate": self.surrogate, "diagonal": self.diagonal,
+                "seeds": self.paired, "delta": self.delta, "delta_std": None if math.isnan(self.delta_std) else self.delta_std,
+                "ci_low": d.ci_low, "ci_high": d.ci_high, "half_width": d.half_width, "ci_method": d.method,
+                "p_value": d.p_value, "verdict": d.verdict, "wins": self.wins,
+                "seeds_for_1pt": d.seeds_for_1pt}
 
 
 def compare_to_random(matrix: Matrix) -> list[Comparison]:
@@ -113,29 +133,43 @@ def compare_to_random(matrix: Matrix) -> list[Comparison]:
             cell = matrix.cell(row, col)
             if cell is None or cell.n == 0:
                 continue
-            diffs = [v - base_by_seed[s] for s, v in zip(cell.seeds, cell.values, strict=True) if s in base_by_seed]
+            _, diffs = paired_differences(dict(zip(cell.seeds, cell.values, strict=True)), base_by_seed)
+            if diffs.size == 0:
+                continue
             out.append(Comparison(
-                deployment=row, surrogate=col, delta=cell.mean - base.mean,
+                deployment=row, surrogate=col, delta=float(diffs.mean()),
                 delta_std=float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan,
-                wins=sum(d > 0 for d in diffs), paired=len(diffs), diagonal=row == col))
+                wins=int((diffs > 0).sum()), paired=len(diffs), diagonal=row == col, diff=paired_diff(diffs)))
     return out
 
 
 @dataclass(frozen=True)
 class BeatsRandom:
-    wins: int  # off-diagonal pairs whose mean beats random's mean (strictly)
+    """Off-diagonal pairs (paper §5.3) by the verdict of their 95 % CI, and by the mean alone."""
+
+    wins: int  # off-diagonal pairs whose CI lies above 0
+    ties: int  # ... whose CI holds 0 (or that have one seed)
+    losses: int  # ... whose CI lies below 0
     pairs: int  # off-diagonal pairs with both cells present
-    diagonal_wins: int  # models picking for themselves that beat random
+    mean_wins: int  # off-diagonal pairs whose mean difference is > 0 (the paper's count, no test)
+    diagonal_wins: int  # models picking for themselves whose CI lies above 0
     diagonal_pairs: int
+    median_half_width: float | None  # median 95 % CI half-width over the off-diagonal pairs
+    seeds_for_1pt: int | None  # median over the pairs of the seeds needed to resolve 1 point
 
 
 def beats_random(matrix: Matrix) -> BeatsRandom:
-    """Count surrogate/deployment pairs (diagonal excluded, paper §5.3) whose mean beats random."""
+    """Count surrogate/deployment pairs (diagonal excluded, paper §5.3) that beat / tie / lose to random."""
     comps = compare_to_random(matrix)
     off = [c for c in comps if not c.diagonal]
     diag = [c for c in comps if c.diagonal]
-    return BeatsRandom(wins=sum(c.beats_random for c in off), pairs=len(off),
-                       diagonal_wins=sum(c.beats_random for c in diag), diagonal_pairs=len(diag))
+    counts = verdict_counts(c.diff for c in off)
+    need = [c.diff.seeds_for_1pt for c in off if c.diff.seeds_for_1pt is not None]
+    return BeatsRandom(wins=counts["beat"], ties=counts["tie"] + counts["n/a"], losses=counts["lose"],
+                       pairs=len(off), mean_wins=sum(c.delta > 0 for c in off),
+                       diagonal_wins=sum(c.beats_random for c in diag), diagonal_pairs=len(diag),
+                       median_half_width=median_half_width(c.diff for c in off),
+                       seeds_for_1pt=int(np.ceil(np.median(need))) if need else None)
 
 
 def best_per_row(matrix: Matrix, *, include_random: bool = False) -> dict[str, str]:

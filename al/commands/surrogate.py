@@ -4,13 +4,27 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG",
                         help="experiment TOML file or preset name (surrogate_smoke, surrogate_demo; "
                              "the surrogate_ prefix may be left out)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="experiment directory (created)")
+    parser.add_argument("--out", metavar="DIR", help="experiment directory (created; not needed with --plan)")
+    parser.add_argument("--data-root", metavar="DIR", help="dataset directory; replaces [data] root (the paper "
+                        "presets cityscapes_paper, ade20k_paper, imagenet_paper need it)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the cost (trainings, images seen, estimated GPU hours) and exit without "
+                             "training; checks the dataset layout only")
+    parser.add_argument("--plan-device", default="a100_sxm", metavar="PROFILE",
+                        help="device profile the GPU hours are estimated for (default a100_sxm; any "
+                             "`hwbench profiles` name, host = this machine measured)")
+    parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16"),
+                        help="training precision of the estimate (default fp16: AMP)")
+    parser.add_argument("--utilisation", type=float, default=0.4, metavar="U",
+                        help="share of the device's dense peak a training run sustains (default 0.4)")
     parser.add_argument("--json", action="store_true",
                         help="print only the records {deployment, surrogate, seed, metric, value} as JSON")
     parser.add_argument("--chain", action="store_true",
@@ -22,17 +36,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from al.experiments.config import load_experiment_config
     from al.experiments.surrogate import run_experiment
     from al.report.format import fmt_cell, model_label
-    from al.stats import RANDOM, aggregate, beats_random, best_per_row
+    from al.report.tables import COMPARISON_HEADER, comparison_rows, verdict_line
+    from al.stats import RANDOM, aggregate, beats_random, best_per_row, compare_to_random
     from hwbench.console import emit, line, progress
+    from hwbench.errors import UserError
 
+    cfg = load_experiment_config(args.config, seeds=args.seeds, data_root=args.data_root)
+    if args.plan:
+        from al.commands.plan_view import show_plan
+
+        return show_plan(cfg, device=args.plan_device, precision=args.precision, utilisation=args.utilisation,
+                         as_json=args.json)
+    if not args.out:
+        raise UserError("al surrogate: give --out DIR (the experiment directory), or --plan to only print the cost")
     with progress(transient=True) as bar:
-        result = run_experiment(args.config, args.out, resume=args.resume, chain=args.chain, seeds=args.seeds,
-                                progress=bar)
+        result = run_experiment(cfg, args.out, resume=args.resume, chain=args.chain, progress=bar)
     records = result["chain"] if args.chain else result["records"]
     if args.json:
-        emit(records, as_json=True)
+        out = {"records": records}
+        if not args.chain and records:
+            m = aggregate(records)
+            br = beats_random(m)
+            out["pairs"] = [c.to_dict() for c in compare_to_random(m)]
+            out["summary"] = {"beat": br.wins, "tie": br.ties, "lose": br.losses, "pairs": br.pairs,
+                              "mean_wins": br.mean_wins, "median_half_width": br.median_half_width,
+                              "seeds_for_1pt": br.seeds_for_1pt}
+        sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
         return 0
     if args.chain:
         records = [{**r, "deployment": model_label(r["deployment"]), "surrogate": model_label(r["surrogate"])}
@@ -53,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
             rows.append(row)
         emit(rows, as_json=False, title=f"{m.metric} (%): deployment (rows) x surrogate (columns), "
                                         "mean ± std over seeds, * best surrogate")
+        comp = comparison_rows(m)
+        if comp:
+            emit([dict(zip(COMPARISON_HEADER, r, strict=True)) for r in comp], as_json=False,
+                 title="surrogate − random, paired by seed (Δ and 95 % CI in p.p.)", columns=COMPARISON_HEADER)
         br = beats_random(m)
-        line(f"surrogate/deployment pairs beating random (diagonal excluded): {br.wins} of {br.pairs}")
+        line(verdict_line(m))
+        if br.median_half_width is not None:
+            line(f"median 95 % CI half-width: {br.median_half_width:.2f} p.p.; seeds to resolve 1 p.p. "
+                 f"(median over pairs): {br.seeds_for_1pt}")
     line(f"report: {args.out}/report.md")
     return 0

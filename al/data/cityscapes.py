@@ -92,6 +92,7 @@ class Cityscapes(RootedSegmentation):
 
     splits = tuple(SPLITS)
     default_crop = (768, 768)
+    frame_size = (1024, 2048)  # every Cityscapes frame (H, W); used by cost estimates without decoding
     index_pairs = staticmethod(index_cityscapes)
     layout = staticmethod(_expected)
     label_lut = staticmethod(label_lut)

@@ -80,13 +80,18 @@ class Backend:
 
     def image_scores(self, model: Any, indices: np.ndarray, *, strategy: str = "entropy",
                      batch_size: int | None = None) -> np.ndarray:
-        """Per-image scores of `strategy` (e.g. entropy) on pool `indices`, in that order."""
+        """Per-image scores of `strategy` (e.g. entropy) on pool `indices`, in that order.
+
+        Scored on the pool's plain view (`pool_score`: no augmentation, resized to `al.score_size` if
+        set), as the AL loop scores it, never on augmented training crops.
+        """
         from al.strategies import evidence, get_strategy
 
         strat = get_strategy(strategy)
-        ev = evidence.collect(model, self.p.pool, np.asarray(indices, dtype=np.int64), frozenset({"image_score"}),
-                              device=self.device, batch_size=batch_size or self.p.config.al.batch_size,
-                              show_progress=False, **_score_fn_kw(strat))
+        ev = evidence.collect(model, self.p.pool_score, np.asarray(indices, dtype=np.int64),
+                              frozenset({"image_score"}), device=self.device,
+                              batch_size=batch_size or self.p.config.al.batch_size, show_progress=False,
+                              score_size=self.p.config.al.score_size, **_score_fn_kw(strat))
         return _evidence_scores(ev, np.asarray(indices, dtype=np.int64), self.pool_size)
 
 

@@ -104,7 +104,8 @@ class _ChainOps:
         self.exp.describe_step(f"seed {self.seed}: gen {gen} {model} trains on {len(labelled)} inherited images")
         with self.exp.timing.part("chain training", model, self.seed):
             m = self.be.train_model(model, labelled, seed=stable_seed(self.seed, model, "train"),
-                                    init_seed=stable_seed(self.seed, model, "init"), cfg=self.exp.cfg.train.deployment)
+                                    init_seed=stable_seed(self.seed, model, "init"),
+                                    cfg=self.exp.cfg.train.for_model(model, "deployment"))
             metrics = self.be.evaluate(m)
         rec = {"generation": gen, "model": model, "value": float(metrics[self.metric]), "metrics": metrics,
                "labelled": labelled.tolist(), "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}

@@ -55,6 +55,14 @@ class TrainSettings:
 
     surrogate: TrainConfig = field(default_factory=TrainConfig)
     deployment: TrainConfig = field(default_factory=TrainConfig)
+    # per-model batch size in both roles, e.g. {deeplabv3plus_xception65 = 6} (the paper, Cityscapes)
+    batch_size_by_model: dict[str, int] = field(default_factory=dict)
+
+    def for_model(self, model: str, role: str) -> TrainConfig:
+        """The recipe of `model` as "surrogate" or "deployment", with its batch size override."""
+        cfg = self.surrogate if role == "surrogate" else self.deployment
+        bs = self.batch_size_by_model.get(model)
+        return cfg if bs is None else dataclasses.replace(cfg, batch_size=bs)
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,10 @@ class ExperimentConfig:
     chain: ChainSpec = field(default_factory=ChainSpec)
 
 
-def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | None = None) -> ExperimentConfig:
-    """Read a config file or preset (`surrogate_smoke`, or `smoke`) strictly; `seeds=N` -> seeds 0..N-1."""
+def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
+                           data_root: str | None = None) -> ExperimentConfig:
+    """Read a config file or preset (`surrogate_smoke`, or `smoke`) strictly; `seeds=N` -> seeds 0..N-1;
+    `data_root` replaces `[data] root` (`~` and `$VARS` expanded)."""
     from hwbench.tomlconf import from_mapping, read_toml
 
     path = resolve_preset(os.fspath(path_or_preset), prefix=PRESET_PREFIX)
@@ -97,6 +107,10 @@ def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | No
         if seeds < 1:
             raise UserError(f"--seeds must be >= 1, got {seeds}")
         cfg = dataclasses.replace(cfg, seeds=tuple(range(seeds)))
+    if data_root is not None:
+        from al.config import expand_root
+
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=expand_root(data_root)))
     return validate_experiment(cfg)
 
 
@@ -123,6 +137,9 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
             raise UserError(f"{what}: a model is listed twice")
     if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds) or min(cfg.seeds) < 0:
         raise UserError(f"seeds: give distinct non-negative integers, got {list(cfg.seeds)}")
+    for m, bs in cfg.train.batch_size_by_model.items():
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise UserError(f"train.batch_size_by_model.{m} must be a positive integer, got {bs!r}")
     if cfg.chain.cycles_per_generation is not None and cfg.chain.cycles_per_generation < 1:
         raise UserError("chain.cycles_per_generation must be >= 1")
     return cfg
@@ -134,7 +151,7 @@ def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | No
 
     al = cfg.al if cycles is None else dataclasses.replace(cfg.al, cycles=cycles)
     return RunConfig(data=cfg.data, model=ModelConfig(name=model, output_stride=cfg.output_stride),
-                     train=cfg.train.surrogate, al=al, seed=seed, device=cfg.device,
+                     train=cfg.train.for_model(model, "surrogate"), al=al, seed=seed, device=cfg.device,
                      name=f"{cfg.name}:{model}:seed{seed}")
 
 

@@ -53,7 +53,8 @@ def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices
     with exp.timing.part("deployment training", f"{deployment}<-{column}", seed):
         # same init and training seed in every column of a row: columns differ only in their data
         model = exp.be.train_model(deployment, indices, seed=stable_seed(seed, deployment, "train"),
-                                    init_seed=stable_seed(seed, deployment, "init"), cfg=exp.cfg.train.deployment)
+                                    init_seed=stable_seed(seed, deployment, "init"),
+                                    cfg=exp.cfg.train.for_model(deployment, "deployment"))
         metrics = exp.be.evaluate(model)
     rec = {"deployment": deployment, "surrogate": column, "seed": seed, "metric": exp.be.metric,
            "value": float(metrics[exp.be.metric]), "metrics": metrics, "labelled": int(len(indices)),

@@ -9,9 +9,10 @@ from typing import Any
 
 from al.report.format import DOWN, SELF_MARK, UP, metric_label, model_label, scale_colour
 from al.report.load import ExperimentData
-from al.report.markdown import runinfo_markdown
+from al.report.markdown import PAIRED_TEXT, runinfo_markdown
 from al.report.tables import (
     CHAIN_HEADER,
+    COMPARISON_HEADER,
     CURVE_HEADER,
     ENTROPY_HEADER,
     TIMING_HEADER,
@@ -80,8 +81,8 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
                 + "</ul>"]
         comp = comparison_rows(m)
         if comp:
-            out += ["<h3>Surrogate vs random, paired by seed</h3>",
-                    _html_table(["deployment", "surrogate", "Δ (p.p.)", "std of Δ", "wins"], comp)]
+            out += ["<h3>Surrogate vs random, paired by seed</h3>", f"<p>{esc(PAIRED_TEXT)}</p>",
+                    _html_table(COMPARISON_HEADER, comp)]
     if d.chain:
         out += ["<h2>Generation chain</h2>", _html_table(CHAIN_HEADER, chain_rows(d.chain))]
     if d.deploy:

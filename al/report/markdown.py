@@ -9,6 +9,7 @@ from al.report.format import DOWN, EVEN, SELF_MARK, SQUARES, UP, metric_label, m
 from al.report.load import ExperimentData
 from al.report.tables import (
     CHAIN_HEADER,
+    COMPARISON_HEADER,
     CURVE_HEADER,
     ENTROPY_HEADER,
     TIMING_HEADER,
@@ -26,6 +27,11 @@ from al.report.tables import (
     timing_rows,
 )
 from al.stats import Matrix, aggregate, row_scale
+
+PAIRED_TEXT = ("Δ = mean over seeds of (surrogate − random of the same seed), in percentage points; 95 % CI: "
+               "t-interval over seeds (bootstrap from 10 seeds on); p: two-sided paired t-test; verdict: beat / "
+               "lose when the CI lies above / below 0, else tie; last column: seeds needed for a CI half-width "
+               "of 1 p.p. at this pair's spread.")
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> str:
@@ -78,10 +84,8 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         out += [f"- {line}" for line in summary_lines(m)] + [""]
         comp = comparison_rows(m)
         if comp:
-            out += ["### Surrogate vs random, paired by seed", "",
-                    "Δ = mean(surrogate) − mean(random) in percentage points; std of the per-seed differences; "
-                    "wins = seeds where the surrogate's selection did better than that seed's random one.", "",
-                    md_table(["deployment", "surrogate", "Δ (p.p.)", "std of Δ", "wins"], comp), ""]
+            out += ["### Surrogate vs random, paired by seed", "", PAIRED_TEXT, "",
+                    md_table(COMPARISON_HEADER, comp), ""]
     if d.chain:
         out += ["## Generation chain", "",
                 "Each model trains from scratch on the set its predecessors selected, is compared with a random "

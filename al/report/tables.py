@@ -13,7 +13,7 @@ from al.report.format import (
     model_label,
     vs_random_mark,
 )
-from al.stats import RANDOM, Matrix, beats_random, best_per_row, compare_to_random, curve_table
+from al.stats import RANDOM, Comparison, Matrix, beats_random, best_per_row, compare_to_random, curve_table
 
 if TYPE_CHECKING:
     from al.report.load import ExperimentData
@@ -38,20 +38,44 @@ def cell_texts(m: Matrix, row: str, digits: int, bold: Callable[[str], str]) -> 
     return out
 
 
+COMPARISON_HEADER = ["deployment", "surrogate", "seeds", "Δ (p.p.)", "95 % CI", "p", "verdict", "seeds for ±1 p.p."]
+
+
+def fmt_ci(c: Comparison) -> str:
+    d = c.diff
+    if d.ci_low is None:
+        return "–"
+    return f"[{d.ci_low:+.2f}, {d.ci_high:+.2f}]" + (" (bootstrap)" if d.method == "bootstrap" else "")
+
+
 def comparison_rows(m: Matrix) -> list[list[str]]:
-    """Rows of the paired surrogate-vs-random table."""
+    """Rows of the paired surrogate-vs-random table (`COMPARISON_HEADER`)."""
     return [[model_label(c.deployment), model_label(c.surrogate) + (f" {SELF_MARK}" if c.diagonal else ""),
-             fmt_delta(c.delta), "–" if math.isnan(c.delta_std) else f"{c.delta_std:.2f}", f"{c.wins}/{c.paired}"]
+             str(c.paired), fmt_delta(c.delta), fmt_ci(c),
+             "–" if c.diff.p_value is None else f"{c.diff.p_value:.3f}", c.verdict,
+             "–" if c.diff.seeds_for_1pt is None else str(c.diff.seeds_for_1pt)]
             for c in compare_to_random(m)]
 
 
-def summary_lines(m: Matrix) -> list[str]:
-    """Beats-random count and best surrogate per row, as sentences."""
+def verdict_line(m: Matrix) -> str:
+    """`beat X, tie Y, lose Z of N` (95 % CI, diagonal excluded), the line the CLI and reports share."""
     br = beats_random(m)
-    lines = [f"Surrogate/deployment pairs beating random (difference of means, diagonal excluded): "
-             f"**{br.wins} of {br.pairs}** (paper, Tables 3–5: 25 of 28)."]
+    return (f"pairs vs random (95 % CI of the paired difference, diagonal excluded): beat {br.wins}, "
+            f"tie {br.ties}, lose {br.losses} of {br.pairs}")
+
+
+def summary_lines(m: Matrix) -> list[str]:
+    """Beat/tie/lose counts, CI width, seeds needed, best surrogate per row, as sentences."""
+    br = beats_random(m)
+    lines = [f"Surrogate/deployment {verdict_line(m).replace('beat', '**beat', 1)}** — a pair beats random only "
+             f"when the whole 95 % CI of its per-seed difference lies above 0. By the mean alone (the paper's "
+             f"criterion, no test): {br.mean_wins} of {br.pairs} (paper, Tables 3–5: 25 of 28)."]
+    if br.median_half_width is not None:
+        lines.append(f"Median 95 % CI half-width over the pairs: {br.median_half_width:.2f} p.p.; seeds needed to "
+                     f"resolve a difference of 1 p.p. at the measured spread (median over pairs): "
+                     f"{br.seeds_for_1pt if br.seeds_for_1pt is not None else 'more than 10,000'}.")
     if br.diagonal_pairs:
-        lines.append(f"Models picking for themselves (diagonal {SELF_MARK}) beating random: "
+        lines.append(f"Models picking for themselves (diagonal {SELF_MARK}) beating random (CI above 0): "
                      f"{br.diagonal_wins} of {br.diagonal_pairs}.")
     best_any = best_per_row(m, include_random=True)
     for r, c in best_per_row(m).items():
@@ -175,11 +199,12 @@ def honest_note(d: ExperimentData) -> list[str]:
     if d.records or d.chain:
         n_seeds = len({r["seed"] for r in (d.records or d.chain)})
         notes.append(f"Means and ± are over {n_seeds} seed(s); ± is the sample standard deviation (ddof=1). "
-                     "With few seeds a difference smaller than about two standard deviations is not evidence "
-                     "of a real effect; the per-seed wins column shows how consistent a difference is.")
-        notes.append("`beats random` compares means only; it is not a significance test. Each seed shares "
-                     "its cycle-0 set, initial weights and training seed across a row's columns, so the "
-                     "columns differ only in the data the surrogates selected.")
+                     "Δ is the mean of the per-seed differences surrogate − random; its 95 % CI is a "
+                     "t-interval over seeds (a percentile bootstrap from 10 seeds on) and p a two-sided "
+                     "paired t-test. A pair that ties has a CI holding 0: the data cannot tell it from random.")
+        notes.append("Common random numbers: each seed shares its cycle-0 set, the deployment model's initial "
+                     "weights and its training seed (batch order, augmentation) across a row's columns, so "
+                     "a surrogate cell and its random cell differ only in the data the surrogate selected.")
         notes.append("Deployment models are trained once per selection with the small recipe in the config; "
                      "a longer schedule or another data set can change the ranking.")
     if d.deploy:

@@ -63,11 +63,15 @@ def test_one_seed_has_no_std_and_duplicates_are_bugs():
         aggregate(dup)
 
 
-def test_beats_random_excludes_the_diagonal():
+def test_beats_random_is_the_confidence_interval_and_excludes_the_diagonal():
     br = beats_random(aggregate(records()))
-    # off-diagonal: (a, c) 52 < 56, (b, a) 70 < 72, (b, c) 73 > 72 -> 1 of 3; diagonal (a, a) 62 > 56
-    assert (br.wins, br.pairs) == (1, 3)
+    # off-diagonal paired diffs: (a, c) -5, -4, -3 -> -4 ± 4.303/sqrt(3) = [-6.48, -1.52]: lose;
+    # (b, a) -2, -2, -2 (no spread): lose; (b, c) -1, 1, 3 -> 1 ± 4.97: tie (its mean alone would win)
+    assert (br.wins, br.ties, br.losses, br.pairs, br.mean_wins) == (0, 1, 2, 3, 1)
+    # diagonal (a, a): 5, 7, 6 -> 6 ± 2.48: beat
     assert (br.diagonal_wins, br.diagonal_pairs) == (1, 1)
+    t = 4.302652729749464  # t_{0.975, 2}
+    assert br.median_half_width == pytest.approx(t / math.sqrt(3))   # half-widths 2.48, 0, 4.97
 
 
 def test_tie_with_random_does_not_count_as_a_win():
@@ -81,7 +85,10 @@ def test_paired_comparison_against_random():
     assert bc.delta == pytest.approx(1.0)
     assert bc.delta_std == pytest.approx(2.0)  # diffs -1, 1, 3
     assert (bc.wins, bc.paired) == (2, 3)
+    assert bc.diff.ci_low == pytest.approx(1 - 4.302652729749464 * 2 / math.sqrt(3)) and bc.verdict == "tie"
     assert comps[("a", "a")].diagonal and not bc.diagonal
+    d = bc.to_dict()
+    assert d["verdict"] == "tie" and d["ci_method"] == "t" and d["seeds"] == 3 and 0 < d["p_value"] < 1
 
 
 def test_best_per_row_and_row_scale():

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 TRAIN_FACTOR = 3.0
 DEFAULT_UTILISATION = 0.4
 
@@ -162,3 +164,83 @@ def hours_text(h: float) -> str:
         return f"{h:,.0f} GPU-h ({h / 24:,.1f} GPU-days)"
     return f"{h:.2f} GPU-h" if h < 10 else f"{h:.1f} GPU-h"
 
+
+
+# ------------------------------------------------------------------ from a config and a dataset root
+
+def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp16",
+                    utilisation: float = DEFAULT_UTILISATION) -> Plan:
+    """The plan of experiment config `cfg` on its dataset: the layout is checked (a `UserError` names
+    what is missing), images are counted, none is decoded except a few headers for the eval size."""
+    from al.config import ModelConfig, RunConfig
+    from al.data import DATASETS, build_dataset
+    from al.experiments.deployable import resolve_surrogates
+    from hwbench.errors import UserError
+    from hwbench.profiles import load_profile
+
+    if not 0 < utilisation <= 1:
+        raise UserError(f"--utilisation must be in (0, 1], got {utilisation}")
+    d = cfg.data
+    if DATASETS.get(d.name) is not None and DATASETS[d.name].needs_root and not d.root:
+        raise UserError(f"dataset {d.name!r} needs its root directory: pass --data-root DIR")
+    pool = build_dataset(d.name, root=d.root, split=d.split, **d.options)
+    val = build_dataset(d.name, root=d.root, split=d.val_split, **d.options)
+    pool_size = min(d.pool_size or len(pool), len(pool))
+    val_size = min(d.val_size or len(val), len(val))
+    probe = RunConfig(data=d, model=ModelConfig(name=cfg.deployment[0]), train=cfg.train.deployment, al=cfg.al)
+    n0, nc, _ = probe.budget(pool_size)
+    schedule = Schedule(n0, nc, cfg.al.cycles)
+    surrogates = cfg.surrogates.models or resolve_surrogates(cfg.surrogates, pool.task).surrogates
+    models = list(dict.fromkeys((*surrogates, *cfg.deployment)))
+    bs = {m: (cfg.train.for_model(m, "surrogate").batch_size, cfg.train.for_model(m, "deployment").batch_size)
+          for m in models}
+    counts = count_plan(surrogates=surrogates, deployments=cfg.deployment, seeds=len(cfg.seeds), schedule=schedule,
+                        pool_size=pool_size, val_size=val_size, surrogate_epochs=cfg.train.surrogate.epochs,
+                        deployment_epochs=cfg.train.deployment.epochs, batch_size=bs)
+    train_hw, eval_hw = train_size(pool), eval_size(val, fallback=train_size(pool))
+    gmacs = {m: (forward_gmacs(m, train_hw, pool.num_classes), forward_gmacs(m, eval_hw, pool.num_classes))
+             for m in models}
+    prof = load_profile(device)
+    tops = prof.peak_tops(precision, "gpu")
+    return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
+                    utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
+                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw)
+
+
+def train_size(ds: Any) -> tuple[int, int]:
+    """(H, W) a training sample has: the augmentation's crop, else the eval size."""
+    t = getattr(ds, "transform", None)
+    for attr in ("crop_size", "size"):
+        v = getattr(t, attr, None)
+        if v is not None:
+            return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    return eval_size(ds, fallback=(224, 224))
+
+
+def eval_size(ds: Any, *, fallback: tuple[int, int], sample: int = 16) -> tuple[int, int]:
+    """(H, W) evaluated: a fixed resize if the transform has one, else the dataset's fixed frame size
+    (Cityscapes: 1024x2048), else the mean pixel count of up to `sample` image headers (same aspect
+    as the first), else `fallback` (unreadable or empty files)."""
+    t = getattr(ds, "transform", None)
+    v = getattr(t, "size", None)
+    if v is not None:
+        return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    frame = getattr(ds, "frame_size", None)
+    if frame is not None:
+        return int(frame[0]), int(frame[1])
+    path_of = getattr(ds, "image_path", None)
+    if not callable(path_of) or len(ds) == 0:
+        return fallback
+    from PIL import Image
+
+    sizes = []
+    for i in np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int):
+        try:
+            with Image.open(path_of(int(i))) as im:
+                sizes.append(im.size[::-1])                    # (H, W)
+        except Exception:  # noqa: BLE001 - an unreadable header falls back to the crop size
+            return fallback
+    h0, w0 = sizes[0]
+    area = float(np.mean([h * w for h, w in sizes]))
+    scale = (area / (h0 * w0)) ** 0.5
+    return max(1, round(h0 * scale)), max(1, round(w0 * scale))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from al.plan import TRAIN_FACTOR, Schedule, count_plan, estimate, forward_gmacs, hours_text
+from al.experiments.plan import TRAIN_FACTOR, Schedule, count_plan, estimate, forward_gmacs, hours_text
 
 
 def test_counts_by_hand() -> None:
