@@ -51,7 +51,8 @@ class Backend:
 
     def train_model(self, name: str, indices: np.ndarray, *, seed: int, cfg: TrainConfig | None = None,
                     aux: Any = None, init_seed: int | None = None) -> Any:
-        """A fresh `name` trained from scratch on pool `indices`."""
+        """A fresh `name` trained from scratch on pool `indices` (a set: sorted first, so two cells with
+        the same images in another order train identically — common random numbers)."""
         import torch
 
         from al.train import train
@@ -59,7 +60,7 @@ class Backend:
         model = self.new_model(name, init_seed=seed if init_seed is None else init_seed)
         torch.manual_seed(seed)
         with deterministic(self.device):
-            train(model, self.p.pool, [int(i) for i in indices], cfg or self.p.config.train, device=self.device,
+            train(model, self.p.pool, sorted(int(i) for i in indices), cfg or self.p.config.train, device=self.device,
                   seed=seed, aux=aux)
         return model.eval()
 

@@ -147,7 +147,7 @@ def test_end_to_end_report_and_layout(smoke_dir):
     md = (smoke_dir / "report.md").read_text()
     assert "| deployment \\ surrogate | Res-20 | MNV3 | random |" in md
     assert "| Res-20 | " in md and "◆" in md  # Res-20 picking for itself is the diagonal
-    assert "pairs beating random" in md and "ddof=1" in md and "```toml" in md
+    assert "pairs vs random (95 % CI of the paired difference" in md and "| Δ (p.p.) | 95 % CI |" in md and "ddof=1" in md and "```toml" in md
     assert "al_curves.png" in md and (smoke_dir / "al_curves.png").is_file()
     html = (smoke_dir / "report.html").read_text()
     assert 'class="matrix"' in html and "background:#" in html
@@ -165,9 +165,19 @@ def test_json_records_and_resume_reuses_everything(smoke_dir, capsys):
     before = list(read_jsonl(smoke_dir / "records.jsonl"))
     capsys.readouterr()
     assert main(["surrogate", "surrogate_smoke", "--out", str(smoke_dir), "--json", "--resume"]) == 0
-    out = capsys.readouterr().out
-    recs = json.loads(out)
+    out = json.loads(capsys.readouterr().out)
+    recs = out["records"]
     assert recs == before
+    pairs = {(p["deployment"], p["surrogate"]): p for p in out["pairs"]}
+    assert set(pairs) == {(RES20, RES20), (RES20, MNV3)} and pairs[(RES20, RES20)]["diagonal"]
+    p = pairs[(RES20, MNV3)]
+    by = {(r["surrogate"], r["seed"]): r["value"] for r in recs}
+    diffs = [by[(MNV3, s)] - by[(RANDOM, s)] for s in (0, 1)]
+    assert p["delta"] == pytest.approx(sum(diffs) / 2) and p["seeds"] == 2 and p["ci_method"] == "t"
+    half = 12.706204736174698 * abs(diffs[0] - diffs[1]) / 2 ** 0.5 / 2 ** 0.5   # t_{0.975,1} * s / sqrt(2)
+    assert p["half_width"] == pytest.approx(half)
+    assert p["verdict"] in ("beat", "tie", "lose")
+    assert out["summary"]["pairs"] == 1 and sum(out["summary"][k] for k in ("beat", "tie", "lose")) == 1
     assert all(set(r) == {"deployment", "surrogate", "seed", "metric", "value"} for r in recs)
     assert {r["surrogate"] for r in recs} == {RES20, MNV3, RANDOM} and {r["metric"] for r in recs} == {"miou"}
     timing = json.loads((smoke_dir / "timing.json").read_text())
@@ -193,7 +203,7 @@ def test_resume_after_an_interruption_gives_the_same_records(smoke_dir, tmp_path
 def test_chain_end_to_end(smoke_dir, capsys):
     capsys.readouterr()
     assert main(["surrogate", "surrogate_smoke", "--out", str(smoke_dir), "--chain", "--json", "--resume"]) == 0
-    recs = json.loads(capsys.readouterr().out)
+    recs = json.loads(capsys.readouterr().out)["records"]
     picked = sorted((r["seed"], r["generation"], r["deployment"], r["surrogate"], r["labelled"])
                     for r in recs if r["surrogate"] != RANDOM)
     # Res-20 picks 8 (its AL run, shared with the matrix), MNV3 trains on them and adds one cycle of 4 for Res-18

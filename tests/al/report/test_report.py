@@ -94,8 +94,10 @@ def test_write_report_renders_every_section(tmp_path):
     written = write_report(d)
     md = written["markdown"].read_text()
     html = written["html"].read_text()
-    assert "Beating random" in md or "beating random" in md
-    assert "**1 of 3**" in md  # beats-random count, diagonal excluded
+    # same values as tests/al/test_stats.py: (a, c) and (b, a) lose, (b, c) ties; by mean alone 1 of 3
+    assert "**beat 0, tie 1, lose 2 of 3**" in md and "By the mean alone (the paper's criterion, no test): 1 of 3" in md
+    assert "| a | c | 3 | -4.00 | [-6.48, -1.52] |" in md   # -4 ± 4.303 / sqrt(3)
+    assert "Median 95 % CI half-width over the pairs: 2.48 p.p." in md
     assert "Best surrogate for a: a" in md and "Best surrogate for b: c" in md
     assert "24.7" in md and "too slow" in md  # deploy verdicts
     assert "![entropy histograms](entropy_hist.png)" in md and "×2.00" in md  # mean-entropy ratio
