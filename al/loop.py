@@ -30,7 +30,6 @@ checkpoints/, DONE; every write atomic). Preparation (validation, datasets, budg
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -43,19 +42,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from al.config import RunConfig, load_config, validate
-from al.prepare import PoolView, Prepared, prepare
-from al.runs.files import sha256_text
-from al.runs.run_dir import RunDir, metric_records
+from al.config import RunConfig, load_config
+from al.prepare import Prepared, prepare
+from al.runs.lock import remove_temporaries
+from al.runs.resume import check_dir, open_state, steps_done, write_done
+from al.runs.run_dir import STEPS, RunDir, metric_records
 from al.runtime import deterministic, torch_threads
 from al.seeds import STREAMS, derive_seed, initial_selection
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_json, atomic_write_text, to_jsonable
+from hwbench.io import to_jsonable
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
-STEPS = ("select", "train", "eval")
 SLOW_ENV = "AL_TEST_SLOW_CYCLE_S"  # test-only: sleep this long before training cycles >= 1
 INITIAL_GIVEN = "given"  # the cycle-0 `strategy` of a run started from `initial_labelled`
 
@@ -87,28 +85,6 @@ class RunResult:
                 for m, s in zip(self.metrics, self.selections, strict=False)]
 
 
-def _new_state(p: Prepared) -> dict:
-    cfg = p.config
-    return {
-        "version": STATE_VERSION,
-        "config_sha256": sha256_text(p.toml),
-        "dataset": cfg.data.name,
-        "pool_size": p.pool_size,
-        "dataset_indices": p.dataset_indices.tolist() if isinstance(p.pool, PoolView) else None,
-        "val_size": len(p.val_indices) if p.val_indices is not None else len(p.val),
-        "n_initial": p.n_initial,
-        "n_cycle": p.n_cycle,
-        "cycles_total": cfg.al.cycles,
-        "initial_labelled": None if p.initial is None else p.initial.tolist(),
-        "device": p.device,
-        "rng": {"seed": cfg.seed, "scheme": "numpy SeedSequence([seed_lo, seed_hi, cycle, stream])",
-                "streams": STREAMS,
-                "initial": "SeedSequence([seed_lo, seed_hi, pool_size, crc32(dataset)]).permutation"},
-        "cycles": [],
-        "done": False,
-    }
-
-
 def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, resume: bool = False,
         force: bool = False, progress: bool = True, initial_labelled: Sequence[int] | None = None) -> RunResult:
     """Run (or, with `resume`, continue) one active-learning run into `out_dir`.
@@ -122,82 +98,24 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
     if not isinstance(config, RunConfig):
         config = load_config(config)
     rd = RunDir(out_dir)
-    if rd.exists() and not rd.path.is_dir():
-        raise UserError(f"--out {rd.path} exists and is not a directory")
-    if rd.exists() and not rd.is_empty() and not rd.is_run():
-        raise UserError(f"--out {rd.path} exists and is not a run directory; choose a new or empty directory")
-    if rd.is_run() and not force:
-        if rd.is_done() and not resume:
-            raise UserError(f"run {rd.path} is already complete; pass --resume to show it or --force to redo it")
-        if not rd.is_done() and not resume:
-            raise UserError(f"run {rd.path} exists but is incomplete; pass --resume to continue it "
-                            f"or --force to start over")
+    check_dir(rd, resume=resume, force=force)
     p = prepare(config, initial_labelled)  # every input check happens before the directory is touched
-    if rd.is_run() and force:
-        log.info("removing previous run %s (--force)", rd.path)
-        rd.remove()
-    status = "completed"
-    if rd.state_path.is_file():
-        state = rd.read_state()
-        _check_compatible(state, p, rd)
-        if rd.is_done():
-            log.info("run %s is already complete", rd.path)
-            return _result(state, p.config, rd.path, "already complete")
-        log.info("resuming %s after %d finished step(s)", rd.path, _steps_done(state))
-        status = "resumed"
-        rd.write_state(state)  # JSON lines consistent with the state even if a kill fell between writes
-    else:  # new, or killed before its first state was written
-        rd.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(rd.path / "config.toml", p.toml)
-        state = _new_state(p)
-        rd.write_state(state)
-
-    with deterministic(p.device), torch_threads(p.config.threads), _progress_bar(progress, 3 * (p.config.al.cycles + 1)) as bar:
-        bar.advance(_steps_done(state))
-        _Loop(p, rd, state, bar).run()
-    state["done"] = True
-    rd.write_state(state)
-    atomic_write_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                     "cycles": len(state["cycles"]),
-                                     "final": state["cycles"][-1]["record"] if state["cycles"] else None})
+    with rd.lock():  # one process per run directory; a second one gets a one-line error naming the first
+        check_dir(rd, resume=resume, force=force)  # again: another process may have changed it meanwhile
+        if force and not rd.is_empty():
+            log.info("removing previous run %s (--force)", rd.path)
+            rd.clear()
+        remove_temporaries(rd.path)
+        state, status = open_state(rd, p)
+        if status != "already complete":
+            steps = 3 * (p.config.al.cycles + 1)
+            with deterministic(p.device), torch_threads(p.config.threads), _progress_bar(progress, steps) as bar:
+                bar.advance(steps_done(state))
+                _Loop(p, rd, state, bar).run()
+            state["done"] = True
+            rd.write_state(state)
+            write_done(rd, state)
     return _result(state, p.config, rd.path, status)
-
-
-def _check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
-    if state.get("version") != STATE_VERSION:
-        raise UserError(f"{rd.state_path}: state version {state.get('version')} is not {STATE_VERSION}; "
-                        f"start over with --force")
-    saved = validate(load_config(rd.path / "config.toml", validate_names=False), names=False)
-    if saved != p.config:  # compared as dataclasses: keys added to the schema later compare as defaults
-        diff = _differences(dataclasses.asdict(saved), dataclasses.asdict(p.config))
-        raise UserError(f"the config differs from {rd.path / 'config.toml'} in {', '.join(diff[:5])}; resume with "
-                        f"that config (al run --out {rd.path} --resume) or start over with --force")
-    if state.get("pool_size") != p.pool_size:
-        raise UserError(f"the pool has {p.pool_size} images but the run in {rd.path} used {state.get('pool_size')}; "
-                        f"the dataset changed; start over with --force")
-    given = None if p.initial is None else p.initial.tolist()
-    if state.get("initial_labelled") != given:
-        raise UserError(f"the initial labelled set differs from the one the run in {rd.path} started from; resume "
-                        f"with the same initial_labelled or start over with --force")
-    if state.get("device") != p.device:
-        log.warning("run started on %s, resuming on %s: results may differ in the last bits",
-                    state.get("device"), p.device)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict) and not k == "options":
-            out += _differences(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}")
-    return out
-
-
-def _steps_done(state: dict) -> int:
-    return sum(len(c["steps"]) for c in state["cycles"])
 
 
 def _result(state: dict, cfg: RunConfig, out_dir: Path, status: str) -> RunResult:
@@ -265,11 +183,15 @@ class _Loop:
         """The model (and LLAL module) of cycle k exactly as saved after its training."""
         ckpt = self.rd.load_checkpoint(k)
         model, aux = self.new_modules(k)
-        model.load_state_dict(ckpt["model"])
-        if aux is not None:
-            if ckpt.get("aux") is None:
-                raise UserError(f"{self.rd.ckpt_path(k)} has no LLAL module; start over with --force")
-            aux.load_state_dict(ckpt["aux"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            if aux is not None:
+                if ckpt.get("aux") is None:
+                    raise UserError(f"{self.rd.ckpt_path(k)} has no LLAL module; start over with --force")
+                aux.load_state_dict(ckpt["aux"])
+        except (RuntimeError, KeyError, TypeError, ValueError):  # keys or shapes of another model
+            raise UserError(f"{self.rd.ckpt_path(k)} does not hold this run's {self.cfg.model.name} weights; "
+                            "start over with --force") from None
         dev = self.p.device
         return model.to(dev).eval(), None if aux is None else aux.to(dev).eval()
 

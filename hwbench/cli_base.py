@@ -12,11 +12,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from hwbench.console import setup_logging
 from hwbench.errors import UserError
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and `kill` send), handled exactly like Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +43,20 @@ def make_main(prog: str, description: str,
     """Build `main(argv)` from a mapping of subcommand name -> (module path, one-line help)."""
 
     def main(argv: Sequence[str] | None = None) -> int:
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if on_main else None
+        if previous == signal.SIG_DFL:  # never replace a handler someone else installed
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as e:  # also while the command module is being imported
+            print("interrupted", file=sys.stderr)
+            return 128 + int(getattr(e, "signum", signal.SIGINT))
+        finally:
+            if previous == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _main(argv: Sequence[str] | None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         chosen = next((a for a in argv if not a.startswith("-")), None)
         parser = _Parser(prog=prog, description=description)
@@ -60,8 +86,5 @@ def make_main(prog: str, description: str,
                 why = "exists and is not a directory" if os.path.exists(e.filename or "") else "not a directory"
             print(f"error: {where}{why}; check the path", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
 
     return main

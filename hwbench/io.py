@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 
+TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: `.<name>.<random>.tmp` beside their target
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same directory and `os.replace`."""
+    """Write `data` to `path` via a temporary file in the same directory and `os.replace`.
+
+    A process killed mid-write leaves at most a temporary (`is_atomic_temporary`), never half a file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
         with os.fdopen(fd, "wb") as f:
@@ -26,6 +32,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_atomic_temporary(name: str) -> bool:
+    """Whether a file name is a temporary `atomic_write_bytes` leaves behind when killed."""
+    return name.startswith(".") and name.endswith(TMP_SUFFIX) and name.count(".") >= 3
 
 
 def _umask() -> int:

@@ -76,7 +76,11 @@ class Backend:
         import torch
 
         model = self.new_model(name, init_seed=0)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception:  # truncated, damaged, foreign or another model's weights: never load it another way
+            raise UserError(f"{path} does not hold {name} weights this toolkit wrote; delete it to retrain "
+                            "or choose another directory") from None
         return model.to(self.device).eval()
 
     def image_scores(self, model: Any, indices: np.ndarray, *, strategy: str = "entropy",

@@ -8,7 +8,6 @@ under seed_<s>/chain/ of the experiment directory.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from al.experiments.config import run_config
 from al.experiments.context import Experiment
 from al.experiments.matrix import train_cell
+from al.runs.files import read_cached_json
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
 from hwbench.io import atomic_write_json, write_jsonl
@@ -93,9 +93,9 @@ class _ChainOps:
         gdir = self._gdir(gen, model)
         path = gdir / "inherited.json"
         digest = selection_digest(labelled)
-        if path.is_file():
-            rec = json.loads(path.read_text(encoding="utf-8"))
-            if rec.get("selection_sha") == digest:
+        rec = read_cached_json(path)
+        if rec is not None:
+            if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)):
                 self.exp.timing.parts.append({"kind": "chain training", "name": model, "seed": self.seed,
                                               "seconds": rec["seconds"], "reused": True})
                 self.exp.advance(1)

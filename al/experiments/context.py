@@ -28,7 +28,7 @@ from typing import Any
 from al.experiments.backend import Backend, check_task
 from al.experiments.config import ExperimentConfig, config_toml, run_config, without_seeds
 from al.experiments.deployable import Resolved, resolve_surrogates
-from al.runs.experiment_dir import open_out_dir
+from al.runs.experiment_dir import experiment_dir
 from al.runs.files import sha256_text
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_json, atomic_write_text, write_jsonl
@@ -114,16 +114,18 @@ class Experiment:
         self.task_id = None
         self.timing = Timing()
 
-    def open(self, *, resume: bool) -> None:
-        """Create the directory, or check that an existing one belongs to this experiment."""
+    @contextlib.contextmanager
+    def opened(self, *, resume: bool) -> Iterator[None]:
+        """Create the directory, or check that an existing one belongs to this experiment; hold its lock."""
         toml = config_toml(without_seeds(self.cfg))
-        open_out_dir(self.out, toml, resume=resume, kind="surrogate",
-                     expect={"surrogates": list(self.p.surrogates)})
-        atomic_write_text(self.out / "experiment.toml", config_toml(self.cfg))
-        atomic_write_json(self.out / "experiment.json", self.describe(toml))
-        atomic_write_json(self.out / "deploy.json", {"source": self.p.resolved.source,
-                                                     "surrogates": list(self.p.surrogates),
-                                                     "verdicts": self.p.resolved.verdicts})
+        with experiment_dir(self.out, toml, resume=resume, kind="surrogate",
+                            expect={"surrogates": list(self.p.surrogates)}):
+            atomic_write_json(self.out / "experiment.json", self.describe(toml))  # identity first
+            atomic_write_text(self.out / "experiment.toml", config_toml(self.cfg))
+            atomic_write_json(self.out / "deploy.json", {"source": self.p.resolved.source,
+                                                         "surrogates": list(self.p.surrogates),
+                                                         "verdicts": self.p.resolved.verdicts})
+            yield
 
     def describe(self, toml: str) -> dict:
         import torch

@@ -8,7 +8,6 @@ the mean entropy per model and the ratios between them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -21,8 +20,8 @@ import numpy as np
 
 from al.config import DataConfig, TrainConfig, resolve_preset
 from al.experiments.backend import backend_for, check_task
-from al.runs.experiment_dir import open_out_dir
-from al.runs.files import npz_bytes, save_state_dict, sha256_text
+from al.runs.experiment_dir import experiment_dir
+from al.runs.files import npz_bytes, read_cached_json, save_state_dict, sha256_text
 from al.runtime import torch_threads
 from al.seeds import selection_digest
 from al.stats import entropy_ratios, entropy_summary
@@ -114,60 +113,64 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
                         "no held-out images; change train_fraction or data.pool_size")
     toml = to_toml(cfg)
     ident = to_toml(dataclasses.replace(cfg, threads=0))  # threads may change on resume
-    open_out_dir(out, ident, resume=resume, kind="entropy")
-    atomic_write_text(out / "experiment.toml", toml)
-    t_start = time.perf_counter()
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pool_n, 0xE7]))
-    train_idx = np.sort(rng.choice(pool_n, size=n_train, replace=False))
-    held = np.setdiff1d(np.arange(pool_n), train_idx)
-    atomic_write_json(out / "experiment.json", {
-        "name": cfg.name, "kind": "entropy", "config_sha256": sha256_text(ident), "dataset": cfg.data.name,
-        "models": list(cfg.models), "seeds": [cfg.seed],
-        "summary": (f"{cfg.data.name}: {len(cfg.models)} models trained on the same random {n_train} of "
-                    f"{pool_n} pool images (seed {cfg.seed}), scored on the other {held.size}."),
-        "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
-                 "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}})
-    scores: dict[str, np.ndarray] = {}
-    parts: list[dict] = []
-    task = progress.add_task("entropy analysis", total=2 * len(cfg.models)) if progress is not None else None
-    digest = selection_digest(train_idx)
-    for name in cfg.models:
-        mdir = out / "models" / name
-        ckpt, res_path = mdir / "model.pt", mdir / "result.json"
-        t0 = time.perf_counter()
-        cached = res_path.is_file() and ckpt.is_file() and \
-            json.loads(res_path.read_text(encoding="utf-8")).get("train_sha") == digest
-        if progress is not None:
-            progress.update(task, description=f"entropy: train {name} on {n_train} images")
-        if cached:
-            model = be.load_model(name, ckpt)
-            log.info("entropy: reusing trained %s from %s", name, ckpt)
-        else:
-            model = be.train_model(name, train_idx, seed=cfg.seed, cfg=cfg.train)
-            save_state_dict(model, ckpt)
-            atomic_write_json(res_path, {"model": name, "train_size": int(n_train), "train_sha": digest,
-                                         "seconds": round(time.perf_counter() - t0, 3)})
-        parts.append({"kind": "entropy training", "name": name, "seed": cfg.seed,
-                      "seconds": round(time.perf_counter() - t0, 3), "reused": bool(cached)})
-        if progress is not None:
-            progress.update(task, advance=1, description=f"entropy: {name} scores {held.size} images")
-        t1 = time.perf_counter()
-        scores[name] = be.image_scores(model, held, strategy="entropy", batch_size=cfg.batch_size)
-        parts.append({"kind": "entropy scoring", "name": name, "seed": cfg.seed,
-                      "seconds": round(time.perf_counter() - t1, 3), "reused": False})
-        if progress is not None:
-            progress.advance(task)
-    atomic_write_bytes(out / "entropy_scores.npz",
-                       npz_bytes({"held_out": held, "train": train_idx,
-                                   **{f"score__{k}": v for k, v in scores.items()}}))
-    summary = entropy_summary(scores, top_fraction=cfg.top_fraction)
-    result = {"pool_size": pool_n, "train_size": int(n_train), "held_out_size": int(held.size),
-              "train_fraction": cfg.train_fraction, "top_fraction": cfg.top_fraction, "seed": cfg.seed,
-              "models": list(cfg.models), "score": "mean pixel entropy per image (nats)", "summary": summary,
-              "ratios": entropy_ratios({s["model"]: s["mean"] for s in summary})}
-    atomic_write_json(out / "entropy.json", result)
-    atomic_write_json(out / "timing.json", {"total_s": round(time.perf_counter() - t_start, 3),
-                                            "reused": sum(p["reused"] for p in parts), "parts": parts})
-    write_report(out)
-    atomic_write_json(out / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return result
+    with experiment_dir(out, ident, resume=resume, kind="entropy"):
+        t_start = time.perf_counter()
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pool_n, 0xE7]))
+        train_idx = np.sort(rng.choice(pool_n, size=n_train, replace=False))
+        held = np.setdiff1d(np.arange(pool_n), train_idx)
+        atomic_write_json(out / "experiment.json", {
+            "name": cfg.name, "kind": "entropy", "config_sha256": sha256_text(ident), "dataset": cfg.data.name,
+            "models": list(cfg.models), "seeds": [cfg.seed],
+            "summary": (f"{cfg.data.name}: {len(cfg.models)} models trained on the same random {n_train} of "
+                        f"{pool_n} pool images (seed {cfg.seed}), scored on the other {held.size}."),
+            "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}})
+        atomic_write_text(out / "experiment.toml", toml)
+        scores: dict[str, np.ndarray] = {}
+        parts: list[dict] = []
+        task = progress.add_task("entropy analysis", total=2 * len(cfg.models)) if progress is not None else None
+        digest = selection_digest(train_idx)
+        for name in cfg.models:
+            mdir = out / "models" / name
+            ckpt, res_path = mdir / "model.pt", mdir / "result.json"
+            t0 = time.perf_counter()
+            res = read_cached_json(res_path)
+            cached = res is not None and ckpt.is_file() and res.get("train_sha") == digest
+            if progress is not None:
+                progress.update(task, description=f"entropy: train {name} on {n_train} images")
+            if cached:
+                try:
+                    model = be.load_model(name, ckpt)
+                    log.info("entropy: reusing trained %s from %s", name, ckpt)
+                except UserError as e:
+                    log.warning("%s; training again", e)
+                    cached = False
+            if not cached:
+                model = be.train_model(name, train_idx, seed=cfg.seed, cfg=cfg.train)
+                save_state_dict(model, ckpt)
+                atomic_write_json(res_path, {"model": name, "train_size": int(n_train), "train_sha": digest,
+                                             "seconds": round(time.perf_counter() - t0, 3)})
+            parts.append({"kind": "entropy training", "name": name, "seed": cfg.seed,
+                          "seconds": round(time.perf_counter() - t0, 3), "reused": bool(cached)})
+            if progress is not None:
+                progress.update(task, advance=1, description=f"entropy: {name} scores {held.size} images")
+            t1 = time.perf_counter()
+            scores[name] = be.image_scores(model, held, strategy="entropy", batch_size=cfg.batch_size)
+            parts.append({"kind": "entropy scoring", "name": name, "seed": cfg.seed,
+                          "seconds": round(time.perf_counter() - t1, 3), "reused": False})
+            if progress is not None:
+                progress.advance(task)
+        atomic_write_bytes(out / "entropy_scores.npz",
+                           npz_bytes({"held_out": held, "train": train_idx,
+                                       **{f"score__{k}": v for k, v in scores.items()}}))
+        summary = entropy_summary(scores, top_fraction=cfg.top_fraction)
+        result = {"pool_size": pool_n, "train_size": int(n_train), "held_out_size": int(held.size),
+                  "train_fraction": cfg.train_fraction, "top_fraction": cfg.top_fraction, "seed": cfg.seed,
+                  "models": list(cfg.models), "score": "mean pixel entropy per image (nats)", "summary": summary,
+                  "ratios": entropy_ratios({s["model"]: s["mean"] for s in summary})}
+        atomic_write_json(out / "entropy.json", result)
+        atomic_write_json(out / "timing.json", {"total_s": round(time.perf_counter() - t_start, 3),
+                                                "reused": sum(p["reused"] for p in parts), "parts": parts})
+        write_report(out)
+        atomic_write_json(out / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return result

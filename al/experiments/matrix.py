@@ -17,14 +17,13 @@ baseline), aggregated by `al.stats` into the paper's Table 3 layout.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.runs.files import save_state_dict
+from al.runs.files import read_cached_json, save_state_dict
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
 from hwbench.io import atomic_write_json, write_jsonl
@@ -41,9 +40,9 @@ def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices
     stem = f"{RANDOM}_{len(indices)}" if column == RANDOM else column
     path = exp.seed_dir(seed) / "train" / deployment / f"{stem}.json"
     digest = selection_digest(indices)
-    if path.is_file():
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        if rec.get("selection_sha") == digest:
+    rec = read_cached_json(path)
+    if rec is not None:
+        if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)):
             exp.timing.parts.append({"kind": "deployment training", "name": f"{deployment}<-{column}",
                                       "seed": seed, "seconds": rec.get("seconds", 0.0), "reused": True})
             return rec

@@ -33,8 +33,7 @@ def run_experiment(config: ExperimentConfig | str | os.PathLike, out_dir: str | 
         raise UserError(f"threads must be >= 0 (0: torch's default), got {config.threads}")
     p = prepare_experiment(config, chain=chain)
     exp = Experiment(p, out_dir, progress=progress)
-    with torch_threads(config.threads):
-        exp.open(resume=resume)
+    with torch_threads(config.threads), exp.opened(resume=resume):
         records = run_matrix(exp) if not chain else _existing(exp.out / "records.jsonl")
         chain_records = run_chains(exp) if chain else _existing(exp.out / "chain.jsonl")
         exp.finish(records=records, chain=chain_records)

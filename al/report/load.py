@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from al.report.inputs import (
+    CHAIN_TYPES,
+    FIX,
+    INFO_TYPES,
+    RECORD_TYPES,
+    check_entropy,
+    check_fields,
+    read_object,
+    read_records,
+)
 from al.runs.files import load_entropy_scores
 from hwbench.errors import UserError
 from hwbench.io import read_jsonl
@@ -39,19 +49,30 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         raise UserError(f"no such experiment directory: {root}")
     d = ExperimentData(root=root)
     if (root / "records.jsonl").is_file():
-        d.records = list(read_jsonl(root / "records.jsonl"))
+        d.records = read_records(root / "records.jsonl", RECORD_TYPES)
     if (root / "chain.jsonl").is_file():
-        d.chain = list(read_jsonl(root / "chain.jsonl"))
-    for name, attr in (("deploy.json", "deploy"), ("timing.json", "timing"), ("experiment.json", "experiment")):
+        d.chain = read_records(root / "chain.jsonl", CHAIN_TYPES)
+    for name, attr, types in (("deploy.json", "deploy", {"verdicts": list, "surrogates": list, "source": dict}),
+                              ("timing.json", "timing", {"parts": list, "total_s": float}),
+                              ("experiment.json", "experiment", INFO_TYPES)):
         if (root / name).is_file():
-            setattr(d, attr, json.loads((root / name).read_text(encoding="utf-8")))
+            setattr(d, attr, read_object(root / name, types))
+    for p in (d.timing or {}).get("parts", []):
+        if not isinstance(p, dict):
+            raise UserError(f"{root / 'timing.json'}: a part is not an object; {FIX}")
+        check_fields(p, {"kind": str, "seconds": float}, where=str(root / "timing.json"), required=True)
+    if not all(isinstance(v, dict) for v in (d.deploy or {}).get("verdicts", [])):
+        raise UserError(f"{root / 'deploy.json'}: a verdict is not an object; {FIX}")
     # An entropy analysis lives in the directory itself (`al entropy --out DIR`) or in its `entropy/`
     # subdirectory, so one report can show a surrogate experiment together with its entropy histograms.
     for entropy_dir in (root, root / ENTROPY_SUBDIR):
         if (entropy_dir / "entropy.json").is_file():
-            d.entropy = json.loads((entropy_dir / "entropy.json").read_text(encoding="utf-8"))
+            d.entropy = check_entropy(read_object(entropy_dir / "entropy.json"), entropy_dir / "entropy.json")
             if (entropy_dir / "entropy_scores.npz").is_file():
-                d.entropy_scores = load_entropy_scores(entropy_dir / "entropy_scores.npz")
+                try:
+                    d.entropy_scores = load_entropy_scores(entropy_dir / "entropy_scores.npz")
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                    raise UserError(f"{entropy_dir / 'entropy_scores.npz'} is damaged; {FIX}") from None
             break
     for cfg_name in ("experiment.toml", "config.toml"):
         if (root / cfg_name).is_file():
@@ -60,7 +81,7 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
     for run_dir in find_runs(root):
         try:
             d.curves.extend(run_curve(run_dir))
-        except (OSError, ValueError, KeyError) as e:  # a damaged run dir must not sink the report
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # a damaged run dir must not sink the report
             log.warning("skipping AL curve of %s: %s", run_dir, e)
     if not (d.records or d.chain or d.entropy or d.curves):
         raise UserError(f"{root} holds no experiment results (records.jsonl, chain.jsonl, entropy.json or "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from hwbench.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 
 def sha256_text(text: str) -> str:
@@ -38,3 +42,17 @@ def load_entropy_scores(path: str | Path) -> dict[str, np.ndarray]:
     """Per-model score arrays from an `entropy_scores.npz` (keys `score__<model>`)."""
     with np.load(path) as z:
         return {k.removeprefix("score__"): z[k] for k in z.files if k.startswith("score__")}
+
+
+def read_cached_json(path: Path) -> dict | None:
+    """A cache entry (a JSON object this toolkit wrote), or None when absent or damaged (then it is redone)."""
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        obj = None
+    if not isinstance(obj, dict):
+        log.warning("%s is damaged; computing it again", path)
+        return None
+    return obj

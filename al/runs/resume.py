@@ -1,0 +1,130 @@
+"""Opening a run directory: may it be used as asked, where does the run continue, is a finished run whole.
+
+`state.json` decides; the JSON lines and DONE follow it. A finished run is verified before it is
+reported complete (its final checkpoint loads, its JSON lines match the state): JSON lines are
+rewritten from the state, a missing or damaged final checkpoint is trained again. A DONE beside an
+unfinished state is removed. Called by `al.loop.run` holding the directory's lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from al.config import load_config, validate
+from al.prepare import PoolView, Prepared
+from al.runs.files import sha256_text
+from al.runs.run_dir import STATE_VERSION, RunDir
+from al.seeds import STREAMS
+from hwbench.errors import UserError
+from hwbench.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def check_dir(rd: RunDir, *, resume: bool, force: bool) -> None:
+    """`UserError` unless `rd` may be used as asked: new or empty, or a run to resume or to redo."""
+    if rd.exists() and not rd.path.is_dir():
+        raise UserError(f"--out {rd.path} exists and is not a directory")
+    if rd.exists() and not rd.is_empty() and not rd.is_run():
+        raise UserError(f"--out {rd.path} exists and is not a run directory; choose a new or empty directory")
+    if rd.is_run() and not force and not resume:
+        if rd.is_done():
+            raise UserError(f"run {rd.path} is already complete; pass --resume to show it or --force to redo it")
+        raise UserError(f"run {rd.path} exists but is incomplete; pass --resume to continue it "
+                        f"or --force to start over")
+
+
+def open_state(rd: RunDir, p: Prepared) -> tuple[dict, str]:
+    """The state to continue from and the run's status; a finished run is verified, not trusted."""
+    if not rd.state_path.is_file():  # new, or killed before its first state was written
+        rd.done_path.unlink(missing_ok=True)
+        atomic_write_text(rd.path / "config.toml", p.toml)
+        state = new_state(p)
+        rd.write_state(state)
+        return state, "completed"
+    state = rd.read_state()
+    check_compatible(state, p, rd)
+    if state["done"]:
+        final = len(state["cycles"]) - 1
+        if rd.checkpoint_ok(final):
+            if not rd.records_match(state):
+                log.warning("%s: selections.jsonl / metrics.jsonl disagree with state.json; rewritten from it", rd.path)
+                rd.write_state(state)
+            if not rd.done_path.is_file():  # killed between the last state and DONE
+                write_done(rd, state)
+            log.info("run %s is already complete", rd.path)
+            return state, "already complete"
+        log.warning("%s is missing or unreadable: training cycle %d again", rd.ckpt_path(final), final)
+        c = state["cycles"][final]
+        c["steps"] = ["select"]
+        for key in ("record", "train", "train_s"):
+            c.pop(key, None)
+        state["done"] = False
+    rd.done_path.unlink(missing_ok=True)  # a DONE beside an unfinished state is stale
+    log.info("resuming %s after %d finished step(s)", rd.path, steps_done(state))
+    rd.write_state(state)  # JSON lines consistent with the state even if a kill fell between writes
+    return state, "resumed"
+
+
+def write_done(rd: RunDir, state: dict) -> None:
+    atomic_write_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                     "cycles": len(state["cycles"]),
+                                     "final": state["cycles"][-1]["record"] if state["cycles"] else None})
+
+
+def check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
+    saved = validate(load_config(rd.path / "config.toml", validate_names=False), names=False)
+    if saved != p.config:  # compared as dataclasses: keys added to the schema later compare as defaults
+        diff = differences(dataclasses.asdict(saved), dataclasses.asdict(p.config))
+        raise UserError(f"the config differs from {rd.path / 'config.toml'} in {', '.join(diff[:5])}; resume with "
+                        f"that config (al run --out {rd.path} --resume) or start over with --force")
+    if state.get("pool_size") != p.pool_size:
+        raise UserError(f"the pool has {p.pool_size} images but the run in {rd.path} used {state.get('pool_size')}; "
+                        f"the dataset changed; start over with --force")
+    given = None if p.initial is None else p.initial.tolist()
+    if state.get("initial_labelled") != given:
+        raise UserError(f"the initial labelled set differs from the one the run in {rd.path} started from; resume "
+                        f"with the same initial_labelled or start over with --force")
+    if state.get("device") != p.device:
+        log.warning("run started on %s, resuming on %s: results may differ in the last bits",
+                    state.get("device"), p.device)
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict) and not k == "options":
+            out += differences(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def new_state(p: Prepared) -> dict:
+    cfg = p.config
+    return {
+        "version": STATE_VERSION,
+        "config_sha256": sha256_text(p.toml),
+        "dataset": cfg.data.name,
+        "pool_size": p.pool_size,
+        "dataset_indices": p.dataset_indices.tolist() if isinstance(p.pool, PoolView) else None,
+        "val_size": len(p.val_indices) if p.val_indices is not None else len(p.val),
+        "n_initial": p.n_initial,
+        "n_cycle": p.n_cycle,
+        "cycles_total": cfg.al.cycles,
+        "initial_labelled": None if p.initial is None else p.initial.tolist(),
+        "device": p.device,
+        "rng": {"seed": cfg.seed, "scheme": "numpy SeedSequence([seed_lo, seed_hi, cycle, stream])",
+                "streams": STREAMS,
+                "initial": "SeedSequence([seed_lo, seed_hi, pool_size, crc32(dataset)]).permutation"},
+        "cycles": [],
+        "done": False,
+    }
+
+
+def steps_done(state: dict) -> int:
+    return sum(len(c["steps"]) for c in state["cycles"])
