@@ -70,7 +70,7 @@ class RunResult:
     pool_size: int = 0
     dataset_indices: np.ndarray | None = None  # dataset index of every pool position
     done: bool = True
-    status: str = "completed"        # "completed" | "resumed" | "already complete" | "incomplete"
+    status: str = "completed"        # completed | resumed | already complete | repaired | incomplete
 
     @property
     def labelled_mask(self) -> np.ndarray:
@@ -107,7 +107,7 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
             rd.clear()
         remove_temporaries(rd.path)
         state, status = open_state(rd, p)
-        if status != "already complete":
+        if status not in ("already complete", "repaired"):
             steps = 3 * (p.config.al.cycles + 1)
             with deterministic(p.device), torch_threads(p.config.threads), _progress_bar(progress, steps) as bar:
                 bar.advance(steps_done(state))

@@ -49,13 +49,15 @@ def open_state(rd: RunDir, p: Prepared) -> tuple[dict, str]:
     if state["done"]:
         final = len(state["cycles"]) - 1
         if rd.checkpoint_ok(final):
+            status = "already complete"
             if not rd.records_match(state):
                 log.warning("%s: selections.jsonl / metrics.jsonl disagree with state.json; rewritten from it", rd.path)
                 rd.write_state(state)
+                status = "repaired"
             if not rd.done_path.is_file():  # killed between the last state and DONE
                 write_done(rd, state)
-            log.info("run %s is already complete", rd.path)
-            return state, "already complete"
+            log.info("run %s is %s", rd.path, status)
+            return state, status
         log.warning("%s is missing or unreadable: training cycle %d again", rd.ckpt_path(final), final)
         c = state["cycles"][final]
         c["steps"] = ["select"]
