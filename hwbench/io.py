@@ -9,7 +9,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-
 TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: `.<name>.<random>.tmp` beside their target
 
 
