@@ -114,6 +114,17 @@ class Experiment:
         self.task_id = None
         self.timing = Timing()
 
+    def open(self, *, resume: bool) -> None:
+        """`opened` without a block: the lock is held until `close()` (or the process ends)."""
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(self.opened(resume=resume))
+
+    def close(self) -> None:
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.close()
+            self._stack = None
+
     @contextlib.contextmanager
     def opened(self, *, resume: bool) -> Iterator[None]:
         """Create the directory, or check that an existing one belongs to this experiment; hold its lock."""
