@@ -5,6 +5,11 @@ Each subcommand lives in its own module (imported only when that subcommand runs
     def run(args: argparse.Namespace) -> int | None
 Command modules import heavy packages (torch, onnxruntime, ...) inside `run`, not at import time.
 Bad input raises `UserError`: one line `error: ...` on stderr, exit status 2, no traceback.
+Nothing escapes as a traceback: Ctrl-C or SIGTERM at any point (even while a command's imports
+load) exits 130 / 143 with `interrupted`; running out of memory is a one-line error (exit 2); any
+other exception is a bug of ours, reported in one line (exit 1) that says so, with the traceback
+under `-v`. Only the standard library is imported before `main` runs, so start-up has no window in
+which Ctrl-C could print a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 
-from hwbench.console import setup_logging
 from hwbench.errors import UserError
 
 
@@ -57,34 +62,65 @@ def make_main(prog: str, description: str,
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _main(argv: Sequence[str] | None) -> int:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        chosen = next((a for a in argv if not a.startswith("-")), None)
-        parser = _Parser(prog=prog, description=description)
-        parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-        module = None
-        for name, (path, help_) in commands.items():
-            p = sub.add_parser(name, help=help_, description=help_)
-            if name == chosen:
-                module = importlib.import_module(path)
-                module.add_arguments(p)
+        verbose = 0
         try:
+            argv = list(sys.argv[1:] if argv is None else argv)
+            verbose = sum(a.count("v") for a in argv if a.startswith("-") and set(a[1:]) == {"v"}) + \
+                argv.count("--verbose")
+            chosen = next((a for a in argv if not a.startswith("-")), None)
+            parser = _Parser(prog=prog, description=description)
+            parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
+            parser.add_argument("-v", "--verbose", action="count", default=0,
+                                help="more logging (-vv for debug)")
+            sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+            module = None
+            for name, (path, help_) in commands.items():
+                p = sub.add_parser(name, help=help_, description=help_)
+                if name == chosen:
+                    module = importlib.import_module(path)
+                    module.add_arguments(p)
             args = parser.parse_args(argv)
             if args.command is None or module is None:
                 parser.print_help()
                 return 2
+            from hwbench.console import setup_logging
+
             setup_logging(args.verbose)
             return int(module.run(args) or 0)
         except UserError as e:
-            msg = str(e).splitlines()[0] if str(e) else "bad input"
-            print(f"error: {msg}", file=sys.stderr)
-            return 2
+            return _fail(str(e).splitlines()[0] if str(e) else "bad input")
         except OSError as e:  # a path given on the command line cannot be used (a file where a directory is needed, ...)
             where = f"{e.filename}: " if e.filename else ""
             why = e.strerror or str(e)
             if isinstance(e, (FileExistsError, NotADirectoryError)) and not os.path.isdir(e.filename or ""):
                 why = "exists and is not a directory" if os.path.exists(e.filename or "") else "not a directory"
-            print(f"error: {where}{why}; check the path", file=sys.stderr)
-            return 2
+            return _fail(f"{where}{why}; check the path")
+        except MemoryError:
+            return _fail("out of memory; use a smaller --input, --batch or model")
+        except Exception as e:  # noqa: BLE001 - a bug of ours: one line, the traceback only when asked for
+            if verbose:
+                traceback.print_exc()
+            first = (str(e).splitlines() or [""])[0]
+            sys.stderr.write(f"error: internal error ({type(e).__name__}: {first}); this is a bug in {prog}, "
+                             "please report it with the command line (rerun with -v for the traceback)\n")
+            return 1
 
     return main
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    return 2
+
+
+def _version() -> str:
+    """The installed distribution's version (the package's own when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwbench")
+    except PackageNotFoundError:
+        from hwbench import __version__
+
+        return __version__

@@ -3,7 +3,6 @@ progress bars for long work. Library code logs; only the CLI layer prints."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -21,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from hwbench.io import dumps_json, finite
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of Rich's 80-column default.
 stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
@@ -45,7 +46,7 @@ def emit(records: Sequence[dict], *, as_json: bool, title: str | None = None,
          columns: Sequence[str] | None = None, formats: dict[str, str] | None = None) -> None:
     """Print `records` as a JSON list (only that, on stdout) or as a Rich table."""
     if as_json:
-        sys.stdout.write(json.dumps(list(records), default=_jsonable) + "\n")
+        sys.stdout.write(dumps_json(list(records), default=_jsonable) + "\n")
         return
     columns = list(columns or (records[0].keys() if records else []))
     formats = formats or {}
@@ -95,5 +96,5 @@ def _fmt(value: Any, spec: str | None) -> str:
 
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
+        return finite(obj.tolist())
+    return os.fspath(obj) if isinstance(obj, os.PathLike) else str(obj)

@@ -68,7 +68,11 @@ def resolve_budget(*, fps: float | None = None, budget_ms: float | None = None, 
             raise UserError(f"{label} must be a positive number, got {v!r}")
     if not (isinstance(share, (int, float)) and math.isfinite(share) and 0 < share <= 1):
         raise UserError(f"share must be in (0, 1] (the fraction of the device the model may use), got {share!r}")
-    return 1000.0 / fps if fps is not None else float(budget_ms)
+    budget = 1000.0 / fps if fps is not None else float(budget_ms)
+    if not math.isfinite(budget):
+        raise UserError(f"fps {fps!r} gives an infinite budget (1000 / fps ms); use a frame rate above 1e-300 "
+                        "or --budget-ms")
+    return budget
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,8 +1,15 @@
-"""Atomic file writes and JSON-lines helpers. Every file the toolkit writes goes through here."""
+"""Atomic file writes and JSON-lines helpers. Every file the toolkit writes goes through here.
+
+Every JSON text is strict JSON (`dumps_json`): a non-finite float (a diverged loss, a statistic of
+nothing) is written as `null`, never as the `NaN`/`Infinity` tokens other parsers reject, and
+`allow_nan=False` guards that nothing else slips through. Inputs whose NaN or infinity would be a
+mistake are refused where they are read (profiles, configs, measurements, trtexec logs, --fps).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -48,13 +55,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite(obj: Any) -> Any:
+    """`obj` with every non-finite float (nan, inf) replaced by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return finite(obj.tolist())
+    return obj
+
+
+def dumps_json(obj: Any, **kw: Any) -> str:
+    """Strict JSON text of `obj` (non-finite floats -> null; numpy/paths converted)."""
+    kw.setdefault("default", _default)
+    return json.dumps(finite(obj), allow_nan=False, **kw)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+    return atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=False) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
     """Write all records at once (atomically), one JSON object per line."""
-    return atomic_write_text(path, "".join(json.dumps(r, default=_default) + "\n" for r in records))
+    return atomic_write_text(path, "".join(dumps_json(r) + "\n" for r in records))
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
@@ -66,14 +92,15 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
 
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types: numpy / torch scalars and arrays become Python numbers and lists, other
-    unknown objects their `str`."""
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    unknown objects their `str`, non-finite floats None."""
+    return json.loads(json.dumps(finite(obj), allow_nan=False,
+                                 default=lambda o: finite(o.tolist()) if hasattr(o, "tolist") else str(o)))
 
 
 def _default(obj: Any) -> Any:
     """JSON for numpy scalars/arrays, paths and tuples-as-lists."""
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        return finite(obj.tolist())
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

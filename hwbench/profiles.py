@@ -1,8 +1,8 @@
 """Device profiles: what a device can do on paper, with the source of every figure.
 
-A profile is one TOML file in `profiles/` (repository root; `$HWBENCH_PROFILES` overrides the
-directory), loaded strictly into the frozen `DeviceProfile` (unknown keys, missing sources and
-non-positive figures are `UserError`s). Throughput is stored per (precision, engine, sparse):
+A profile is one TOML file in `profiles/` (repository root; an installed wheel carries a copy in
+`hwbench/profiles_data/`; `$HWBENCH_PROFILES` overrides the directory), loaded strictly into the frozen `DeviceProfile` (unknown keys, missing sources and
+non-positive or infinite figures, and a `name` other than the file's, are `UserError`s). Throughput is stored per (precision, engine, sparse):
 
     precision: fp32 | fp16 | int8       engine: gpu | dla | gpu+dla | cpu       sparse: bool
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -116,13 +117,26 @@ def _peak_key(p: Peak) -> str:
 
 # ------------------------------------------------------------------------------------ locating
 def profiles_dir() -> Path:
-    """`$HWBENCH_PROFILES`, else `profiles/` at the repository root."""
+    """`$HWBENCH_PROFILES`, else the copy an installed wheel carries (`hwbench/profiles_data/`),
+    else `profiles/` at the repository root (a checkout or an editable install)."""
     env = os.environ.get("HWBENCH_PROFILES")
     if env:
         return Path(env)
-    import hwbench
+    package = Path(__file__).resolve().parent
+    packaged = package / "profiles_data"
+    return packaged if packaged.is_dir() else package.parent / "profiles"
 
-    return Path(hwbench.__file__).resolve().parents[1] / "profiles"
+
+def _file_profiles() -> list[str]:
+    """Names of the profile files, sorted; `UserError` when there are none (a broken install)."""
+    d = profiles_dir()
+    names = sorted(p.stem for p in d.glob("*.toml") if p.is_file()) if d.is_dir() else []
+    names = [n for n in names if n != HOST]
+    if not names:
+        hint = ("set HWBENCH_PROFILES to a directory of profile files" if os.environ.get("HWBENCH_PROFILES")
+                else "the installation lacks its profiles; reinstall hwbench or set HWBENCH_PROFILES")
+        raise UserError(f"no device profiles in {d}; {hint}")
+    return names
 
 
 def cache_dir() -> Path:
@@ -137,9 +151,7 @@ def host_cache_path() -> Path:
 
 def list_profiles() -> list[str]:
     """Names of the profile files (sorted) plus `host`."""
-    d = profiles_dir()
-    names = sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
-    return [n for n in names if n != HOST] + [HOST]
+    return [*_file_profiles(), HOST]
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -156,6 +168,8 @@ def load_profile(name_or_path: str | os.PathLike, *, refresh: bool = False) -> D
     if path.suffix == ".toml" or os.sep in text or path.is_file():
         return _load_file(path)
     candidate = profiles_dir() / f"{text}.toml"
+    if candidate.exists() and not candidate.is_file():
+        raise UserError(f"{candidate} is not a file; a device profile is one TOML file")
     if not candidate.is_file():
         raise unknown("device", text, list_profiles())
     return _load_file(candidate)
@@ -166,17 +180,24 @@ def _load_file(path: Path) -> DeviceProfile:
     where = str(path)
     prof = from_mapping(DeviceProfile, data, where)
     validate(prof, where)
+    if prof.name != path.stem:
+        raise UserError(f"{where}: name {prof.name!r} differs from the file name; "
+                        f"rename the file to {prof.name}.toml or set name = {path.stem!r}")
     return prof
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 def validate(prof: DeviceProfile, where: str) -> None:
     """Checks the dataclass types cannot express: positive figures, sources, no duplicates."""
     for fname in ("mem_bw_gbps", "memory_gb"):
-        if not getattr(prof, fname) > 0:
-            raise UserError(f"{where}: {fname} must be positive, got {getattr(prof, fname)!r}")
+        if not _positive(getattr(prof, fname)):
+            raise UserError(f"{where}: {fname} must be a positive finite number, got {getattr(prof, fname)!r}")
     if prof.paper_tops is not None:
-        if not prof.paper_tops > 0:
-            raise UserError(f"{where}: paper_tops must be positive, got {prof.paper_tops!r}")
+        if not _positive(prof.paper_tops):
+            raise UserError(f"{where}: paper_tops must be a positive finite number, got {prof.paper_tops!r}")
         if prof.paper_precision is None or prof.paper_engine is None:
             raise UserError(f"{where}: paper_tops needs paper_precision and paper_engine "
                             "(what the paper's TOPS figure counts)")
@@ -184,8 +205,9 @@ def validate(prof: DeviceProfile, where: str) -> None:
         raise UserError(f"{where}: no [[peak]] figures; add at least one")
     seen = set()
     for i, p in enumerate(prof.peak):
-        if not p.tops > 0:
-            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) tops must be positive, got {p.tops!r}")
+        if not _positive(p.tops):
+            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) tops must be a positive finite number, "
+                            f"got {p.tops!r}")
         if not p.source.strip():
             raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) has an empty source")
         if p.engine in ("dla", "gpu+dla") and prof.dla_count == 0:

@@ -7,6 +7,7 @@ dataclass defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -25,19 +26,25 @@ T = TypeVar("T")
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; expected a TOML file")
     if not path.is_file():
         raise UserError(f"no such file: {path}")
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text (UTF-8) file; expected a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def from_mapping(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclass fields.
 
-    Unknown keys, missing required keys and values of the wrong type raise `UserError`
+    Unknown keys, missing required keys, values of the wrong type and non-finite floats (inf, nan) raise `UserError`
     naming `where` (e.g. the file and table).
     """
     if not isinstance(data, dict):
@@ -95,6 +102,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
     if isinstance(tp, type) and not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
         raise UserError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
     return value

@@ -17,11 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of the device the model may use, in (0, 1]: latency is divided by it, "
                              "memory budget multiplied by it (default: 1.0)")
     parser.add_argument("--mode", choices=("paper", "peak", "roofline"), default="roofline",
-                        help="theoretical latency mode (default: roofline)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                        help="roofline: per-layer max(compute, memory) (default); peak: 2*MACs / peak; "
+                             "paper: GMACs / the paper's TOPS figure (Table 2; no --precision/--engine)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                         help="precision for peak/roofline and memory (default: fp16)")
-    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default="gpu",
-                        help="engine for peak/roofline (default: gpu)")
+    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default=None,
+                        help="engine for peak/roofline (default: gpu; `host` has cpu)")
     parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
@@ -29,13 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwbench.commands.options import check_mode_flags
     from hwbench.console import emit
     from hwbench.count import input_shape_from_hw, model_label
     from hwbench.deploy import deploy
 
+    check_mode_flags(args)
     shape = input_shape_from_hw(args.input)
     verdicts = deploy(args.models or None, args.device or None, mode=args.mode, fps=args.fps,
-                      budget_ms=args.budget_ms, share=args.share, precision=args.precision, engine=args.engine,
+                      budget_ms=args.budget_ms, share=args.share, precision=args.precision or "fp16", engine=args.engine or "gpu",
                       input_shape=shape, num_classes=args.num_classes)
     if args.json:
         emit([v.record() for v in verdicts], as_json=True)

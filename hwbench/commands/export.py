@@ -9,7 +9,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="zoo model name (see `hwbench models`)")
-    parser.add_argument("--input", default="512x1024", help="input HxW (default 512x1024)")
+    parser.add_argument("--input", default="1024x2048", metavar="HxW", help="input HxW (default 1024x2048)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset 13..20 (default 13: TensorRT 8.2 / TX2)")
     parser.add_argument("--dynamic", action="store_true", help="symbolic batch, height and width")

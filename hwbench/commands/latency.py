@@ -10,12 +10,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zoo model names (default: the paper's five DeepLabv3+ models)")
     parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
                         help="device profiles (default: tx2 xavier_nx orin_nx); see `hwbench profiles`")
-    parser.add_argument("--mode", choices=("paper", "peak", "roofline"), default="paper",
-                        help="paper: GMACs / paper TOPS (Table 2); peak: 2*MACs / peak; "
-                             "roofline: per-layer max(compute, memory) (default: paper)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
-                        help="precision for peak/roofline (default: fp16)")
-    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default="gpu",
+    parser.add_argument("--mode", choices=("paper", "peak", "roofline"), default="roofline",
+                        help="roofline: per-layer max(compute, memory) (default); peak: 2*MACs / peak; "
+                             "paper: GMACs / the paper's TOPS figure (Table 2; no --precision/--engine)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                        help="precision for peak/roofline and memory (default: fp16)")
+    parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default=None,
                         help="engine for peak/roofline (default: gpu; `host` has cpu)")
     parser.add_argument("--sparse", action="store_true", help="use the sparse peak figure")
     parser.add_argument("--no-fuse", action="store_true",
@@ -28,15 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwbench.commands.options import check_mode_flags
     from hwbench.console import emit
     from hwbench.count import PAPER_MODELS, count, input_shape_from_hw, model_label
     from hwbench.latency.theoretical import latency
     from hwbench.profiles import PAPER_DEVICES, load_profile
 
+    check_mode_flags(args)
     shape = input_shape_from_hw(args.input, batch=args.batch)
     devices = [load_profile(d) for d in (args.device or PAPER_DEVICES)]
     counts = [count(n, shape, num_classes=args.num_classes) for n in (args.models or PAPER_MODELS)]
-    estimates = [latency(c, d, mode=args.mode, precision=args.precision, engine=args.engine, sparse=args.sparse,
+    estimates = [latency(c, d, mode=args.mode, precision=args.precision or "fp16", engine=args.engine or "gpu", sparse=args.sparse,
                          fuse=not args.no_fuse) for d in devices for c in counts]
     if args.json:
         emit([e.record() for e in estimates], as_json=True)

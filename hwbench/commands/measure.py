@@ -3,6 +3,11 @@
 Warm-up by time (--warmup-ms), then --iters timed single inferences; prints min / median / mean /
 p90 / p99 / std / CV (nearest-rank percentiles, as trtexec). `--out DIR` appends the record to
 DIR/measurements.jsonl.
+
+`--device` is a device profile, as in every command (it labels the record and checks the precision);
+where the backend runs is `--backend-device cpu|cuda`. The old spellings `--device cpu|cuda` and
+`--device-profile NAME` still work with a one-line deprecation warning. `hwbench measure --onnx FILE`
+needs no zoo name and takes the input shape from the file unless --input/--batch are given.
 """
 
 from __future__ import annotations
@@ -11,15 +16,19 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="zoo model name (see `hwbench models`)")
-    parser.add_argument("--backend", default="torch", help="torch | onnxruntime | tensorrt (default torch)")
-    parser.add_argument("--input", default="512x1024", help="input HxW (default 512x1024)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="zoo model name (see `hwbench models`); optional with --onnx (default: the file's name)")
+    parser.add_argument("--backend", default=None,
+                        help="torch | onnxruntime | tensorrt (default torch; onnxruntime with --onnx)")
+    parser.add_argument("--input", default=None, metavar="HxW",
+                        help="input HxW (default 1024x2048, or the --onnx file's own static shape)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size N (default 1, or the --onnx file's)")
     parser.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 (default fp32)")
     parser.add_argument("--warmup-ms", type=float, default=500.0, help="warm-up wall time in ms (default 500)")
     parser.add_argument("--iters", type=int, default=50, help="timed iterations (default 50)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch / onnxruntime intra-op)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    parser.add_argument("--backend-device", default=None, choices=("cpu", "cuda"),
+                        help="where the backend runs: cpu | cuda (default cpu)")
     parser.add_argument("--cuda-graphs", action="store_true", help="torch on CUDA: replay a captured CUDA graph")
     parser.add_argument("--channels-last", action="store_true", help="torch: NHWC memory format")
     parser.add_argument("--compile", action="store_true", help="torch: torch.compile the model")
@@ -27,11 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dla-core", type=int, default=None, help="tensorrt: build for this DLA core")
     parser.add_argument("--workspace-mb", type=int, default=None,
                         help="tensorrt: builder workspace limit in MiB (default: the on-device script's)")
-    parser.add_argument("--device-profile", default=None,
-                        help="label the record with this device profile and check it supports --precision")
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="device profile (e.g. orin_nx): labels the record and checks it supports --precision")
+    parser.add_argument("--device-profile", default=None, help=argparse.SUPPRESS)  # deprecated: --device
     parser.add_argument("--clock", default="wall",
                         help="wall (default) | cpu: process CPU time, immune to other processes' load "
-                             "(CPU with --threads 1 only; equals wall-clock latency on an idle machine)")
+                             "(--backend-device cpu with --threads 1 only; equals wall-clock latency on an idle machine)")
     parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
     parser.add_argument("--json", action="store_true", help="print a JSON list with the record")
     parser.add_argument("--out", default=None, help="append the record to DIR/measurements.jsonl")
@@ -41,21 +51,25 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hwbench.console import emit, progress
+    from hwbench.count import DEFAULT_INPUT
     from hwbench.errors import UserError
     from hwbench.latency.measure import MeasureConfig, append_records, measure, parse_hw
 
-    cfg = MeasureConfig(backend=args.backend, precision=args.precision, device=args.device, batch=args.batch,
-                        warmup_ms=args.warmup_ms, iters=args.iters, threads=args.threads,
+    backend_device, profile = _devices(args)
+    model, hw, batch = _model_and_shape(args)
+    backend = args.backend or ("onnxruntime" if args.onnx else "torch")
+    cfg = MeasureConfig(backend=backend, precision=args.precision, device=backend_device,
+                        batch=batch or 1, warmup_ms=args.warmup_ms, iters=args.iters, threads=args.threads,
                         cuda_graphs=args.cuda_graphs, channels_last=args.channels_last, compile=args.compile,
-                        onnx_path=args.onnx, device_profile=args.device_profile, dla_core=args.dla_core,
+                        onnx_path=args.onnx, device_profile=profile, dla_core=args.dla_core,
                         num_classes=args.num_classes, clock=args.clock,
                         workspace_mb=args.workspace_mb)
-    hw = parse_hw(args.input)
+    hw = hw or (parse_hw(args.input) if args.input else DEFAULT_INPUT[2:])
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # fail before measuring
         raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
     with progress() as bar:
-        task = bar.add_task(f"{args.model} {args.backend}", total=args.iters)
-        rec = measure(args.model, hw, cfg, on_iter=lambda: bar.advance(task))
+        task = bar.add_task(f"{model} {backend}", total=args.iters)
+        rec = measure(model, hw, cfg, on_iter=lambda: bar.advance(task))
     if args.out:
         append_records(Path(args.out) / "measurements.jsonl", [rec])
     row = rec.to_dict()
@@ -63,3 +77,39 @@ def run(args: argparse.Namespace) -> int:
          columns=("model", "backend", "precision", "input", "iters", "min_ms", "median_ms", "p90_ms", "p99_ms",
                   "cv"))
     return 0
+
+
+def _devices(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(where the backend runs, device profile), accepting the deprecated spellings."""
+    from hwbench.commands.options import deprecated
+
+    backend_device, profile = args.backend_device, args.device
+    if profile in ("cpu", "cuda"):  # before: --device meant cpu/cuda in measure only
+        deprecated(f"`hwbench measure --device {profile}`", f"--backend-device {profile} "
+                   "(--device is the device profile in every command)")
+        backend_device, profile = backend_device or profile, None
+    if args.device_profile:
+        deprecated(f"--device-profile {args.device_profile}", f"--device {args.device_profile}")
+        profile = profile or args.device_profile
+    return backend_device or "cpu", profile
+
+
+def _model_and_shape(args: argparse.Namespace) -> tuple[str, tuple[int, int] | None, int | None]:
+    """The model's name and, with --onnx and no --input, the (H, W) and batch of the file's static input."""
+    from pathlib import Path
+
+    from hwbench.errors import UserError
+
+    if not args.onnx:
+        if not args.model:
+            raise UserError("give a zoo model name (see `hwbench models`) or --onnx FILE")
+        return args.model, None, args.batch
+    from hwbench.latency.backends import check_onnx_file, onnx_input_shape
+
+    dims = onnx_input_shape(check_onnx_file(args.onnx))
+    name = args.model or Path(args.onnx).stem
+    if len(dims) != 4:
+        raise UserError(f"{args.onnx} has a {len(dims)}-d input; hwbench measures (N, C, H, W) image models")
+    static = [d if isinstance(d, int) and d > 0 else None for d in dims]
+    hw = None if args.input or None in static[2:] else (static[2], static[3])
+    return name, hw, args.batch or static[0]

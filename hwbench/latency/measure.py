@@ -160,22 +160,65 @@ class Measurement:
         if missing:
             raise UserError(f"measurement record lacks {', '.join(missing)}; "
                             "write records with `hwbench measure --out` or `hwbench ingest`")
+        _check_numbers(d)
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def read_measurements(path: str | os.PathLike) -> list[Measurement]:
-    """Read a JSON-lines file of measurement records (`UserError` if absent or malformed)."""
-    import json
+_TIMES = ("min_ms", "median_ms", "mean_ms", "latency_ms")
+_OPTIONAL_TIMES = ("p90_ms", "p99_ms", "std_ms", "cv", "max_ms", "warmup_ms")
 
-    from hwbench.io import read_jsonl
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_numbers(d: Mapping[str, Any]) -> None:
+    """`UserError` unless every time is a finite number >= 0 and the input a list of positive ints."""
+    for k in _TIMES:
+        if not (_is_number(d[k]) and d[k] >= 0):
+            raise UserError(f"{k} is {d[k]!r}; expected a finite number of ms >= 0")
+    for k in _OPTIONAL_TIMES:
+        if d.get(k) is not None and not (_is_number(d[k]) and d[k] >= 0):
+            raise UserError(f"{k} is {d[k]!r}; expected a finite number >= 0 or null")
+    shape = d["input"]
+    if not (isinstance(shape, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                            for v in shape)):
+        raise UserError(f"input is {shape!r}; expected a list of positive integers (N, C, H, W)")
+    for k in ("iters", "warmup"):
+        if not (isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 0):
+            raise UserError(f"{k} is {d[k]!r}; expected an integer >= 0")
+
+
+def read_measurements(path: str | os.PathLike) -> list[Measurement]:
+    """Read a JSON-lines file of measurement records (`UserError` naming the line if absent or malformed)."""
+    import json
 
     p = Path(path)
     if not p.is_file():
         raise UserError(f"measurements file {str(p)!r} not found; write one with `hwbench measure --out DIR`")
+    records = []
     try:
-        return [Measurement.from_dict(d) for d in read_jsonl(p)]
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-        raise UserError(f"{p} is not a JSON-lines file of measurements ({e.__class__.__name__})") from None
+        with open(p, encoding="utf-8") as f:
+            for i, text in enumerate(f, 1):
+                if not text.strip():
+                    continue
+                try:
+                    d = json.loads(text, parse_constant=_reject_constant)
+                    if not isinstance(d, dict):
+                        raise UserError(f"a JSON {type(d).__name__}, not a record")
+                    records.append(Measurement.from_dict(d))
+                except (json.JSONDecodeError, TypeError) as e:
+                    raise UserError(f"{p}:{i}: not a measurement record ({e.__class__.__name__}); "
+                                    "write records with `hwbench measure --out` or `hwbench ingest`") from None
+                except UserError as e:
+                    raise UserError(f"{p}:{i}: {e}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{p} is not a text (UTF-8) file; expected JSON lines of measurements") from None
+    return records
+
+
+def _reject_constant(name: str) -> float:
+    raise UserError(f"{name} is not a number; expected finite times in ms")
 
 
 # ------------------------------------------------------------------------------------------ env
@@ -223,10 +266,12 @@ def _version(package: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------ device checks
-def check_device_precision(device_profile: str | None, precision: str, *, engine: str = "gpu") -> None:
+def check_device_precision(device_profile: str | None, precision: str, *, engine: str = "gpu",
+                           dla_from: str = "--dla-core") -> None:
     """`UserError` if `device_profile` names a profile with no peak figure for `precision`.
 
-    Free-form labels (not a profile in `profiles/`) are not checked.
+    Free-form labels (not a profile in `profiles/`) are not checked. `dla_from` names what asked for
+    the DLA (the `--dla-core` flag, or a log that ran on one), for the message.
     """
     if precision not in PRECISIONS:
         raise unknown("precision", precision, PRECISIONS)
@@ -240,7 +285,10 @@ def check_device_precision(device_profile: str | None, precision: str, *, engine
         return  # host: measured at fp32 only; the backend checks what it can run
     prof = load_profile(device_profile)
     if engine == "dla" and not getattr(prof, "dla_count", 0):
-        raise UserError(f"device {device_profile!r} has no DLA (profiles/{device_profile}.toml); drop --dla-core")
+        fix = ("drop --dla-core" if dla_from == "--dla-core"
+               else "pass the --device it ran on (a profile with a DLA, e.g. xavier_nx or orin_nx)")
+        raise UserError(f"device {device_profile!r} has no DLA (profiles/{device_profile}.toml) but {dla_from} "
+                        f"uses one; {fix}")
     try:
         peak = prof.peak_tops(precision, engine=engine)
     except (UserError, KeyError, ValueError, TypeError):
@@ -290,7 +338,7 @@ class MeasureConfig:
         if self.clock not in CLOCKS:
             raise unknown("clock", self.clock, CLOCKS)
         if self.clock == "cpu" and (self.device != "cpu" or self.threads != 1):
-            raise UserError("--clock cpu needs --device cpu and --threads 1 "
+            raise UserError("--clock cpu needs --backend-device cpu and --threads 1 "
                             "(process CPU time is latency only for one thread of synchronous work)")
 
 
@@ -332,16 +380,24 @@ def measure(model: str | nn.Module, input_hw: tuple[int, int], config: MeasureCo
                    channels_last=config.channels_last, compile=config.compile,
                    onnx_path=config.onnx_path, dla_core=config.dla_core, workspace_mb=config.workspace_mb)
     cls.check(spec)  # unsupported device/precision/options -> UserError before any heavy work
-    if cls.needs_module or (cls.needs_onnx and not config.onnx_path):
-        spec = spec.with_module(_build_module(model, config.num_classes))
-    with cls(spec) as runner:
-        runner.prepare()
-        samples, warm = time_runner(runner, warmup_ms=config.warmup_ms, iters=config.iters, on_iter=on_iter)
-        env = host_env(config.device, extra={"backend": runner.name, **runner.versions(),
-                                             **runner.env_extra()})
-        env["torch_threads"] = runner.threads_used()
-        env["clock"] = config.clock
-        components = runner.component_samples()
+    builds = cls.needs_module or (cls.needs_onnx and not config.onnx_path)
+    check_memory(model if builds else None, shape, device=config.device, num_classes=config.num_classes)
+    try:
+        if builds:
+            spec = spec.with_module(_build_module(model, config.num_classes))
+        with cls(spec) as runner:
+            runner.prepare()
+            samples, warm = time_runner(runner, warmup_ms=config.warmup_ms, iters=config.iters, on_iter=on_iter)
+            env = host_env(config.device, extra={"backend": runner.name, **runner.versions(),
+                                                 **runner.env_extra()})
+            env["torch_threads"] = runner.threads_used()
+            env["clock"] = config.clock
+            components = runner.component_samples()
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _OOM.search(str(e)):
+            raise
+        raise UserError(f"out of memory measuring {name} at {shape[2]}x{shape[3]} (batch {shape[0]}) on "
+                        f"{config.device}; use a smaller --input or --batch") from None
     if config.clock == "cpu":  # headline = process CPU time; the wall-clock samples stay as a component
         samples, components["wall"] = components.pop("cpu_time"), samples
     else:
@@ -351,6 +407,52 @@ def measure(model: str | nn.Module, input_hw: tuple[int, int], config: MeasureCo
                                    precision=config.precision, input=shape, warmup=warm, env=env,
                                    warmup_ms=config.warmup_ms, components=components)
     return rec
+
+
+_OOM = re.compile(r"out of memory|can't allocate memory|failed to allocate|bad_alloc", re.IGNORECASE)
+
+
+def available_memory_bytes(device: str = "cpu") -> int | None:
+    """Memory a measurement may use: MemAvailable (Linux) or free pages on CPU, free memory on CUDA."""
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0]) if torch.cuda.is_available() else None
+    try:
+        m = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+        if m:
+            return int(m.group(1)) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(model: str | nn.Module | None, shape: Sequence[int], *, device: str = "cpu",
+                 num_classes: int | None = None) -> None:
+    """`UserError` when one fp32 inference at `shape` cannot fit in the memory available now.
+
+    Small inputs pass at once; a large one is sized by counting the model on the meta device
+    (weights + peak live activations, `hwbench.count`), so an impossible --input is refused in a
+    line instead of being killed by the OS half-way through allocating.
+    """
+    avail = available_memory_bytes(device)
+    if not avail:
+        return
+    input_bytes = math.prod(shape) * 4
+    if input_bytes * 64 < avail:
+        return
+    need = input_bytes
+    if isinstance(model, str):
+        from hwbench.count import count
+
+        c = count(model, tuple(shape), num_classes=num_classes)
+        need = (c.weight_elems + c.peak_activation_elems) * 4
+    if need > avail:
+        raise UserError(f"an input of {shape[2]}x{shape[3]} (batch {shape[0]}) needs about {need / 1e9:,.1f} GB on "
+                        f"{device}, more than the {avail / 1e9:,.1f} GB available; use a smaller --input or --batch")
 
 
 def _build_module(model: str | nn.Module, num_classes: int | None) -> nn.Module:

@@ -339,7 +339,8 @@ def ingest(path: str | os.PathLike, *, model: str | None = None, device: str | N
                                       input_shape=input_shape) for r in runs]
     for r in records:
         dla = r.env.get("dla_core")
-        check_device_precision(device, r.precision, engine="dla" if dla is not None else "gpu")
+        check_device_precision(device, r.precision, engine="dla" if dla is not None else "gpu",
+                               dla_from=f"the log (--useDLACore={dla})")
     return records
 
 

@@ -28,8 +28,8 @@ CASES = {
     "share out of range": (["deploy", "--fps", "10", "--share", "0"], "share must be in (0, 1]"),
     "unknown backend": (["measure", R20, "--backend", "tvm"], "unknown backend 'tvm'; known:"),
     "int8 on tx2 (latency)": (["latency", "--device", "tx2", "--mode", "peak", "--precision", "int8"], "int8"),
-    "int8 on tx2 (measure)": (["measure", R20, "--backend", "tensorrt", "--device", "cuda", "--precision", "int8",
-                               "--device-profile", "tx2", "--input", "64x128"], "'tx2' has no int8"),
+    "int8 on tx2 (measure)": (["measure", R20, "--backend", "tensorrt", "--backend-device", "cuda", "--precision", "int8",
+                               "--device", "tx2", "--input", "64x128"], "'tx2' has no int8"),
     "missing onnx": (["measure", R20, "--backend", "onnxruntime", "--onnx", "none.onnx", "--input", "32x64"],
                      "not found"),
     "missing trtexec file": (["ingest", "trtexec", "nothere.log", "--out", "o"], "not found"),
@@ -72,7 +72,7 @@ def test_corrupt_onnx_and_not_trtexec_log(in_tmp: Path, capsys) -> None:
 
 @pytest.mark.parametrize("edit, needle", [
     (lambda t: t.replace('power_mode = "5W"', 'power_mode = "5W"\nflavour = "x"'), "unknown key(s) 'flavour'"),
-    (lambda t: t.replace("tops = 1.0", "tops = -1.0"), "tops must be positive"),
+    (lambda t: t.replace("tops = 1.0", "tops = -1.0"), "tops must be a positive"),
 ])
 def test_bad_profile_file(edit, needle: str, in_tmp: Path, monkeypatch, capsys, toy_profile: str) -> None:
     """A profile with an unknown key or a negative peak is refused by every command that reads it."""
@@ -95,7 +95,7 @@ def test_good_profile_file_is_accepted(in_tmp: Path, monkeypatch, capsys, toy_pr
 
 @pytest.mark.parametrize("module, argv", [
     ("onnxruntime", ["measure", R20, "--backend", "onnxruntime", "--input", "32x64", "--iters", "1"]),
-    ("tensorrt", ["measure", R20, "--backend", "tensorrt", "--device", "cuda", "--precision", "fp16",
+    ("tensorrt", ["measure", R20, "--backend", "tensorrt", "--backend-device", "cuda", "--precision", "fp16",
                   "--input", "64x128"]),
     ("fvcore", ["count", R20, "--input", "32x64", "--counter", "fvcore"]),
 ])

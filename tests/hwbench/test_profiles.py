@@ -67,9 +67,9 @@ def test_load_by_path_and_env_override(tmp_path, monkeypatch, toy_profile):
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda t: t.replace('power_mode = "5W"', 'power_mode = "5W"\nflavour = "x"'), "unknown key"),
-    (lambda t: t.replace("tops = 1.0", "tops = -1.0"), "must be positive"),
-    (lambda t: t.replace("tops = 1.0", "tops = 0"), "must be positive"),
-    (lambda t: t.replace("mem_bw_gbps = 10.0", "mem_bw_gbps = 0.0"), "must be positive"),
+    (lambda t: t.replace("tops = 1.0", "tops = -1.0"), "must be a positive"),
+    (lambda t: t.replace("tops = 1.0", "tops = 0"), "must be a positive"),
+    (lambda t: t.replace("mem_bw_gbps = 10.0", "mem_bw_gbps = 0.0"), "must be a positive"),
     (lambda t: t.replace('mem_bw_gbps = "s"\n', ""), "mem_bw_gbps has no source"),
     (lambda t: t.replace('precision = "fp16"', 'precision = "fp8"'), "not one of"),
     (lambda t: t.replace('engine = "gpu"', 'engine = "dla"'), "dla_count is 0"),

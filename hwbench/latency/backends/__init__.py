@@ -32,8 +32,8 @@ BACKENDS: dict[str, str] = {
 
 # Why a precision is refused, by precision (device-independent part of the message).
 _PRECISION_HINTS = {
-    "int8": "int8 needs a TensorRT engine: use --backend tensorrt --device cuda (or ingest a trtexec --int8 log)",
-    "fp16": "CPUs here have no fast fp16 path; use --precision fp32, or --device cuda / --backend tensorrt",
+    "int8": "int8 needs a TensorRT engine: use --backend tensorrt --backend-device cuda (or ingest a trtexec --int8 log)",
+    "fp16": "CPUs here have no fast fp16 path; use --precision fp32, or --backend-device cuda / --backend tensorrt",
 }
 
 
@@ -122,7 +122,7 @@ class Runner:
         if err is not None:
             raise err
         if spec.device not in cls.supported:
-            raise UserError(f"--backend {cls.name} does not run on --device {spec.device}; "
+            raise UserError(f"--backend {cls.name} does not run on --backend-device {spec.device}; "
                             f"supported: {', '.join(cls.supported)}")
         ok = cls.supported[spec.device]
         if spec.precision not in ok:

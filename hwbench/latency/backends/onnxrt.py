@@ -27,7 +27,7 @@ def select_providers(device: str, available: list[str]) -> list[Any]:
     wanted = [p for p in _PROVIDERS[device] if p in available]
     if device == "cuda" and "CUDAExecutionProvider" not in wanted:
         raise UserError("onnxruntime has no CUDAExecutionProvider here; "
-                        "install it with: pip install onnxruntime-gpu, or use --device cpu")
+                        "install it with: pip install onnxruntime-gpu, or use --backend-device cpu")
     return [(p, {"use_tf32": 0}) if p == "CUDAExecutionProvider" else p for p in wanted]
 
 

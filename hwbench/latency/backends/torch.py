@@ -35,9 +35,9 @@ class TorchRunner(Runner):
     def check(cls, spec: RunSpec) -> None:
         super().check(spec)
         if spec.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device visible to torch; use --device cpu")
+            raise UserError("--backend-device cuda: no CUDA device visible to torch; use --backend-device cpu")
         if spec.cuda_graphs and spec.device != "cuda":
-            raise UserError("--cuda-graphs needs --device cuda")
+            raise UserError("--cuda-graphs needs --backend-device cuda")
 
     def __init__(self, spec: RunSpec) -> None:
         super().__init__(spec)

@@ -112,15 +112,15 @@ def test_runner_class_checks(monkeypatch):
 
 def test_cli_tensorrt_not_installed(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    assert main(["measure", "deeplabv3plus_resnet20", "--backend", "tensorrt", "--device", "cuda",
+    assert main(["measure", "deeplabv3plus_resnet20", "--backend", "tensorrt", "--backend-device", "cuda",
                  "--precision", "fp16", "--input", "64x128"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: tensorrt is not installed") and err.count("\n") == 1
 
 
 def test_cli_int8_on_tx2_refused(capsys):
-    assert main(["measure", "deeplabv3plus_resnet20", "--backend", "tensorrt", "--device", "cuda",
-                 "--precision", "int8", "--device-profile", "tx2", "--input", "64x128"]) == 2
+    assert main(["measure", "deeplabv3plus_resnet20", "--backend", "tensorrt", "--backend-device", "cuda",
+                 "--precision", "int8", "--device", "tx2", "--input", "64x128"]) == 2
     assert "'tx2' has no int8" in capsys.readouterr().err
 
 

@@ -1,0 +1,96 @@
+"""A regular (non-editable) wheel works outside the checkout: it carries the device profiles and
+both command-line tools. The wheel is built from a copy of the sources, installed with
+`--no-deps --no-index` (nothing is downloaded) into a fresh venv that sees this interpreter's
+site-packages for torch & co. but not the editable install, and run from another directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("hwbench", "al", "profiles", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in SOURCES:
+        p = ROOT / name
+        if p.is_dir():
+            shutil.copytree(p, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(p, src / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HWBENCH_PROFILES", "PIP_INDEX_URL")}
+    env["PIP_NO_INDEX"] = "1"
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                  "-w", str(tmp / "dist"), str(src)], tmp, env)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp / "dist").glob("hwbench-*.whl"))
+
+    venv = tmp / "venv"
+    made = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp, env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    py = venv / "bin" / "python"
+    purelib = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                        tmp, env).stdout.strip())
+    # The running interpreter's site-packages as plain paths: their .pth files (the editable finder) are
+    # not processed, so `hwbench` can only come from the wheel.
+    shared = dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (purelib / "zz_shared_site_packages.pth").write_text("".join(f"{p}\n" for p in shared))
+    installed = _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q",
+                      str(wheel)], tmp, env)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return venv
+
+
+def _tool(venv: Path, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HWBENCH_PROFILES")}
+    env["HWBENCH_CACHE_DIR"] = str(tmp_path / "cache")
+    env["COLUMNS"] = "200"
+    return _run([str(venv / "bin" / argv[0]), *argv[1:]], tmp_path, env)
+
+
+def test_wheel_imports_from_the_venv_not_the_checkout(venv: Path, tmp_path: Path) -> None:
+    r = _tool(venv, tmp_path, "python", "-c", "import hwbench, hwbench.profiles as p; "
+              "print(hwbench.__file__); print(p.profiles_dir())")
+    assert r.returncode == 0, r.stderr
+    module, profiles = r.stdout.splitlines()
+    assert Path(module).is_relative_to(venv) and Path(profiles).is_relative_to(venv)
+    assert sorted(p.name for p in Path(profiles).glob("*.toml")) == sorted(
+        p.name for p in (ROOT / "profiles").glob("*.toml"))
+
+
+def test_wheel_deploy_and_profiles_from_another_directory(venv: Path, tmp_path: Path) -> None:
+    r = _tool(venv, tmp_path, "hwbench", "deploy", "--fps", "10", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    verdicts = json.loads(r.stdout)
+    assert {v["device"] for v in verdicts} == {"tx2", "xavier_nx", "orin_nx"} and len(verdicts) == 15
+    r = _tool(venv, tmp_path, "hwbench", "profiles")
+    assert r.returncode == 0, r.stderr
+    for name in ("tx2", "xavier_nx", "orin_nx", "agx_orin"):
+        assert name in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written in the working directory
+
+
+def test_wheel_versions(venv: Path, tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    for tool in ("hwbench", "al"):
+        r = _tool(venv, tmp_path, tool, "--version")
+        assert r.returncode == 0 and r.stdout.strip() == f"{tool} {version('hwbench')}", r.stdout + r.stderr
