@@ -224,6 +224,7 @@ def make_record(*, compute_ms: list[float], components: dict[str, list[float]], 
         "latency_ms": st["median_ms"], "source": source, "env": env, "max_ms": st["max_ms"],
         "warmup_ms": float(warmup_ms),
         "components": {k: summarize(v) for k, v in components.items() if v}, "warnings": [],
+        "batch": int(input_shape[0]) if len(input_shape) == 4 else None,
     }
     if st["cv"] > HIGH_CV:
         rec["warnings"].append(f"high CV {st['cv']:.3f} > {HIGH_CV}: timings are unstable; "

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [r.to_dict() for r in records]
     for row in rows:
         row["e2e_median_ms"] = row["components"].get("latency", {}).get("median_ms")
+        row["per_image_ms"] = row["env"].get("per_image_median_ms")
     emit(rows, as_json=args.json, title=f"trtexec results from {Path(args.path).name} (GPU compute, ms)",
-         columns=("model", "device", "precision", "input", "iters", "min_ms", "median_ms", "p90_ms", "p99_ms",
-                  "e2e_median_ms", "source"))
+         columns=("model", "device", "precision", "input", "batch", "iters", "min_ms", "median_ms", "p90_ms",
+                  "p99_ms", "e2e_median_ms", "per_image_ms", "source"))
     return 0

@@ -123,6 +123,7 @@ class Measurement:
     warmup_ms: float | None = None
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    batch: int | None = None  # images per timed query (input[0]; a trtexec --batch=N run's N); None: unknown
 
     @classmethod
     def from_samples(cls, samples_ms: Sequence[float], *, model: str, device: str, backend: str,
@@ -135,6 +136,7 @@ class Measurement:
                   input=[int(v) for v in input], warmup=int(warmup), iters=len(samples_ms),
                   latency_ms=st["median_ms"], source=source, env=dict(env or {}), warmup_ms=warmup_ms,
                   components={k: summarize(v) for k, v in (components or {}).items() if len(v)},
+                  batch=int(input[0]) if len(input) == 4 else None,
                   **{k: st[k] for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "std_ms",
                                         "cv", "max_ms")})
         rec.check_cv()
@@ -184,6 +186,8 @@ def _check_numbers(d: Mapping[str, Any]) -> None:
     if not (isinstance(shape, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                             for v in shape)):
         raise UserError(f"input is {shape!r}; expected a list of positive integers (N, C, H, W)")
+    if d.get("batch") is not None and not (isinstance(d["batch"], int) and d["batch"] > 0):
+        raise UserError(f"batch is {d['batch']!r}; expected a positive integer or null")
     for k in ("iters", "warmup"):
         if not (isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 0):
             raise UserError(f"{k} is {d[k]!r}; expected an integer >= 0")

@@ -8,33 +8,44 @@ Three inputs are understood (formats from TensorRT's samples/common/sampleReport
   99 by default), the same for `Latency`, `End-to-End Host Latency` (8.0-8.4), `Enqueue Time`,
   `H2D Latency` and `D2H Latency`, then `Throughput: <f> qps`, `Total Host Walltime: <f> s`,
   `Total GPU Compute Time: <f> s`;
-- TensorRT 7.x logs (up to ~8.0): blocks headed `Host Latency`, `Enqueue Time` and `GPU Compute`,
-  with lines `min: <f> ms (end to end <f> ms)`, `percentile: <f> ms at 99% (...)`,
-  `throughput: <f> qps`, `walltime: <f> s`, `total compute time: <f> s`;
+- TensorRT 7.x logs (up to ~8.0): blocks headed `Host Latency` (`Host latency` in 7.0/7.1),
+  `Enqueue Time` and `GPU Compute`, with lines `min: <f> ms (end to end <f> ms)`,
+  `percentile: <f> ms at 99% (end to end <f> ms at 99%)`, `throughput: <f> qps`, `walltime: <f> s`,
+  `total compute time: <f> s`;
 - `--exportTimes=FILE` JSON: one object per iteration (startEnqMs ... latencyMs); statistics are
   computed here (nearest-rank percentiles, as trtexec).
 
 Lines may carry the `[MM/DD/YYYY-HH:MM:SS] [I] ` prefix. The headline of a record is the GPU
 compute time (as for `hwbench measure --backend tensorrt`); the other metrics go to `components`.
-Model, input shape, precision, device, DLA core and TensorRT version are taken from the log when
-present (command line, `=== Model/Build/System/Inference Options ===`, binding lines,
-`=== Device Information ===`); `--model/--device/--precision/--input` override them.
-Log metrics carry no std, and p90 only from 8.5.1 on: those fields are null in the record.
+A paste without a `GPU Compute Time` line but with `Latency` is read with the host latency as
+headline, and the record says what is missing. Model, input shape, precision, batch, device, DLA
+core and TensorRT version are taken from the log when present (the `&&&& RUNNING` or, for a
+pasted tail, the `&&&& PASSED` command line, `=== Model/Build/System/Inference Options ===`,
+binding lines, `=== Device Information ===`); `--model/--device/--precision/--input` override them.
+Implicit-batch runs (`--batch=N`, `Batch: N`) time queries of N images: the record's `batch` is N,
+its input starts with N and the per-image time is latency / N.
+Log metrics carry no std, and p90 only from 8.5.1 on: those fields are null in the record. A NaN,
+infinite or negative time is refused (a real trtexec log never has one).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import logging
+
 from hwbench.errors import UserError
 from hwbench.latency.measure import PRECISIONS, Measurement, check_device_precision, summarize
 
-_F = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan"
+log = logging.getLogger(__name__)
+
+_F = r"(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan)"  # one group: safe inside alternations
 _PREFIX = re.compile(r"^.*?\[[IWEVF]\]\s?")  # "[07/14/2023-11:55:18] [I] " (and "[INFO] " before it)
 
 # one-line metrics (8.x / 10.x) -> component name
@@ -51,7 +62,7 @@ _ONE_LINE_RE = re.compile(
     rf"mean = (?P<mean>{_F}) ms, median = (?P<median>{_F}) ms(?P<rest>.*)$")
 _PCT_RE = re.compile(rf"percentile\((?P<p>{_F})%\) = (?P<v>{_F}) ms")
 # multi-line blocks (7.x)
-_BLOCKS = {"Host Latency": "latency", "Enqueue Time": "enqueue", "GPU Compute": "gpu_compute"}
+_BLOCKS = {"host latency": "latency", "enqueue time": "enqueue", "gpu compute": "gpu_compute"}  # lower case
 _STAT_RE = re.compile(rf"^(?P<k>min|max|mean|median): (?P<v>{_F}) ms(?: \(end to end (?P<e>{_F}) ms\))?$")
 _PCT7_RE = re.compile(rf"^percentile: (?P<v>{_F}) ms at (?P<p>{_F})%(?: \(end to end (?P<e>{_F}) ms at {_F}%\))?$")
 
@@ -79,6 +90,7 @@ class LogRun:
     command: str | None = None
     cuda_graph: bool | None = None
     cv_percent: float | None = None
+    batch: int | None = None            # implicit batch (--batch=N / "Batch: N"): images per query
     format: str = ""
 
 
@@ -118,6 +130,8 @@ def _shape_from_spec(spec: str) -> list[int] | None:
 def _apply_command(run: LogRun, cmd: str) -> None:
     run.command = cmd
     opts = dict(re.findall(r"--(\w+)(?:=(\S+))?", cmd))
+    if opts.get("batch", "").isdigit() and int(opts["batch"]) > 0:
+        run.batch = run.batch or int(opts["batch"])
     if "onnx" in opts or "loadEngine" in opts:
         run.model_path = run.model_path or opts.get("onnx") or opts.get("loadEngine")
     flags = set(re.findall(r"--(fp16|int8|best|noTF32)\b", cmd))
@@ -133,22 +147,30 @@ def _apply_command(run: LogRun, cmd: str) -> None:
         run.cuda_graph = True
 
 
+def _apply_tag_line(run: LogRun, raw: str) -> None:
+    """Version and command of a `&&&& RUNNING|PASSED|FAILED TensorRT.trtexec [TensorRT vNNNN] # ...` line,
+    where the run does not have them yet (a pasted tail has only the PASSED line)."""
+    m = re.search(r"\[TensorRT v(\d+)\]", raw)
+    if m and not run.trt_version:
+        run.trt_version = trt_version_from_tag(m.group(1))
+    if "#" in raw and not run.command:
+        _apply_command(run, raw.split("#", 1)[1].strip())
+
+
 def parse_log(text: str) -> list[LogRun]:
     """All runs with a performance summary in a trtexec log (oldest first)."""
     runs: list[LogRun] = []
     run = LogRun()
     block: str | None = None  # current 7.x block
-    in_summary = False
     for raw in text.splitlines():
         if raw.startswith("&&&& RUNNING"):
             if run.metrics:
                 runs.append(run)
-            run, block, in_summary = LogRun(), None, False
-            m = re.search(r"\[TensorRT v(\d+)\]", raw)
-            if m:
-                run.trt_version = trt_version_from_tag(m.group(1))
-            cmd = raw.split("#", 1)[1].strip() if "#" in raw else ""
-            _apply_command(run, cmd)
+            run, block = LogRun(), None
+            _apply_tag_line(run, raw)
+            continue
+        if raw.startswith(("&&&& PASSED", "&&&& FAILED")):
+            _apply_tag_line(run, raw)
             continue
         line = _strip(raw)
         if not line:
@@ -162,6 +184,8 @@ def parse_log(text: str) -> list[LogRun]:
             run.model_path = run.model_path or m.group(1).strip()
         elif m := re.match(r"^Precision: (.+)$", line):
             run.precision = precision_from_text(m.group(1)) or run.precision
+        elif m := re.match(r"^Batch: (\d+)$", line):
+            run.batch = int(m.group(1)) or run.batch
         elif m := re.match(r"^Selected Device: (.+)$", line):
             run.device_name = m.group(1).strip()
         elif m := re.match(r"^DLACore: (\d+)$", line):
@@ -179,9 +203,9 @@ def parse_log(text: str) -> list[LogRun]:
             run.queries = int(m.group(1)) or None
         elif m := re.search(rf"coefficient of variance = ({_F})%", line):
             run.cv_percent = _f(m.group(1))
-        # ---- 8.x / 10.x summary
+        # ---- 8.x / 10.x summary (its lines are read with or without the header: pastes often lack it)
         elif line.startswith("=== Performance summary ==="):
-            in_summary, block, run.format = True, None, "one-line (TensorRT 8.x/10.x)"
+            block, run.format = None, "one-line (TensorRT 8.x/10.x)"
         elif m := _ONE_LINE_RE.match(line):
             stats = {"min_ms": _f(m["min"]), "max_ms": _f(m["max"]), "mean_ms": _f(m["mean"]),
                      "median_ms": _f(m["median"])}
@@ -189,15 +213,15 @@ def parse_log(text: str) -> list[LogRun]:
                 stats[f"p{_pct_name(pm['p'])}_ms"] = _f(pm["v"])
             run.metrics[_ONE_LINE[m["name"]]] = stats
             run.format = run.format or "one-line (TensorRT 8.x/10.x)"
-        elif in_summary and (m := re.match(rf"^Throughput: ({_F}) qps", line)):
+        elif m := re.match(rf"^Throughput: ({_F}) qps", line):
             run.throughput_qps = _f(m.group(1))
         elif m := re.match(rf"^Total Host Walltime: ({_F}) s", line):
             run.walltime_s = _f(m.group(1))
         elif m := re.match(rf"^Total GPU Compute Time: ({_F}) s", line):
             run.gpu_total_s = _f(m.group(1))
         # ---- 7.x blocks
-        elif line in _BLOCKS:
-            block = _BLOCKS[line]
+        elif line.lower() in _BLOCKS:
+            block = _BLOCKS[line.lower()]
             run.format = "multi-line (TensorRT 7.x)"
         elif block and (m := _STAT_RE.match(line)):
             run.metrics.setdefault(block, {})[f"{m['k']}_ms"] = _f(m["v"])
@@ -218,7 +242,26 @@ def parse_log(text: str) -> list[LogRun]:
             block = None
     if run.metrics:
         runs.append(run)
-    return [r for r in runs if "gpu_compute" in r.metrics]
+    return [r for r in runs if HEADLINES.keys() & r.metrics.keys()]
+
+
+# What a record's headline is, best first: the GPU compute time, else the host latency of a paste
+# that lacks the GPU line.
+HEADLINES = {"gpu_compute": "GPU Compute Time", "latency": "Latency (host: H2D + compute + D2H)"}
+_METRIC_NAMES = {v: k for k, v in _ONE_LINE.items()}
+
+
+def check_finite(run: LogRun, source_file: str) -> None:
+    """`UserError` naming the first time that is NaN, infinite or negative."""
+    for comp, stats in run.metrics.items():
+        for key, v in stats.items():
+            if not (math.isfinite(v) and v >= 0):
+                raise UserError(f"{source_file}: {_METRIC_NAMES.get(comp, comp)} {key.removesuffix('_ms')} is "
+                                f"{v!r} ms; trtexec writes finite, non-negative times (is the log edited or corrupt?)")
+    for name in ("throughput_qps", "walltime_s", "gpu_total_s", "warmup_ms"):
+        v = getattr(run, name)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise UserError(f"{source_file}: {name} is {v!r}; expected a finite number >= 0")
 
 
 def _pct_name(p: str) -> str:
@@ -243,34 +286,47 @@ def _slug(text: str) -> str:
 
 def run_to_measurement(run: LogRun, *, source_file: str, model: str | None = None, device: str | None = None,
                        precision: str | None = None, input_shape: list[int] | None = None) -> Measurement:
-    """One parsed log run -> a record (headline: GPU compute time)."""
-    gpu = run.metrics["gpu_compute"]
+    """One parsed log run -> a record (headline: GPU compute time, else host latency)."""
+    check_finite(run, source_file)
+    head = next(k for k in HEADLINES if k in run.metrics)
+    gpu = run.metrics[head]
     if "median_ms" not in gpu or "min_ms" not in gpu:
-        raise UserError(f"{source_file}: GPU compute block lacks min/median; is the log truncated?")
+        raise UserError(f"{source_file}: the {HEADLINES[head]} block lacks min/median; is the log truncated?")
     iters = run.queries
     if iters is None and run.throughput_qps and run.walltime_s:
         iters = round(run.throughput_qps * run.walltime_s)
     mean = gpu.get("mean_ms", gpu["median_ms"])
     cv = run.cv_percent / 100.0 if run.cv_percent is not None else None
+    shape = list(input_shape or run.input_shape or [])
+    if run.batch and len(shape) == 3:  # implicit batch: bindings are C x H x W
+        shape = [run.batch, *shape]
+    batch = run.batch or (shape[0] if len(shape) == 4 else None)
     env: dict[str, Any] = {
         "device_name": run.device_name, "tensorrt": run.trt_version, "trtexec_format": run.format,
         "log_file": source_file, "command": run.command, "throughput_qps": run.throughput_qps,
+        "images_per_s": run.throughput_qps * batch if run.throughput_qps is not None and batch else None,
         "total_host_walltime_s": run.walltime_s, "total_gpu_compute_s": run.gpu_total_s,
-        "cuda_graph": run.cuda_graph, "dla_core": run.dla_core,
+        "cuda_graph": run.cuda_graph, "dla_core": run.dla_core, "headline": HEADLINES[head],
+        "per_image_median_ms": gpu["median_ms"] / batch if batch else None,
     }
     prec = precision or run.precision or "fp32"
     rec = Measurement(
         model=model or _model_name(run.model_path, Path(source_file).stem),
         device=device or (_slug(run.device_name) if run.device_name else "unknown"),
-        backend="tensorrt", precision=prec, input=list(input_shape or run.input_shape or []),
+        backend="tensorrt", precision=prec, input=shape,
         warmup=run.warmup or 0, iters=iters or 0, min_ms=gpu["min_ms"], median_ms=gpu["median_ms"],
         mean_ms=mean, p90_ms=gpu.get("p90_ms"), p99_ms=gpu.get("p99_ms"), std_ms=cv * mean if cv is not None else None,
         cv=cv, latency_ms=gpu["median_ms"], source="trtexec-log", env={k: v for k, v in env.items() if v is not None},
         max_ms=gpu.get("max_ms"), warmup_ms=run.warmup_ms,
-        components=dict(run.metrics),
+        components=dict(run.metrics), batch=batch,
     )
+    if head != "gpu_compute":
+        rec.warnings.append("no GPU Compute Time in the log (a partial paste?); the headline is the host Latency, "
+                            "which includes H2D and D2H copies")
     if precision is None and run.precision is None:
         rec.warnings.append("precision not stated in the log; assumed fp32 (trtexec's default)")
+    for w in rec.warnings:
+        log.warning("%s: %s", source_file, w)
     rec.check_cv()
     return rec
 
@@ -279,7 +335,13 @@ def times_to_measurement(items: list[dict[str, Any]], *, source_file: str, model
                          device: str | None = None, precision: str | None = None,
                          input_shape: list[int] | None = None) -> Measurement:
     """An --exportTimes JSON array -> a record; stats computed here (headline: computeMs)."""
+    bad = next((k for t in items for k in EXPORT_TIMES_KEYS
+                if not (isinstance(t[k], (int, float)) and not isinstance(t[k], bool) and math.isfinite(t[k]))), None)
+    if bad:
+        raise UserError(f"{source_file}: {bad} holds a value that is not a finite number; is the file edited?")
     compute = [float(t["computeMs"]) for t in items]
+    if min(compute) < 0:
+        raise UserError(f"{source_file}: negative computeMs; trtexec writes non-negative times")
     comps: dict[str, list[float]] = {
         "latency": [float(t["latencyMs"]) for t in items],
         "h2d": [float(t["h2dMs"]) for t in items],

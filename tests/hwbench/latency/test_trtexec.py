@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,83 @@ def test_cli_json_and_out(tmp_path, capsys):
     assert rows[0]["median_ms"] == 12.314 and rows[0]["device"] == "xavier_nx"
     lines = (tmp_path / "measurements.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["model"] == "deeplabv3plus_mobilenetv3_small"
+
+
+# ------------------------------------------------------------- logs as users paste them (issue 8)
+def test_tensorrt_7_0_lower_case_host_latency_block_and_implicit_batch():
+    (rec,) = ingest(DATA / "trt7.0_t4_batch16_lowercase.log")
+    assert rec.components["latency"] == {"min_ms": 24.0736, "max_ms": 26.9412, "mean_ms": 24.5219,
+                                         "median_ms": 24.4783, "p99_ms": 26.1077}
+    assert rec.components["e2e_host"]["p99_ms"] == 47.5519  # "(end to end ... at 99%)"
+    assert rec.env["throughput_qps"] == 43.4568 and rec.env["total_host_walltime_s"] == 3.01452
+    assert rec.precision == "fp16" and rec.model == "resnet18_b16_fp16"
+    # 16 images per query: the batch is recorded and the per-image time is the query time / 16
+    assert rec.batch == 16 and rec.median_ms == 21.8528
+    assert rec.env["per_image_median_ms"] == pytest.approx(21.8528 / 16)
+    assert rec.env["images_per_s"] == pytest.approx(43.4568 * 16)
+
+
+def test_tensorrt_7_percentile_with_end_to_end_form_is_kept():
+    (rec,) = ingest(DATA / "trt7.1_tx2_fp32.log")
+    assert rec.components["latency"]["p99_ms"] == 206.285
+    assert rec.components["e2e_host"]["p99_ms"] == 206.306
+
+
+def test_pasted_tail_takes_command_version_and_precision_from_the_passed_line():
+    (rec,) = ingest(DATA / "trt8.6_tail_paste_fp16.log")
+    assert rec.precision == "fp16" and rec.env["tensorrt"] == "8.6.1" and rec.warnings == []
+    assert rec.model == "deeplabv3plus_resnet18" and rec.input == [1, 3, 512, 1024] and rec.batch == 1
+    assert rec.env["cuda_graph"] is True and rec.env["command"].startswith("/usr/src/tensorrt/bin/trtexec")
+    assert rec.iters == round(41.8273 * 3.06020)
+
+
+def test_paste_without_gpu_compute_line_is_read_and_says_what_is_missing():
+    (rec,) = ingest(DATA / "trt8.4_no_gpu_compute_paste.log", precision="fp32")
+    assert rec.median_ms == 58.9321 and rec.p99_ms == 61.2074  # headline: the host Latency line
+    assert rec.env["headline"].startswith("Latency") and rec.env["throughput_qps"] == 16.9327
+    assert any("no GPU Compute Time" in w for w in rec.warnings)
+    assert "gpu_compute" not in rec.components
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.%])")
+_SUMMARY_LINE = re.compile(r"(?:^|\] )(?:(?:GPU Compute Time|Latency|End-to-End Host Latency|Enqueue Time|H2D Latency|"
+                           r"D2H Latency): min =|Throughput:|Total Host Walltime:|Total GPU Compute Time:|"
+                           r"(?:min|max|mean|median): |percentile: |throughput: |walltime: |total compute time: )")
+
+
+def _numbers(obj) -> set[float]:
+    if isinstance(obj, dict):
+        return set().union(*(_numbers(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, (list, tuple)):
+        return set().union(*(_numbers(v) for v in obj)) if obj else set()
+    return {float(obj)} if isinstance(obj, (int, float)) and not isinstance(obj, bool) else set()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.log")))
+def test_every_number_of_a_summary_lands_in_a_named_field(name: str):
+    """Oracle: the text itself. Every number on a summary line (percentile labels such as `(99%)` and
+    `at 99%` excepted) must be found among the record's stats, throughput and wall/compute totals."""
+    text = (DATA / name).read_text()
+    (rec,) = ingest(DATA / name, precision="fp32" if "no_gpu" in name else None)
+    fields = _numbers(rec.components) | _numbers({k: rec.env.get(k) for k in (
+        "throughput_qps", "total_host_walltime_s", "total_gpu_compute_s")})
+    seen = 0
+    for line in text.splitlines():
+        if not _SUMMARY_LINE.search(line) or "Average on" in line:
+            continue
+        body = re.sub(r"percentile\([\d.]+%\)|at [\d.]+%", "", line.split("] ")[-1])
+        for token in _NUMBER.findall(body):
+            seen += 1
+            assert float(token) in fields, f"{name}: {token} from {line.strip()!r} is in no field"
+    assert seen >= 10
+
+
+@pytest.mark.parametrize("bad", ["nan", "-3.5", "inf"])
+def test_non_finite_or_negative_times_are_refused(tmp_path, bad: str):
+    text = (DATA / "trt8.5_xavier_nx_fp16.log").read_text()
+    edited = re.sub(r"(GPU Compute Time: min = \S+ ms, max = \S+ ms, mean = \S+ ms, median = )\S+( ms)",
+                    rf"\g<1>{bad}\g<2>", text)
+    assert edited != text
+    (tmp_path / "x.log").write_text(edited)
+    with pytest.raises(UserError, match=r"GPU Compute Time median is .* finite, non-negative"):
+        ingest(tmp_path / "x.log")
