@@ -31,14 +31,13 @@ infinite or negative time is refused (a real trtexec log never has one).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import logging
 
 from hwbench.errors import UserError
 from hwbench.latency.measure import PRECISIONS, Measurement, check_device_precision, summarize
