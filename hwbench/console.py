@@ -3,18 +3,21 @@ progress bars for long work. Library code logs; only the CLI layer prints."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -37,26 +40,82 @@ def line(text: str, *, err: bool = True) -> None:
 
 
 def setup_logging(verbose: int = 0) -> None:
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    """Log to stderr: through Rich on a terminal (so log lines print above a live progress bar instead
+    of onto its end), as plain `LEVEL name: message` lines otherwise (never wrapped; greppable)."""
+    level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
+    if stderr.is_terminal:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False,
+                                               rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def emit(records: Sequence[dict], *, as_json: bool, title: str | None = None,
          columns: Sequence[str] | None = None, formats: dict[str, str] | None = None) -> None:
-    """Print `records` as a JSON list (only that, on stdout) or as a Rich table."""
+    """Print `records` as a JSON list (only that, on stdout) or as a Rich table.
+
+    Nothing is ever cut: every column is at least as wide as its longest name or number (cells wrap
+    only at spaces, headers at word breaks); when those widths do not fit the terminal, the table
+    turns into a narrow field/value layout, one block per record.
+    """
     if as_json:
         sys.stdout.write(dumps_json(list(records), default=_jsonable) + "\n")
         return
-    columns = list(columns or (records[0].keys() if records else []))
+    columns = [str(c) for c in (columns or (records[0].keys() if records else []))]
     formats = formats or {}
+    cells = [[_fmt(r.get(c), formats.get(c)) for c in columns] for r in records]
+    widths = _fit_widths(columns, cells, stdout.width)
     # data, not markup: a title or cell like "[cpu]" must print as written
+    if widths is None:
+        stdout.print(_field_value_table(columns, cells, title))
+        return
     table = Table(title=escape(title) if title else title, show_lines=False)
-    for c in columns:
-        table.add_column(escape(str(c)), justify="right" if _numeric(records, c) else "left")
-    for r in records:
-        table.add_row(*(escape(_fmt(r.get(c), formats.get(c))) for c in columns))
+    for c, w in zip(columns, widths, strict=True):
+        table.add_column(escape(c), justify="right" if _numeric(records, c) else "left", width=w, overflow="fold")
+    for row in cells:
+        table.add_row(*(escape(v) for v in row))
     stdout.print(table)
+
+
+def _longest_word(text: str) -> int:
+    return max((cell_len(w) for w in text.split()), default=0)
+
+
+def _fit_widths(columns: Sequence[str], cells: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """Column widths that keep every word whole within `width` (None when no such widths exist).
+
+    Each column gets at least its longest cell word; the space left goes to columns whose
+    full cell or header text is wider, the smallest needs first."""
+    # headers may fold (down to 4 characters); names and numbers in cells never do
+    mins = [max([min(_longest_word(c), 4)] + [_longest_word(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    wants = [max([cell_len(c)] + [cell_len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    avail = width - (3 * len(columns) + 1)  # borders and one space of padding either side
+    if sum(mins) > avail:
+        return None
+    widths, extra = list(mins), avail - sum(mins)
+    order = sorted(range(len(columns)), key=lambda i: wants[i] - mins[i])
+    for k, i in enumerate(order):
+        give = min(wants[i] - mins[i], extra // (len(order) - k))
+        widths[i] += give
+        extra -= give
+    return widths
+
+
+def _field_value_table(columns: Sequence[str], cells: Sequence[Sequence[str]], title: str | None) -> Table:
+    """The narrow layout: one (field, value) row per column, a section per record."""
+    table = Table(title=escape(title) if title else title, show_header=False, show_lines=False)
+    table.add_column("field", overflow="fold", style="bold")
+    table.add_column("value", overflow="fold")
+    for row in cells:
+        for c, v in zip(columns, row, strict=True):
+            table.add_row(escape(c), escape(v))
+        table.add_section()
+    return table
 
 
 def progress(transient: bool = True, disable: bool | None = None) -> Progress:
@@ -66,6 +125,16 @@ def progress(transient: bool = True, disable: bool | None = None) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=transient,
                     disable=disable)
+
+
+@contextlib.contextmanager
+def working(description: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with elapsed time for work of unknown length (stderr, terminal only); yields a
+    function that changes the description."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,
+                  transient=True, disable=not stderr.is_terminal) as p:
+        task = p.add_task(escape(description), total=None)
+        yield lambda text: p.update(task, description=escape(text))
 
 
 def track(items: Iterable, description: str, total: int | None = None) -> Iterable:

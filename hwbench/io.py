@@ -8,9 +8,11 @@ mistake are refused where they are read (profiles, configs, measurements, trtexe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -49,6 +51,74 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a whole directory, then swap it in: yields a temporary sibling directory to fill; on
+    success `path` is replaced by it (any previous `path` is renamed aside, then removed), on any
+    error or interrupt the temporary directory is removed and `path` is untouched.
+
+    A process killed outright (SIGKILL, power loss) can leave `.NAME.tmp-PID-*` or, between the two
+    renames of the swap, `.NAME.old-PID-*` beside `path`: `recover_dir(path)` (called here first)
+    puts the old directory back when `path` is missing and removes the leftovers of dead processes.
+    """
+    out = Path(os.path.abspath(path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+            os.replace(out, old)  # `old` is an empty directory: replaced by the old tree
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def recover_dir(path: str | os.PathLike) -> None:
+    """Clean up after an `atomic_dir` whose process died (see there)."""
+    out = Path(os.path.abspath(path))
+    if not out.parent.is_dir():
+        return
+
+    def leftovers(kind: str) -> list[Path]:
+        found = []
+        for p in out.parent.glob(f".{_glob_escape(out.name)}.{kind}-*"):
+            pid = p.name[len(out.name) + len(kind) + 3:].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                found.append(p)
+        return sorted(found, key=lambda p: p.stat().st_mtime)
+
+    olds = leftovers("old")
+    if olds and not out.exists():
+        os.replace(olds.pop(), out)  # killed between the two renames of a swap: the old directory back
+    for p in olds + leftovers("tmp"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers are from an earlier call in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from hwbench.console import emit
+    from hwbench.console import emit, working
     from hwbench.errors import UserError
     from hwbench.export import export_and_check
     from hwbench.latency.measure import parse_hw
@@ -32,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     if not args.atol > 0:
         raise UserError(f"--atol must be a positive number, got {args.atol}")
-    res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
-                           dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
-                           exporter=args.exporter)
+    with working(f"exporting {args.model} to ONNX and checking it with onnxruntime"):
+        res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
+                               dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
+                               exporter=args.exporter)
     row = {"model": args.model, **res.to_dict()}
     emit([row], as_json=args.json, title="ONNX export check (ONNX Runtime vs PyTorch)",
          columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider"),

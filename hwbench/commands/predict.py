@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from hwbench.console import emit
+    from hwbench.console import emit, working
     from hwbench.errors import UserError
     from hwbench.latency.measure import parse_hw, read_measurements
     from hwbench.latency.predict import PROTOCOLS, leave_one_out, loo_summary, predict
@@ -49,12 +49,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.input:
             raise UserError("--model needs --input HxW")
         h, w = parse_hw(args.input)
-        rows = predict(records, args.model, (args.batch, 3, h, w), device=args.device, backend=args.backend,
-                       precision=args.precision)
+        with working(f"calibrating on {len(records)} records"):
+            rows = predict(records, args.model, (args.batch, 3, h, w), device=args.device, backend=args.backend,
+                           precision=args.precision)
         emit(rows, as_json=args.json, title=f"predicted latency of {args.model} (ms)", columns=cols, formats=fmt)
         return 0
     protocols = tuple(PROTOCOLS) if args.protocol == "both" else (args.protocol,)
-    rows = [row for prot in protocols for row in leave_one_out(records, prot)]
+    rows = []
+    with working("leave-one-out") as say:
+        for prot in protocols:
+            say(f"leave-one-out ({prot} protocol) over {len(records)} records")
+            rows += leave_one_out(records, prot)
     if not any(r["train_points"] for r in rows):
         raise UserError(f"leave-one-out has nothing to fit on: no device/backend/precision group in {args.measurements} "
                         "has a second (model, resolution) pair (--protocol model: a second model); "

@@ -32,6 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measured(ctx):  # ReportContext -> (markdown, files)
-    from hwbench.latency.measured_report import measured_section
+    from hwbench.console import progress
+    from hwbench.latency.measured_report import BACKENDS, MODELS, RESOLUTIONS, measured_section
 
-    return measured_section(ctx.out_dir)
+    with progress() as bar:
+        task = bar.add_task("measuring", total=len(MODELS) * len(BACKENDS) * len(RESOLUTIONS))
+
+        started = [0]
+
+        def step(what: str) -> None:  # called as each measurement starts
+            bar.update(task, completed=started[0], description=what)
+            started[0] += 1
+
+        return measured_section(ctx.out_dir, on_step=step)

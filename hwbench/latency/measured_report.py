@@ -90,11 +90,14 @@ def _label(model: str) -> str:
 def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
                      backends: Sequence[str] = BACKENDS, iters: int = 5, warmup_ms: float = 100.0,
                      threads: int = THREADS, clock: str = CLOCK, repeat_at: tuple[int, int] | None = None,
-                     malloc: str = "steady",
-                     on_step: Callable[[str], None] | None = None) -> tuple[list[Measurement], list[dict[str, Any]]]:
+                     malloc: str = "steady", on_step: Callable[[str], None] | None = None,
+                     work_dir: str | os.PathLike | None = None) -> tuple[list[Measurement], list[dict[str, Any]]]:
     """Measure every (backend, model, resolution); returns (records, repeatability rows).
 
     `malloc`: see `MALLOC_MODES` / `steady_malloc`; what was applied is stored in each record's env["malloc"].
+
+    Exported ONNX files go to a temporary directory inside `work_dir` (default: the system's), removed
+    on return, error or interrupt; inside a report being built it goes with the report's own leftovers.
 
     Repeatability: `repeat_at` (default: the middle resolution) is measured twice back to back;
     both records are kept. onnxruntime runs one dynamic-shape ONNX export per model (traced at the
@@ -109,7 +112,7 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
     repeats: list[dict[str, Any]] = []
     by_size = sorted(resolutions, key=lambda hw: hw[0] * hw[1])
     repeat_at = repeat_at or by_size[len(by_size) // 2]
-    with tempfile.TemporaryDirectory(prefix="hwbench-measured-") as tmp, steady_malloc(malloc) as applied:
+    with tempfile.TemporaryDirectory(prefix=".onnx-", dir=work_dir) as tmp, steady_malloc(malloc) as applied:
         for model in models:
             torch.manual_seed(0)
             module = create_model(model).eval()
@@ -198,7 +201,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     records, repeats = run_measurements(models=models, resolutions=resolutions, backends=backends, iters=iters,
                                         warmup_ms=warmup_ms, threads=threads, clock=clock, malloc=malloc,
-                                        on_step=on_step)
+                                        on_step=on_step, work_dir=out)
     measure_s = time.perf_counter() - t0
     files = [write_jsonl(out / "measurements.jsonl", [r.to_dict() for r in records])]
 

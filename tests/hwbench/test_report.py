@@ -26,7 +26,7 @@ def test_only_out_dir_is_written(written):
     root, out, paths = written
     assert [p.name for p in root.iterdir()] == ["out"]
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(p.name for p in paths)
+    assert names == sorted([p.name for p in paths] + [".hwbench-report.json"])  # the marker, written last
     assert {"report.md", "table2.csv", "latency.csv", "counts.csv", "deploy.csv", "latency_heatmap.png",
             "deploy_heatmap.png", "extra.csv"} <= set(names)
     for png in ("latency_heatmap.png", "deploy_heatmap.png"):
@@ -55,3 +55,51 @@ def test_cli_report(tmp_path, capsys):
     assert str(tmp_path / "r" / "report.md") in capsys.readouterr().out.replace("\n", "")
     assert main(["report", "--out", str(tmp_path / "x"), "--input", "256"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def _snapshot(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_report_killed_part_way_leaves_the_previous_report_whole(tmp_path):
+    """An interrupt (here: in an extra section, after the CSVs and PNGs were written) keeps the old report
+    byte for byte and leaves no temporary directory; the exported-ONNX work dir goes with it."""
+    out = tmp_path / "rep"
+    report(out, devices=["tx2"], input_shape=(1, 3, 64, 128))
+    before = _snapshot(out)
+
+    def killed(ctx):
+        (ctx.out_dir / ".onnx-x").mkdir()  # what run_measurements keeps its exported files in
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        report(out, devices=["tx2", "orin_nx"], input_shape=(1, 3, 96, 192), extra_sections=[killed])
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_leftovers_of_a_killed_swap_are_recovered(tmp_path):
+    """SIGKILL between the two renames of a swap: the old report sits in `.rep.old-PID-*` and the new one
+    in `.rep.tmp-PID-*`; the next run puts the old one back first, then replaces it whole."""
+    from hwbench.io import recover_dir
+
+    out = tmp_path / "rep"
+    report(out, devices=["tx2"], input_shape=(1, 3, 64, 128))
+    before = _snapshot(out)
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    out.rename(tmp_path / f".rep.old-{dead}-abc")
+    (tmp_path / f".rep.tmp-{dead}-def").mkdir()
+    (tmp_path / f".rep.tmp-{dead}-def" / "report.md").write_text("half")
+    recover_dir(out)
+    assert _snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+    report(out, devices=["orin_nx"], input_shape=(1, 3, 64, 128))
+    assert "orin_nx" in (out / "table2.csv").read_text() and "tx2" not in (out / "table2.csv").read_text()
+
+
+def test_report_refuses_a_directory_with_other_files(tmp_path):
+    from hwbench.errors import UserError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not part of a report"):
+        report(tmp_path, devices=["tx2"], input_shape=(1, 3, 64, 128))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
