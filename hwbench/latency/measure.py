@@ -335,8 +335,8 @@ class MeasureConfig:
             raise UserError(f"--batch must be >= 1, got {self.batch}")
         if self.iters < 1:
             raise UserError(f"--iters must be >= 1, got {self.iters}")
-        if self.warmup_ms < 0:
-            raise UserError(f"--warmup-ms must be >= 0, got {self.warmup_ms}")
+        if not (math.isfinite(self.warmup_ms) and self.warmup_ms >= 0):
+            raise UserError(f"--warmup-ms must be a finite number >= 0, got {self.warmup_ms}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
         if self.clock not in CLOCKS:
