@@ -30,7 +30,6 @@ infinite or negative time is refused (a real trtexec log never has one).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -40,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from hwbench.errors import UserError
-from hwbench.latency.measure import PRECISIONS, Measurement, check_device_precision, summarize
+from hwbench.latency.measure import PRECISIONS, Measurement, check_device_precision
+from hwbench.latency.trtexec_times import (  # noqa: F401  (re-exported)
+    EXPORT_TIMES_KEYS,
+    load_times,
+    summarize_times,
+    times_to_measurement,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +70,6 @@ _BLOCKS = {"host latency": "latency", "enqueue time": "enqueue", "gpu compute": 
 _STAT_RE = re.compile(rf"^(?P<k>min|max|mean|median): (?P<v>{_F}) ms(?: \(end to end (?P<e>{_F}) ms\))?$")
 _PCT7_RE = re.compile(rf"^percentile: (?P<v>{_F}) ms at (?P<p>{_F})%(?: \(end to end (?P<e>{_F}) ms at {_F}%\))?$")
 
-EXPORT_TIMES_KEYS = ("startEnqMs", "endEnqMs", "startH2dMs", "endH2dMs", "startComputeMs", "endComputeMs",
-                     "startD2hMs", "endD2hMs", "h2dMs", "computeMs", "d2hMs", "latencyMs")
 
 
 @dataclass
@@ -330,47 +333,6 @@ def run_to_measurement(run: LogRun, *, source_file: str, model: str | None = Non
     return rec
 
 
-def times_to_measurement(items: list[dict[str, Any]], *, source_file: str, model: str | None = None,
-                         device: str | None = None, precision: str | None = None,
-                         input_shape: list[int] | None = None) -> Measurement:
-    """An --exportTimes JSON array -> a record; stats computed here (headline: computeMs)."""
-    bad = next((k for t in items for k in EXPORT_TIMES_KEYS
-                if not (isinstance(t[k], (int, float)) and not isinstance(t[k], bool) and math.isfinite(t[k]))), None)
-    if bad:
-        raise UserError(f"{source_file}: {bad} holds a value that is not a finite number; is the file edited?")
-    compute = [float(t["computeMs"]) for t in items]
-    if min(compute) < 0:
-        raise UserError(f"{source_file}: negative computeMs; trtexec writes non-negative times")
-    comps: dict[str, list[float]] = {
-        "latency": [float(t["latencyMs"]) for t in items],
-        "h2d": [float(t["h2dMs"]) for t in items],
-        "d2h": [float(t["d2hMs"]) for t in items],
-        "enqueue": [float(t["endEnqMs"]) - float(t["startEnqMs"]) for t in items],
-    }
-    if all("endToEndMs" in t for t in items):
-        comps["e2e_host"] = [float(t["endToEndMs"]) for t in items]
-    rec = Measurement.from_samples(
-        compute, model=model or Path(source_file).stem, device=device or "unknown", backend="tensorrt",
-        precision=precision or "fp32", input=list(input_shape or []), warmup=0, source="trtexec-times",
-        env={"times_file": source_file, "span_ms": float(items[-1]["endD2hMs"]) - float(items[0]["startH2dMs"])},
-        components=comps)
-    if precision is None:
-        rec.warnings.append("precision unknown for --exportTimes data; assumed fp32 (pass --precision)")
-    return rec
-
-
-def _load_times(text: str) -> list[dict[str, Any]] | None:
-    """The parsed --exportTimes array, or None when `text` is not JSON at all."""
-    stripped = text.lstrip()
-    if not stripped.startswith(("[", "{")):
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, list) else [data]
-
-
 def ingest(path: str | os.PathLike, *, model: str | None = None, device: str | None = None,
            precision: str | None = None, input_shape: list[int] | None = None) -> list[Measurement]:
     """Records from a trtexec log or --exportTimes JSON file (`UserError` if it is neither)."""
@@ -383,7 +345,7 @@ def ingest(path: str | os.PathLike, *, model: str | None = None, device: str | N
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise UserError(f"cannot read {p}: {e.strerror}") from None
-    items = _load_times(text)
+    items = load_times(text)
     if items is not None:
         if not items or not all(isinstance(t, dict) and all(k in t for k in EXPORT_TIMES_KEYS) for t in items):
             raise UserError(f"{p} is JSON but not trtexec --exportTimes output "
@@ -403,8 +365,3 @@ def ingest(path: str | os.PathLike, *, model: str | None = None, device: str | N
         check_device_precision(device, r.precision, engine="dla" if dla is not None else "gpu",
                                dla_from=f"the log (--useDLACore={dla})")
     return records
-
-
-def summarize_times(items: list[dict[str, Any]], key: str = "computeMs") -> dict[str, float]:
-    """Statistics of one --exportTimes field (for tests and notebooks)."""
-    return summarize([float(t[key]) for t in items])
