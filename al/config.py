@@ -122,6 +122,8 @@ def resolve_path(path_or_preset: str | os.PathLike) -> tuple[Path, str]:
     text = os.fspath(path_or_preset)
     p = Path(text)
     if p.is_file() or text.endswith(".toml") or os.sep in text:
+        if p.is_dir():
+            raise UserError(f"config {p} is a directory; give a TOML file or a preset ({', '.join(list_presets())})")
         if not p.is_file():
             raise UserError(f"no such config file: {p}; presets: {', '.join(list_presets())}")
         return p, p.stem

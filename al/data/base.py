@@ -50,21 +50,40 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"cannot decode image {path}: {e}; replace or remove the file") from None
 
 
-def load_label(path: str | os.PathLike) -> np.ndarray:
-    """Decode a single-channel label PNG -> uint8 `(H, W)`; unreadable or RGB file -> `UserError`."""
+_LABEL_MODES = ("L", "P")  # 8-bit single channel: class ids 0..255
+
+
+def load_label(path: str | os.PathLike, *, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an 8-bit single-channel label PNG -> uint8 `(H, W)`. An unreadable file, a colour (RGB/RGBA)
+    or 16/32-bit image (e.g. Cityscapes' *_instanceIds.png instead of *_labelIds.png) or, when `size`
+    (W, H) is given, another size than the image's -> `UserError` naming the file and the fix."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16"):
-                raise UserError(f"label image {path} has mode {im.mode!r}; expected a single-channel "
-                                "(mode L) PNG of class ids")
+            if im.mode not in _LABEL_MODES:
+                kind = "16/32-bit" if im.mode.startswith(("I", "F")) else "colour"
+                raise UserError(f"label image {path} is a {kind} image (mode {im.mode!r}); expected an 8-bit "
+                                "single-channel (mode L or P) PNG of class ids")
+            if size is not None and im.size != tuple(size):
+                raise UserError(f"label {path} is {im.size[0]}x{im.size[1]} but its image is {size[0]}x{size[1]}; "
+                                "they must match")
             arr = np.asarray(im)
     except (UnidentifiedImageError, *_DECODE_ERRORS) as e:
         raise UserError(f"cannot decode label image {path}: {e}; replace or remove the file") from None
-    if arr.max(initial=0) > 255:
-        raise UserError(f"label image {path} holds ids above 255; expected 8-bit class ids")
     return arr.astype(np.uint8, copy=False)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(W, H) of an image after decoding it fully once (`UserError` naming a corrupt file)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.size
+    except (UnidentifiedImageError, *_DECODE_ERRORS) as e:
+        raise UserError(f"cannot decode image {path}: {e}; replace or remove the file") from None
 
 
 def verify_image(path: str | os.PathLike) -> None:
@@ -121,8 +140,14 @@ def read_manifest(root: Path, manifest: str | os.PathLike, where: str) -> list[P
     if not mpath.is_file():
         raise UserError(f"{where}: manifest {manifest} not found; give a text file of image paths "
                         f"relative to {root}")
+    try:
+        text = mpath.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{where}: manifest {mpath} is not a text (UTF-8) file; give one image path per line") from None
+    if "\0" in text:
+        raise UserError(f"{where}: manifest {mpath} holds NUL bytes; give a text file of one image path per line")
     out = []
-    for i, line in enumerate(mpath.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
             out.append(inside_root(root, line, f"{mpath}:{i}"))
@@ -185,7 +210,7 @@ class FileSegmentation(Dataset):
         return self.transform(img, lab)
 
     def validate(self) -> None:
-        """Decode every file once; the first corrupt one raises `UserError` naming it."""
+        """Decode every file once, with the checks of `read`: the first corrupt image, or label that is
+        not single-channel 8-bit ids of its image's size, raises `UserError` naming it."""
         for img_path, lab_path in self.pairs:
-            verify_image(img_path)
-            verify_image(lab_path)
+            load_label(lab_path, size=image_size(img_path))
