@@ -107,14 +107,22 @@ def _fit_widths(columns: Sequence[str], cells: Sequence[Sequence[str]], width: i
 
 
 def _field_value_table(columns: Sequence[str], cells: Sequence[Sequence[str]], title: str | None) -> Table:
-    """The narrow layout: one (field, value) row per column, a section per record."""
-    table = Table(title=escape(title) if title else title, show_header=False, show_lines=False)
-    table.add_column("field", overflow="fold", style="bold")
-    table.add_column("value", overflow="fold")
-    for row in cells:
+    """The narrow layout: no borders, one (field, value) row per column, a blank row between records.
+    Values keep their words whole (field names fold first)."""
+    avail = stdout.width - 2  # one space either side of the gap between the two columns
+    val_want = max((cell_len(v) for row in cells for v in row), default=1)
+    val_min = max((_longest_word(v) for row in cells for v in row), default=1)
+    key_want = max((cell_len(c) for c in columns), default=1)
+    val_w = min(val_want, max(val_min, avail - key_want))
+    key_w = max(avail - val_w, 4)
+    table = Table(title=escape(title) if title else title, box=None, show_header=False, pad_edge=False)
+    table.add_column("field", overflow="fold", style="bold", width=min(key_w, key_want))
+    table.add_column("value", overflow="fold", width=max(min(val_w, avail - min(key_w, key_want)), 1))
+    for k, row in enumerate(cells):
+        if k:
+            table.add_row("", "")
         for c, v in zip(columns, row, strict=True):
             table.add_row(escape(c), escape(v))
-        table.add_section()
     return table
 
 

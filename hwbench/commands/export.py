@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from hwbench.console import emit, working
-    from hwbench.errors import UserError
+    from hwbench.errors import UserError, missing_package
     from hwbench.export import export_and_check
     from hwbench.latency.measure import parse_hw
 
@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     if not args.atol > 0:
         raise UserError(f"--atol must be a positive number, got {args.atol}")
+    try:  # the numerical check needs it: say so before spending the export
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise missing_package("onnxruntime", "ort") from None
     with working(f"exporting {args.model} to ONNX and checking it with onnxruntime"):
         res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
                                dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
