@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "surrogate": ("al.commands.surrogate", "surrogate x deployment experiment against random, over seeds"),
     "entropy": ("al.commands.entropy", "entropy histograms of models trained on the same random subset"),
     "data": ("al.commands.data", "embedded drives: fleet-data statistics, drives written as frames + timestamps"),
+    "pretrain": ("al.commands.pretrain", "train each backbone once on the embedded drives; cache torchvision-format checkpoints"),
     "report": ("al.commands.report", "rebuild the markdown/HTML report of a finished experiment"),
 }
 

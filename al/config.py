@@ -7,7 +7,7 @@ A run config has four tables and a few top-level keys::
     threads = 1                # torch CPU threads (optional; default: torch's own choice)
     name = "smoke"             # free label (default: the preset or file name)
     [data]   name, root, split, val_split, pool_size, val_size, [data.options] (dataset kwargs)
-    [model]  name, output_stride, [model.options] (builder kwargs); num_classes comes from the data
+    [model]  name, output_stride, weights, [model.options] (builder kwargs); num_classes comes from the data
     [al]     strategy, [al.options] (strategy kwargs), initial_fraction, cycle_fraction, cycles, ...
     [train]  al.train.TrainConfig (epochs, batch_size, lr, ...)
 
@@ -59,6 +59,8 @@ class ModelConfig:
     name: str
     output_stride: int | None = None  # None: the builder's default (16 for DeepLabv3+, 32 for classifiers)
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of create_model
+    weights: str = "none"            # starting weights: "none" | "pretrain" (al pretrain's cache) | checkpoint path
+    weights_sha256: str | None = None  # SHA-256 of that checkpoint: pins it (the resolved config always has it)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ class ALConfig:
     initial_fraction: float = 0.02   # cycle 0: random share of the pool (same set for every strategy/model)
     cycle_fraction: float = 0.02     # share of the pool selected in each later cycle
     cycles: int = 9                  # selection cycles after the random start
-    retrain: str = "scratch"         # "scratch": fresh weights every cycle (the paper); "continue": warm start
+    retrain: str = "scratch"         # "scratch": a fresh model every cycle, from model.weights (the paper: ImageNet
+                                     # backbone, new head); "continue": warm start from the last cycle
     batch_size: int = 16             # batch size of scoring and evaluation
     score_size: tuple[int, ...] | None = None  # [H, W]: resize pool images for scoring only (evaluation keeps full size)
     keep_checkpoints: str = "last"   # "last" or "all" cycle checkpoints kept in checkpoints/

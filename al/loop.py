@@ -49,6 +49,7 @@ from al.runs.resume import check_dir, open_state, steps_done, write_done
 from al.runs.run_dir import STEPS, RunDir, metric_records
 from al.runtime import deterministic, torch_threads
 from al.seeds import STREAMS, derive_seed, initial_selection
+from al.weights import load as load_weights
 from hwbench.errors import UserError
 from hwbench.io import to_jsonable
 
@@ -173,6 +174,7 @@ class _Loop:
         torch.manual_seed(derive_seed(self.cfg.seed, k, "init"))
         model = create_model(self.cfg.model.name, num_classes=self.p.pool.num_classes,
                              output_stride=self.cfg.model.output_stride, **self.cfg.model.options)
+        load_weights(model, self.p.weights)  # the backbone's starting weights (none: stays random)
         aux = None
         if self.with_aux:
             torch.manual_seed(derive_seed(self.cfg.seed, k, "aux_init"))

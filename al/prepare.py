@@ -7,6 +7,7 @@ options, and returns a `Prepared` ready for `al.loop.run` (or for an experiment'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,7 @@ class Prepared:
     strategy: Any
     toml: str = field(repr=False, default="")
     initial: np.ndarray | None = None  # the given cycle-0 set (pool indices, labelling order), None: random
+    weights: Any = None                # al.weights.WeightsRef of the model's starting weights, None: random
 
 
     @property
@@ -132,8 +134,13 @@ def prepare(config: RunConfig, initial_labelled: Sequence[int] | None = None) ->
     with torch.device("meta"):  # checks model options without allocating anything
         create_model(cfg.model.name, num_classes=pool_base.num_classes, output_stride=cfg.model.output_stride,
                      **cfg.model.options)
+    from al import weights
+
+    ref = weights.resolve(cfg.model.weights, cfg.model.name, sha256=cfg.model.weights_sha256)
+    if ref is not None:  # the resolved config (config.toml) names the checkpoint by its SHA-256
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, weights_sha256=ref.sha256))
     return Prepared(cfg, pool, pool_score, val, val_indices, dataset_indices, task, METRIC_BY_TASK[task],
-                    n_init, n_cycle, device, strategy, to_toml(cfg), initial)
+                    n_init, n_cycle, device, strategy, to_toml(cfg), initial, ref)
 
 
 def check_initial_labelled(indices: Sequence[int], pool_size: int) -> np.ndarray:

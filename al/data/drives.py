@@ -31,7 +31,7 @@ import numpy as np
 from al.data import street_paint as sp
 from hwbench.errors import UserError
 
-SPLITS = {"train": 0, "val": 1, "test": 2}
+SPLITS = {"train": 0, "val": 1, "test": 2, "pretrain": 3}  # "pretrain": drives only `al pretrain` sees
 FPS = 10.0
 DRIVE_FRAMES = 12
 WEATHERS = ("clear", "overcast", "dusk", "rain", "night")

@@ -33,13 +33,13 @@ import torch
 from torch.utils.data import Dataset
 
 from al.data.base import SEG_IGNORE_INDEX, check_split, normalize
-from al.data.drives import DRIVE_FRAMES, SPLITS, DriveInfo, cached_drive, drive_info, render_drive
+from al.data.drives import DRIVE_FRAMES, DriveInfo, cached_drive, drive_info, render_drive
 from al.data.street_paint import CAR, CLASS_NAMES, PERSON, POLE  # noqa: F401  (re-exported)
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_N = {"train": 600, "val": 240, "test": 240}
+DEFAULT_N = {"train": 600, "val": 240, "test": 240}  # the splits; their drives are disjoint
 DEFAULT_SIZE = (64, 128)  # (H, W)
 
 
@@ -92,7 +92,7 @@ class SyntheticStreets(Dataset):
                  size: Sequence[int] = DEFAULT_SIZE, seed: int = 0, drive_frames: int = DRIVE_FRAMES) -> None:
         if root not in (None, ""):
             raise UserError("synthetic_streets is generated in memory and takes no root; drop the root setting")
-        self.split = check_split(self.name, split, tuple(SPLITS))
+        self.split = check_split(self.name, split, tuple(DEFAULT_N))
         self.n = DEFAULT_N[split] if n is None else int(n)
         if self.n < 1:
             raise UserError(f"synthetic_streets: n must be >= 1, got {self.n}")

@@ -28,6 +28,7 @@ class Backend:
     def __init__(self, prepared: Any, output_stride: int | None = None) -> None:
         self.p = prepared
         self.output_stride = output_stride
+        self.weights: dict[str, Any] = {}  # model -> al.weights.WeightsRef of its starting weights
 
     @property
     def pool_size(self) -> int:
@@ -44,10 +45,12 @@ class Backend:
     def new_model(self, name: str, *, init_seed: int) -> Any:
         import torch
 
+        from al.weights import load
         from hwbench.models import create_model
 
         torch.manual_seed(init_seed)
-        return create_model(name, num_classes=self.p.pool.num_classes, output_stride=self.output_stride)
+        model = create_model(name, num_classes=self.p.pool.num_classes, output_stride=self.output_stride)
+        return load(model, self.weights.get(name))  # the backbone's starting weights (none: stays random)
 
     def train_model(self, name: str, indices: np.ndarray, *, seed: int, cfg: TrainConfig | None = None,
                     aux: Any = None, init_seed: int | None = None) -> Any:

@@ -89,6 +89,13 @@ class ExperimentConfig:
     save_deployment_checkpoints: bool = False  # deployment models are evaluated, not reused: no .pt by default
     threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 is fastest on a busy shared CPU
     chain: ChainSpec = field(default_factory=ChainSpec)
+    # starting weights of every model ("none" | "pretrain" | checkpoint path), or per model:
+    # {deeplabv3plus_resnet20 = "pretrain", deeplabv3plus_resnet50 = "~/ckpt/resnet50.pth"} (others: "none")
+    weights: str | dict[str, str] = "none"
+    weights_sha256: dict[str, str] = field(default_factory=dict)  # per model: pins; always in the resolved config
+
+    def weights_for(self, model: str) -> str:
+        return self.weights if isinstance(self.weights, str) else self.weights.get(model, "none")
 
 
 def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
@@ -150,7 +157,9 @@ def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | No
     from al.config import ModelConfig, RunConfig
 
     al = cfg.al if cycles is None else dataclasses.replace(cfg.al, cycles=cycles)
-    return RunConfig(data=cfg.data, model=ModelConfig(name=model, output_stride=cfg.output_stride),
+    return RunConfig(data=cfg.data, model=ModelConfig(name=model, output_stride=cfg.output_stride,
+                                                      weights=cfg.weights_for(model),
+                                                      weights_sha256=cfg.weights_sha256.get(model)),
                      train=cfg.train.for_model(model, "surrogate"), al=al, seed=seed, device=cfg.device,
                      name=f"{cfg.name}:{model}:seed{seed}")
 

@@ -120,6 +120,7 @@ def new_state(p: Prepared) -> dict:
         "cycles_total": cfg.al.cycles,
         "initial_labelled": None if p.initial is None else p.initial.tolist(),
         "device": p.device,
+        "weights": None if p.weights is None else p.weights.record(),
         "rng": {"seed": cfg.seed, "scheme": "numpy SeedSequence([seed_lo, seed_hi, cycle, stream])",
                 "streams": STREAMS,
                 "initial": "SeedSequence([seed_lo, seed_hi, pool_size, crc32(dataset)]).permutation"},

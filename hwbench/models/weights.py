@@ -17,14 +17,16 @@ _WRAPPER_KEYS = ("state_dict", "model")
 _MAX_KEYS_SHOWN = 8
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, *, new_head: bool = False) -> nn.Module:
     """Load the checkpoint at `path` into `model` strictly and return `model`.
 
     Accepts a bare state dict or one wrapped as `{"state_dict": ...}` / `{"model": ...}`
     (a `module.` prefix from DataParallel is stripped). A DeepLab model also accepts a classifier
     checkpoint of its backbone (e.g. torchvision's resnet18): it goes into `model.backbone`, and
-    only the classifier keys (`fc.*`, `classifier.*`) are ignored. Any other mismatch is a
-    `UserError` listing the missing and unexpected keys.
+    only the classifier keys (`fc.*`, `classifier.*`) are ignored. With `new_head`, a classifier
+    also takes a checkpoint trained for another number of classes: classifier keys whose shapes
+    differ keep the model's own (initial) values. Any other mismatch is a `UserError` listing
+    the missing and unexpected keys.
     """
     state = _read_state_dict(Path(path))
     target, prefix = model, ""
@@ -36,6 +38,13 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         if dropped:
             log.info("ignoring %d classifier keys of the backbone checkpoint", len(dropped))
         state = {k: v for k, v in state.items() if k not in set(dropped)}
+    elif new_head and getattr(model, "classifier_prefixes", ()):
+        own = model.state_dict()
+        head = tuple(model.classifier_prefixes)
+        kept = {k: own[k] for k in own if k.startswith(head) and k in state and state[k].shape != own[k].shape}
+        if kept:
+            log.info("keeping the model's own %d classifier tensors (other number of classes)", len(kept))
+        state = {**state, **kept}
     _load_strict(target, state, Path(path), prefix)
     return model
 

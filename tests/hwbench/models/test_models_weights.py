@@ -169,3 +169,20 @@ def test_resnet20_checkpoint_into_deeplab(tmp_path: Path) -> None:
     torch.save(create_model("resnet20").state_dict(), tmp_path / "cifar.pth")
     with pytest.raises(UserError, match="missing keys: backbone.layer1.0.downsample.0.weight"):
         load_weights(create_model("deeplabv3plus_resnet20"), tmp_path / "cifar.pth")
+
+
+def test_classifier_takes_a_checkpoint_of_another_class_count_with_new_head(tmp_path) -> None:
+    torch.manual_seed(0)
+    src = create_model("resnet18", num_classes=8)
+    path = tmp_path / "r18_8.pth"
+    torch.save(src.state_dict(), path)
+    dst = create_model("resnet18", num_classes=10)
+    fc_before = dst.fc.weight.clone()
+    with pytest.raises(UserError, match=r"shape mismatch .*fc\.weight \(8, 512\) vs \(10, 512\)"):
+        load_weights(dst, path)
+    load_weights(dst, path, new_head=True)
+    assert torch.equal(dst.fc.weight, fc_before)  # the head keeps its own initial values
+    assert torch.equal(dst.layer4[1].conv2.weight, src.layer4[1].conv2.weight)
+    same = create_model("resnet18", num_classes=8)
+    load_weights(same, path, new_head=True)  # same class count: the head is loaded too
+    assert torch.equal(same.fc.weight, src.fc.weight)
