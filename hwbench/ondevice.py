@@ -26,8 +26,6 @@ meaningless for accuracy. `--int8` also enables FP16 so layers without INT8 kern
 FP16 (trtexec --int8 --fp16). The TX2 (Pascal) has no fast INT8: the builder refuses it here.
 """
 
-from __future__ import annotations
-
 import argparse
 import hashlib
 import json
@@ -38,14 +36,15 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_WORKSPACE_MB = 1024
 LATENCY_ONLY_RANGES = (2.0, 4.0)  # trtexec's dynamic ranges when INT8 runs without calibration
 HIGH_CV = 0.1
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class BenchError(Exception):
@@ -53,7 +52,7 @@ class BenchError(Exception):
 
 
 # ------------------------------------------------------------------------------------- stats
-def percentile(sorted_samples: list[float], p: float) -> float:
+def percentile(sorted_samples: List[float], p: float) -> float:
     """Nearest-rank percentile (no interpolation) of an ascending list, as trtexec."""
     n = len(sorted_samples)
     if n == 0:
@@ -62,7 +61,7 @@ def percentile(sorted_samples: list[float], p: float) -> float:
     return float(sorted_samples[min(max(rank - 1, 0), n - 1)])
 
 
-def summarize(samples_ms: list[float]) -> dict[str, float]:
+def summarize(samples_ms: List[float]) -> Dict[str, float]:
     """min / max / median / mean / p90 / p99 / std (population) / cv, as hwbench.latency.measure."""
     s = sorted(float(x) for x in samples_ms)
     if not s:
@@ -76,14 +75,11 @@ def summarize(samples_ms: list[float]) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------- build settings (pure logic)
-@dataclass(frozen=True)
-class Int8Calibration:
+class Int8Calibration(namedtuple("Int8Calibration", "data_dir cache_file max_batches")):
     """INT8 scales: from calibration batches (`data_dir` of .npy files), a saved cache, or neither
     (fixed trtexec-style ranges: latency only)."""
 
-    data_dir: str | None = None
-    cache_file: str | None = None
-    max_batches: int = 16
+    __slots__ = ()
 
     @property
     def mode(self) -> str:
@@ -107,24 +103,23 @@ class Int8Calibration:
         return f"entropy:{len(files)}:{h.hexdigest()[:16]}"
 
 
-@dataclass(frozen=True)
-class BuildSettings:
+Int8Calibration.__new__.__defaults__ = (None, None, 16)  # type: ignore[attr-defined]
+
+
+_BUILD_FIELDS = "precision fp16 int8 dla_core gpu_fallback workspace_bytes calibration"
+
+
+class BuildSettings(namedtuple("BuildSettings", _BUILD_FIELDS)):
     """Everything the TensorRT builder is told, as plain data (testable without TensorRT)."""
 
-    precision: str
-    fp16: bool
-    int8: bool
-    dla_core: int | None
-    gpu_fallback: bool
-    workspace_bytes: int
-    calibration: Int8Calibration | None
+    __slots__ = ()
 
     @property
     def device_type(self) -> str:
         return "DLA" if self.dla_core is not None else "GPU"
 
     @property
-    def builder_flags(self) -> tuple[str, ...]:
+    def builder_flags(self) -> Tuple[str, ...]:
         """Names of the trt.BuilderFlag members to set."""
         flags = []
         if self.fp16:
@@ -136,9 +131,9 @@ class BuildSettings:
         return tuple(flags)
 
 
-def build_settings(precision: str, *, dla_core: int | None = None, gpu_fallback: bool = True,
+def build_settings(precision: str, *, dla_core: Optional[int] = None, gpu_fallback: bool = True,
                    workspace_mb: int = DEFAULT_WORKSPACE_MB,
-                   calibration: Int8Calibration | None = None) -> BuildSettings:
+                   calibration: Optional["Int8Calibration"] = None) -> BuildSettings:
     """Check and translate user options into builder settings (`BenchError` on a bad combination)."""
     if precision not in PRECISIONS:
         raise BenchError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
@@ -171,7 +166,7 @@ def trt_major(version: str) -> int:
     return int(m.group(1))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -179,7 +174,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: tuple[int, ...] | list[int] | None,
+def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: Optional[Tuple[int, ...]],
                      settings: BuildSettings, trt_version: str, device_name: str = "") -> str:
     """`<model>_<NxCxHxW|static>_<precision>_<gpu|dlaN>_trt<version>_<hash>`; the hash covers everything.
 
@@ -201,23 +196,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HWBENCH_CACHE_DIR") or "~/.cache/hwbench").expanduser()
 
 
-def engine_cache_path(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
+def engine_cache_path(key: str, cache_dir: Optional[PathLike] = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "engines" / f"{key}.engine"
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
+def parse_shape(text: str) -> Tuple[int, ...]:
     """'1x3x512x1024' -> (1, 3, 512, 1024)."""
     if not re.fullmatch(r"\d+(x\d+){3}", text or ""):
         raise BenchError(f"bad --shape {text!r}; expected NxCxHxW, e.g. 1x3x512x1024")
     return tuple(int(v) for v in text.split("x"))
 
 
-def make_record(*, compute_ms: list[float], components: dict[str, list[float]], model: str, device: str,
-                precision: str, input_shape: tuple[int, ...], warmup: int, warmup_ms: float,
-                env: dict[str, Any], source: str = "ondevice") -> dict[str, Any]:
+def make_record(*, compute_ms: List[float], components: Dict[str, List[float]], model: str, device: str,
+                precision: str, input_shape: Tuple[int, ...], warmup: int, warmup_ms: float,
+                env: Dict[str, Any], source: str = "ondevice") -> Dict[str, Any]:
     """A record with the keys of hwbench.latency.measure.Measurement (headline = GPU compute)."""
     st = summarize(compute_ms)
-    rec: dict[str, Any] = {
+    rec: Dict[str, Any] = {
         "model": model, "device": device, "backend": "tensorrt", "precision": precision,
         "input": [int(d) for d in input_shape], "warmup": int(warmup), "iters": len(compute_ms),
         **{k: st[k] for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "std_ms", "cv")},
@@ -232,7 +227,7 @@ def make_record(*, compute_ms: list[float], components: dict[str, list[float]], 
     return rec
 
 
-def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> Path:
+def append_jsonl(path: PathLike, record: Dict[str, Any]) -> Path:
     """Append one record, rewriting the file atomically (temporary file + os.replace)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -258,9 +253,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 # --------------------------------------------------------------------------------- environment
-def device_env() -> dict[str, Any]:
+def device_env() -> Dict[str, Any]:
     """Software versions and, on a Jetson, L4T release, power mode and GPU clock (best effort)."""
-    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
+    env: Dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
                            "machine": platform.machine()}
     try:
         import numpy
@@ -272,7 +267,8 @@ def device_env() -> dict[str, Any]:
     if tegra.is_file():
         env["l4t"] = tegra.read_text(errors="replace").splitlines()[0].strip("# ").strip()
         try:
-            out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+            out = subprocess.run(["nvpmodel", "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 universal_newlines=True, timeout=5).stdout
             mode = re.search(r"NV Power Mode:\s*(\S+)", out)
             if mode:
                 env["power_mode"] = mode.group(1)
@@ -288,28 +284,333 @@ def device_env() -> dict[str, Any]:
     return env
 
 
+# ------------------------------------------------------------------- upload policies (pure logic)
+# The contract shared by the device (`score`) and the fleet simulation (al/fleet): both call these
+# functions, so a simulated device keeps exactly what a real one would.
+#
+# Stream: frames in arrival order, index i = 0, 1, 2, ... (every camera frame, scored or not),
+# source timestamps t_us (integer microseconds, non-decreasing), per scored frame a finite score
+# (higher = more informative), optionally an embedding (for the near-duplicate filter) and its
+# size in bytes (for --budget-mb). Skipped frames (the scorer was busy) and frames with a
+# non-finite score have score None: they are never kept but still advance the windows.
+#
+# Budget: at most `frames` kept frames and `nbytes` bytes per budget period of `period_s` seconds;
+# a kept frame is charged to the period of its OWN timestamp, floor(t_us / period_us) (periods
+# are aligned to timestamp 0: the epoch for wall-clock stamps, the first frame for --fps ones).
+# period_s None: one period for the whole run. A frame that does not fit (frames used up, or its
+# bytes exceed what is left) is dropped; a later, smaller frame may still fit the byte budget.
+#
+# threshold: keep frame i when score_i >= threshold, decided on arrival.
+# window-topk: windows of W consecutive arrival indices (window = i // W); when a window closes
+# (the first frame of a later window arrives, or the stream ends) its scored frames are ranked by
+# (score desc, index asc) and the best k are offered, in that order. A window's decision is made
+# when it closes, so only k candidates (not W frames) are held in memory.
+# Near-duplicate filter (dedup_dist d, optional): an offered frame whose L2-normalised embedding
+# lies within Euclidean distance <= d of one of the last `dedup_memory` KEPT frames is dropped
+# (checked before the budget, so a duplicate costs no budget; not replaced by the next best).
+# Order of checks for an offered frame: near-duplicate, then budget. Ties and order are fully
+# determined by (score, index): the same stream gives the same selection.
+
+POLICIES = ("threshold", "window-topk")
+
+
+class PolicyConfig(namedtuple("PolicyConfig", "name threshold k window dedup_dist dedup_memory "
+                                              "budget_frames budget_bytes period_s")):
+    """Validated policy settings (build with `policy_config`)."""
+
+    __slots__ = ()
+
+    def period(self, t_us: int) -> int:
+        """Budget period of a timestamp (0 when the budget covers the whole run)."""
+        return 0 if self.period_s is None else int(t_us) // int(round(self.period_s * 1e6))
+
+
+class Candidate(namedtuple("Candidate", "index t_us score embedding nbytes payload")):
+    """One scored frame offered to a policy; `payload` is carried along untouched (the frame)."""
+
+    __slots__ = ()
+
+
+def policy_config(name: str, *, threshold: Optional[float] = None, k: int = 1, window: int = 30,
+                  dedup_dist: Optional[float] = None, dedup_memory: int = 32,
+                  budget_frames: Optional[int] = None, budget_mb: Optional[float] = None,
+                  period_s: Optional[float] = None) -> PolicyConfig:
+    """Check the options (`BenchError` naming the bad one) and return a `PolicyConfig`."""
+    if name not in POLICIES:
+        raise BenchError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
+    if name == "threshold" and (threshold is None or not math.isfinite(threshold)):
+        raise BenchError("--policy threshold needs a finite --threshold (or --pool-scores FILE --quantile Q)")
+    if name == "window-topk" and (k < 1 or window < 1 or k > window):
+        raise BenchError(f"window-topk needs 1 <= --k <= --window, got k={k}, window={window}")
+    if dedup_dist is not None and not (math.isfinite(dedup_dist) and dedup_dist >= 0):
+        raise BenchError(f"--dedup-dist must be a finite number >= 0, got {dedup_dist}")
+    if dedup_memory < 1:
+        raise BenchError(f"--dedup-memory must be >= 1, got {dedup_memory}")
+    if budget_frames is not None and budget_frames < 0:
+        raise BenchError(f"--budget-frames must be >= 0, got {budget_frames}")
+    if budget_mb is not None and not (math.isfinite(budget_mb) and budget_mb >= 0):
+        raise BenchError(f"--budget-mb must be a finite number >= 0, got {budget_mb}")
+    if period_s is not None and not (math.isfinite(period_s) and period_s > 0):
+        raise BenchError(f"--per must be a positive duration, got {period_s} s")
+    if period_s is not None and budget_frames is None and budget_mb is None:
+        raise BenchError("--per needs --budget-frames and/or --budget-mb")
+    nbytes = None if budget_mb is None else int(round(budget_mb * 1e6))
+    return PolicyConfig(name, None if threshold is None else float(threshold), int(k), int(window),
+                        None if dedup_dist is None else float(dedup_dist), int(dedup_memory),
+                        None if budget_frames is None else int(budget_frames), nbytes,
+                        None if period_s is None else float(period_s))
+
+
+def parse_duration(text: str) -> float:
+    """'90s' / '15m' / '1h' / '1d' / '3600' -> seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise BenchError(f"bad duration {text!r}; expected e.g. 1h, 15m, 90s, 1d")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def threshold_from_scores(scores: Any, q: float) -> float:
+    """The server-side threshold: the q-quantile (linear interpolation) of last cycle's pool scores.
+
+    Keeping score >= this threshold keeps about a (1 - q) fraction of frames like the pool's."""
+    import numpy as np
+
+    if not 0.0 <= q <= 1.0:
+        raise BenchError(f"--quantile must be in [0, 1], got {q}")
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        raise BenchError("no finite pool scores to take a quantile of")
+    return float(np.percentile(s, 100.0 * q))
+
+
+def unit(embedding: Any) -> Any:
+    """L2-normalised float64 copy (a zero vector stays zero)."""
+    import numpy as np
+
+    e = np.asarray(embedding, dtype=np.float64).reshape(-1)
+    n = float(np.sqrt(np.dot(e, e)))
+    return e / n if n > 0 else e
+
+
+class StreamPolicy:
+    """The streaming policy of `cfg` (see the contract above). Feed every arrival to `step`, call
+    `flush` at the end of the stream; both return the frames kept now, in decision order.
+    `state()` / `load_state()` round-trip it through JSON between windows (nothing pending)."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        self.cfg = cfg
+        self.usage = {}  # type: Dict[int, List[int]]  # period -> [frames, bytes] kept
+        self.memory = []  # type: List[Any]  # unit embeddings of the last kept frames, oldest first
+        self.window_id = None  # type: Optional[int]
+        self.pending = []  # type: List[Candidate]  # window-topk: best k of the open window
+
+    def step(self, index: int, t_us: int, score: Optional[float] = None, embedding: Any = None,
+             nbytes: int = 0, payload: Any = None) -> List[Candidate]:
+        out = []  # type: List[Candidate]
+        ok = score is not None and math.isfinite(score)
+        cand = Candidate(int(index), int(t_us), float(score), embedding, int(nbytes), payload) if ok else None
+        if self.cfg.name == "threshold":
+            if cand is not None and cand.score >= self.cfg.threshold and self._admit(cand):
+                out.append(cand)
+            return out
+        w = int(index) // self.cfg.window
+        if self.window_id is not None and w != self.window_id:
+            out = self._close()
+        self.window_id = w
+        if cand is not None:
+            self.pending.append(cand)
+            self.pending.sort(key=_rank)
+            del self.pending[self.cfg.k:]
+        return out
+
+    def flush(self) -> List[Candidate]:
+        """End of stream: decide the open window (window-topk)."""
+        return self._close() if self.cfg.name == "window-topk" else []
+
+    def window_open(self) -> bool:
+        """Whether a window-topk window has undecided candidates (state() refuses then)."""
+        return bool(self.pending)
+
+    def _close(self) -> List[Candidate]:
+        cands, self.pending = self.pending, []
+        return [c for c in cands if self._admit(c)]
+
+    def _admit(self, c: Candidate) -> bool:
+        cfg = self.cfg
+        u = None
+        if cfg.dedup_dist is not None and c.embedding is not None:
+            import numpy as np
+
+            u = unit(c.embedding)
+            if self.memory:
+                mem = np.asarray(self.memory, dtype=np.float64)  # (M, D)
+                if mem.shape[1] == u.size and float(np.min(np.sqrt(((mem - u) ** 2).sum(1)))) <= cfg.dedup_dist:
+                    return False
+        period = cfg.period(c.t_us)
+        used = self.usage.setdefault(period, [0, 0])
+        if cfg.budget_frames is not None and used[0] + 1 > cfg.budget_frames:
+            return False
+        if cfg.budget_bytes is not None and used[1] + c.nbytes > cfg.budget_bytes:
+            return False
+        used[0] += 1
+        used[1] += c.nbytes
+        if u is not None:
+            self.memory.append(u)
+            del self.memory[:-cfg.dedup_memory]
+        if len(self.usage) > 1024:  # only recent periods can still be charged
+            for p in sorted(self.usage)[:-1024]:
+                del self.usage[p]
+        return True
+
+    def state(self) -> Dict[str, Any]:
+        if self.pending:
+            raise RuntimeError("policy state taken with an open window")
+        return {"usage": [[p, f, b] for p, (f, b) in sorted(self.usage.items())],
+                "memory": [[float(v) for v in m] for m in self.memory], "window_id": self.window_id}
+
+    def load_state(self, st: Dict[str, Any]) -> None:
+        import numpy as np
+
+        self.usage = {int(p): [int(f), int(b)] for p, f, b in st["usage"]}
+        self.memory = [np.asarray(m, dtype=np.float64) for m in st["memory"]]
+        self.window_id = None if st["window_id"] is None else int(st["window_id"])
+        self.pending = []
+
+
+def _rank(c: Candidate) -> Tuple[float, int]:
+    return (-c.score, c.index)
+
+
+def select_stream(cfg: PolicyConfig, t_us: Any, scores: Any, embeddings: Any = None,
+                  nbytes: Any = None) -> Any:
+    """Indices kept by the policy over a whole stream, in decision order (reference loop).
+
+    t_us: (N,) int timestamps; scores: (N,) float, NaN = not scored; embeddings: (N, D) or None;
+    nbytes: (N,) int or None (0 bytes each)."""
+    import numpy as np
+
+    pol = StreamPolicy(cfg)
+    s = np.asarray(scores, dtype=np.float64)
+    kept = []  # type: List[int]
+    for i in range(s.size):
+        sc = float(s[i]) if math.isfinite(s[i]) else None
+        emb = None if embeddings is None else embeddings[i]
+        kept += [c.index for c in pol.step(i, int(t_us[i]), sc, emb, 0 if nbytes is None else int(nbytes[i]))]
+    kept += [c.index for c in pol.flush()]
+    return np.asarray(kept, dtype=np.int64)
+
+
+def select_stream_fast(cfg: PolicyConfig, t_us: Any, scores: Any) -> Any:
+    """`select_stream` without a near-duplicate filter or byte budget, vectorised (same result)."""
+    import numpy as np
+
+    if cfg.dedup_dist is not None or cfg.budget_bytes is not None:
+        raise ValueError("select_stream_fast covers frame budgets without the near-duplicate filter")
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(t_us, dtype=np.int64)
+    idx = np.flatnonzero(np.isfinite(s))
+    if cfg.name == "threshold":
+        order = idx[s[idx] >= cfg.threshold]                                  # arrival order
+    else:
+        win = idx // cfg.window
+        o = np.lexsort((idx, -s[idx], win))                                   # window, score desc, index
+        order, w = idx[o], win[o]
+        first = np.r_[True, w[1:] != w[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(w.size), 0))
+        order = order[np.arange(w.size) - start < cfg.k]                      # best k per window
+    if cfg.budget_frames is None or order.size == 0:
+        return order
+    per = t[order] // int(round(cfg.period_s * 1e6)) if cfg.period_s is not None else np.zeros(order.size, np.int64)
+    # rank of each offered frame within its period, in decision order (periods may interleave)
+    srt = np.argsort(per, kind="stable")
+    ps = per[srt]
+    first = np.r_[True, ps[1:] != ps[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(ps.size), 0))
+    rank = np.empty(order.size, np.int64)
+    rank[srt] = np.arange(ps.size) - start
+    return order[rank < cfg.budget_frames]
+
+
+def scored_mask(t_us: Any, latency_us: Any) -> Any:
+    """The real-time model: which arrivals a busy scorer can take (pure; integer microseconds).
+
+    A frame arriving at t is scored iff t >= free_at; scoring it sets free_at = t + latency (the
+    frame's own latency, or one fixed figure). Start: free. Everything else is skipped."""
+    import numpy as np
+
+    t = np.asarray(t_us, dtype=np.int64)
+    lat = np.broadcast_to(np.asarray(latency_us, dtype=np.int64), t.shape)
+    out = np.zeros(t.size, dtype=bool)
+    free_at = None
+    for i in range(t.size):
+        if free_at is None or t[i] >= free_at:
+            out[i] = True
+            free_at = int(t[i]) + int(lat[i])
+    return out
+
+
+def frame_times_us(n: int, fps: float, start: int = 0) -> Any:
+    """Arrival timestamps of a camera at `fps`: round(i * 1e6 / fps) µs."""
+    import numpy as np
+
+    return np.round(np.arange(start, start + n, dtype=np.float64) * 1e6 / fps).astype(np.int64)
+
+
+def scored_mask_fixed(t_us: Any, latency_us: int) -> Any:
+    """`scored_mask` for one fixed latency: jumps from scored frame to scored frame (searchsorted),
+    so the Python loop runs once per scored frame, not once per arrival."""
+    import numpy as np
+
+    t = np.asarray(t_us, dtype=np.int64)
+    out = np.zeros(t.size, dtype=bool)
+    nxt = np.searchsorted(t, t + int(latency_us), side="left")  # first arrival at or after free_at
+    i = 0
+    while i < t.size:
+        out[i] = True
+        i = max(int(nxt[i]), i + 1)
+    return out
+
+
 # ---------------------------------------------------------------------------- TensorRT + pycuda
-def import_trt() -> tuple[Any, Any]:
-    """(tensorrt, pycuda.driver) with a CUDA context, or `BenchError` with an install hint."""
+_CUDA_CONTEXT = {}  # type: Dict[int, Any]  # GPU index -> the pycuda context made current for it
+
+
+def import_trt(gpu: int = 0) -> Tuple[Any, Any]:
+    """(tensorrt, pycuda.driver) with a CUDA context current on GPU `gpu`, or `BenchError` with a hint.
+
+    One CUDA binding: pycuda (it builds against the CUDA 10.2 of JetPack 4.6 and Python 3.6;
+    cuda-python starts at CUDA 11 and Python 3.8). The context is made on `pycuda.driver.Device(gpu)`
+    (an index in CUDA's enumeration; CUDA_VISIBLE_DEVICES applies) and popped at exit."""
     try:
         import tensorrt as trt
     except ImportError:
         raise BenchError("tensorrt is not installed; install it with: pip install 'hwbench[trt]' "
                          "(on Jetson it ships with JetPack: sudo apt install python3-libnvinfer)") from None
     try:
-        import pycuda.autoinit  # noqa: F401  (creates the CUDA context on device 0)
         import pycuda.driver as cuda
     except ImportError:
         raise BenchError("pycuda is not installed; install it with: pip install pycuda") from None
-    except Exception as e:  # pycuda raises its own LogicError/RuntimeError when no GPU is usable
-        raise BenchError(f"no usable CUDA device ({str(e).strip()[:120]})") from None
+    if gpu < 0:
+        raise BenchError(f"--gpu must be >= 0, got {gpu}")
+    if gpu not in _CUDA_CONTEXT:
+        try:
+            cuda.init()
+            count = cuda.Device.count()
+        except Exception as e:  # pycuda raises its own LogicError/RuntimeError when no GPU is usable
+            raise BenchError(f"no usable CUDA device ({str(e).strip()[:120]})") from None
+        if gpu >= count:
+            raise BenchError(f"--gpu {gpu}: this machine has {count} CUDA device(s); choose 0..{count - 1}")
+        import atexit
+
+        ctx = cuda.Device(gpu).make_context()
+        _CUDA_CONTEXT[gpu] = ctx
+        atexit.register(ctx.pop)
     return trt, cuda
 
 
 def gpu_name(cuda: Any) -> str:
-    import pycuda.autoinit
-
-    return str(pycuda.autoinit.device.name())
+    return str(cuda.Context.get_device().name())
 
 
 def _set_latency_only_ranges(trt: Any, network: Any, in_range: float, out_range: float) -> None:
@@ -327,7 +628,7 @@ def _set_latency_only_ranges(trt: Any, network: Any, in_range: float, out_range:
                 t.set_dynamic_range(-out_range, out_range)
 
 
-def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: tuple[int, ...]) -> Any:
+def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: Tuple[int, ...]) -> Any:
     """An IInt8EntropyCalibrator2 over `calib.data_dir/*.npy` (each one input batch)."""
     import numpy as np
 
@@ -344,7 +645,7 @@ def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: t
         def get_batch_size(self) -> int:
             return int(input_shape[0])
 
-        def get_batch(self, names: list[str]) -> list[int] | None:
+        def get_batch(self, names: List[str]) -> Optional[List[int]]:
             if not self.files:
                 return None
             batch = np.load(self.files.pop(0)).astype(np.float32)
@@ -353,7 +654,7 @@ def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: t
             cuda.memcpy_htod(self.device_mem, np.ascontiguousarray(batch))
             return [int(self.device_mem)]
 
-        def read_calibration_cache(self) -> bytes | None:
+        def read_calibration_cache(self) -> Optional[bytes]:
             p = calib.cache_file
             return Path(p).read_bytes() if p and Path(p).is_file() else None
 
@@ -364,8 +665,8 @@ def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: t
     return EntropyCalibrator()
 
 
-def build_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: BuildSettings,
-                 input_shape: tuple[int, ...] | None) -> tuple[bytes, tuple[int, ...]]:
+def build_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettings,
+                 input_shape: Optional[Tuple[int, ...]]) -> Tuple[bytes, Tuple[int, ...]]:
     """Parse the ONNX file and build a serialized engine; returns (engine bytes, input shape)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -422,9 +723,9 @@ def build_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: Bu
     return bytes(serialized), tuple(int(d) for d in input_shape)
 
 
-def get_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: BuildSettings, *,
-               model: str, input_shape: tuple[int, ...] | None, cache_dir: str | os.PathLike | None = None,
-               rebuild: bool = False) -> tuple[bytes, Path, tuple[int, ...] | None, bool]:
+def get_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettings, *,
+               model: str, input_shape: Optional[Tuple[int, ...]], cache_dir: Optional[PathLike] = None,
+               rebuild: bool = False) -> Tuple[bytes, Path, Optional[Tuple[int, ...]], bool]:
     """Engine from the cache, else built and cached. Returns (bytes, path, input shape, built).
 
     Without `input_shape` (a static ONNX input) the key says "static": the shape is fixed by the
@@ -446,8 +747,8 @@ def get_engine(trt: Any, cuda: Any, onnx_path: str | os.PathLike, settings: Buil
 class EngineRunner:
     """Runs a deserialized engine with page-locked host buffers and per-iteration CUDA events."""
 
-    def __init__(self, trt: Any, cuda: Any, engine_bytes: bytes, input_shape: tuple[int, ...] | None, *,
-                 dla_core: int | None = None, seed: int = 0, engine_path: str = "") -> None:
+    def __init__(self, trt: Any, cuda: Any, engine_bytes: bytes, input_shape: Optional[Tuple[int, ...]], *,
+                 dla_core: Optional[int] = None, seed: int = 0, engine_path: str = "") -> None:
         self.trt, self.cuda = trt, cuda
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -461,10 +762,10 @@ class EngineRunner:
         self.seed = seed
         self.context: Any = None
         self.stream: Any = None
-        self.inputs: list[tuple[Any, Any]] = []  # (host, device)
-        self.outputs: list[tuple[Any, Any]] = []
-        self.bindings: list[int] = []
-        self.events: list[Any] = []
+        self.inputs: List[Tuple[Any, Any]] = []  # (host, device)
+        self.outputs: List[Tuple[Any, Any]] = []
+        self.bindings: List[int] = []
+        self.events: List[Any] = []
         self.v3 = False
 
     def prepare(self) -> None:
@@ -503,7 +804,7 @@ class EngineRunner:
                     self.input_shape = shape
                 self._alloc(shape, trt.nptype(engine.get_binding_dtype(i)), engine.binding_is_input(i), rng)
 
-    def _alloc(self, shape: tuple[int, ...], dtype: Any, is_input: bool, rng: Any) -> tuple[Any, Any]:
+    def _alloc(self, shape: Tuple[int, ...], dtype: Any, is_input: bool, rng: Any) -> Tuple[Any, Any]:
         import numpy as np
 
         host = self.cuda.pagelocked_empty(shape, dtype)
@@ -514,7 +815,7 @@ class EngineRunner:
         self.bindings.append(int(dev))
         return host, dev
 
-    def run_once(self) -> dict[str, float]:
+    def run_once(self) -> Dict[str, float]:
         """One inference; returns h2d / compute / d2h / latency (sum) / enqueue times in ms."""
         cuda, s, ev = self.cuda, self.stream, self.events
         ev[0].record(s)
@@ -538,7 +839,7 @@ class EngineRunner:
         return {"h2d": h2d, "compute": compute, "d2h": d2h, "latency": h2d + compute + d2h,
                 "enqueue": enqueue_ms}
 
-    def outputs_host(self) -> list[Any]:
+    def outputs_host(self) -> List[Any]:
         return [h for h, _ in self.outputs]
 
     def set_input(self, x: Any) -> None:
@@ -552,30 +853,30 @@ class EngineRunner:
         self.context = self.engine = self.runtime = None
 
 
-def time_engine(runner: EngineRunner, *, warmup_ms: float, iters: int) -> tuple[dict[str, list[float]], int]:
+def time_engine(runner: EngineRunner, *, warmup_ms: float, iters: int) -> Tuple[Dict[str, List[float]], int]:
     """Warm up for `warmup_ms` of wall time (>= 1 run), then time `iters` runs."""
     warm, t0 = 0, time.perf_counter()
     while warm < 1 or (time.perf_counter() - t0) * 1e3 < warmup_ms:
         runner.run_once()
         warm += 1
-    samples: dict[str, list[float]] = {"compute": [], "latency": [], "h2d": [], "d2h": [], "enqueue": []}
+    samples: Dict[str, List[float]] = {"compute": [], "latency": [], "h2d": [], "d2h": [], "enqueue": []}
     for _ in range(iters):
         for k, v in runner.run_once().items():
             samples[k].append(v)
     return samples, warm
 
 
-def bench(onnx: str, *, precision: str = "fp32", dla_core: int | None = None, gpu_fallback: bool = True,
-          iters: int = 200, warmup_ms: float = 500.0, shape: tuple[int, ...] | None = None,
-          model: str | None = None, device: str | None = None, cache_dir: str | None = None,
-          calibration: Int8Calibration | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
-          rebuild: bool = False) -> dict[str, Any]:
-    """Build (or load) the engine, time it, and return one record."""
+def bench(onnx: str, *, precision: str = "fp32", dla_core: Optional[int] = None, gpu_fallback: bool = True,
+          iters: int = 200, warmup_ms: float = 500.0, shape: Optional[Tuple[int, ...]] = None,
+          model: Optional[str] = None, device: Optional[str] = None, cache_dir: Optional[str] = None,
+          calibration: Optional["Int8Calibration"] = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
+          rebuild: bool = False, gpu: int = 0) -> Dict[str, Any]:
+    """Build (or load) the engine on GPU `gpu`, time it, and return one record."""
     if iters < 1:
         raise BenchError(f"--iters must be >= 1, got {iters}")
     settings = build_settings(precision, dla_core=dla_core, gpu_fallback=gpu_fallback,
                               workspace_mb=workspace_mb, calibration=calibration)
-    trt, cuda = import_trt()
+    trt, cuda = import_trt(gpu)
     model = model or Path(onnx).stem
     data, path, in_shape, built = get_engine(trt, cuda, onnx, settings, model=model, input_shape=shape,
                                              cache_dir=cache_dir, rebuild=rebuild)
@@ -617,6 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace in MiB")
     b.add_argument("--cache-dir", default=None, help="engine cache (default ${HWBENCH_CACHE_DIR:-~/.cache/hwbench})")
     b.add_argument("--rebuild", action="store_true", help="ignore a cached engine")
+    b.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
     b.add_argument("--out", default=None, help="append the record to this JSON-lines file")
     b.add_argument("--json", action="store_true", help="print the record as JSON")
     return p
@@ -626,7 +928,7 @@ def precision_from_flags(fp16: bool, int8: bool) -> str:
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "bench":
@@ -640,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
                     gpu_fallback=not args.no_gpu_fallback, iters=args.iters, warmup_ms=args.warmup_ms,
                     shape=parse_shape(args.shape) if args.shape else None, model=args.model, device=args.device,
                     cache_dir=args.cache_dir, calibration=calibration, workspace_mb=args.workspace_mb,
-                    rebuild=args.rebuild)
+                    rebuild=args.rebuild, gpu=args.gpu)
     except BenchError as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else 'bad input'}", file=sys.stderr)
         return 2

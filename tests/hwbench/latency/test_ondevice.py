@@ -16,7 +16,7 @@ from hwbench.latency.measure import Measurement
 
 SCRIPT = Path(ondevice.__file__)
 ALLOWED_TOP = {"argparse", "hashlib", "json", "math", "os", "platform", "re", "subprocess", "sys", "time",
-               "dataclasses", "pathlib", "typing", "__future__", "numpy", "tensorrt", "pycuda"}
+               "collections", "pathlib", "typing", "numpy", "tensorrt", "pycuda"}
 
 
 def test_imports_only_stdlib_numpy_tensorrt_pycuda():
