@@ -55,10 +55,13 @@ class ExportCheck:
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | os.PathLike, *,
-                opset: int = 13, dynamic: bool = False, exporter: str = "torchscript") -> Path:
+                opset: int = 13, dynamic: bool = False, exporter: str = "torchscript",
+                metadata: dict[str, str] | None = None) -> Path:
     """Export `model` (put in eval mode) for input `input_shape` (N, C, H, W) to `path`.
 
-    `dynamic=True` makes batch, height and width symbolic. Written atomically.
+    `dynamic=True` makes batch, height and width symbolic. Outputs are named by the model's
+    `output_names` (a scoring graph: score, embedding), else "logits". `metadata` goes into the
+    file's metadata_props. Written atomically.
     """
     import torch
 
@@ -76,7 +79,9 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | os.P
     model = model.eval()
     x = torch.randn(*input_shape)  # (N, C, H, W)
     axes = {0: "batch", 2: "height", 3: "width"}
-    dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None
+    outputs = list(getattr(model, "output_names", (OUTPUT_NAME,)))
+    out_axes = {name: ({0: "batch"} if len(outputs) > 1 else axes) for name in outputs}
+    dynamic_axes = {INPUT_NAME: axes, **out_axes} if dynamic else None
     tmp = path.with_name(f".{path.name}.export.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     use_dynamo = exporter == "dynamo"
@@ -85,17 +90,28 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | os.P
             warnings.simplefilter("ignore")  # legacy-exporter deprecation / tracer warnings
             if use_dynamo:
                 torch.onnx.export(model, (x,), str(tmp), opset_version=opset, dynamo=True,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                  input_names=[INPUT_NAME], output_names=outputs,
                                   dynamic_axes=dynamic_axes, optimize=True, verbose=False)
             else:
                 torch.onnx.export(model, (x,), str(tmp), opset_version=opset, dynamo=False,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                  input_names=[INPUT_NAME], output_names=outputs,
                                   dynamic_axes=dynamic_axes, do_constant_folding=True)
         data = tmp.read_bytes()
     finally:
         tmp.unlink(missing_ok=True)
+    if metadata:
+        data = _with_metadata(data, metadata)
     atomic_write_bytes(path, data)
     return path
+
+
+def _with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    m = onnx.load_from_string(data)
+    for k, v in sorted(metadata.items()):
+        m.metadata_props.add(key=k, value=str(v))
+    return m.SerializeToString()
 
 
 def ort_providers() -> list[Any]:
@@ -128,19 +144,25 @@ def check_onnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int
     model = model.eval()
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
-    ref = ref[0] if isinstance(ref, (tuple, list)) else ref
-    ref_np = ref.float().numpy()
+    many = hasattr(model, "output_names")              # a scoring graph: compare every output
+    refs = [r.float().numpy() for r in (ref if many else [ref[0] if isinstance(ref, (tuple, list)) else ref])]
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(path), sess_options=so, providers=ort_providers())
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    if got.shape != ref_np.shape:
-        raise UserError(f"{path}: ONNX output shape {list(got.shape)} != PyTorch {list(ref_np.shape)}")
-    abs_err = float(np.max(np.abs(got.astype(np.float64) - ref_np))) if ref_np.size else 0.0
-    scale = float(np.max(np.abs(ref_np))) if ref_np.size else 0.0
-    rel_err = abs_err / scale if scale > 0 else abs_err
+    gots = sess.run(None, {sess.get_inputs()[0].name: x})[: len(refs)]
+    abs_err = rel_err = 0.0
+    passed = True
+    for got, ref_np in zip(gots, refs, strict=True):
+        if got.shape != ref_np.shape:
+            raise UserError(f"{path}: ONNX output shape {list(got.shape)} != PyTorch {list(ref_np.shape)}")
+        a = float(np.max(np.abs(got.astype(np.float64) - ref_np))) if ref_np.size else 0.0
+        scale = float(np.max(np.abs(ref_np))) if ref_np.size else 0.0
+        r = a / scale if scale > 0 else a
+        # scores can be large (aggregation "sum"): for a scoring graph the abs tolerance scales with them
+        passed &= a <= atol * (max(1.0, scale) if many else 1.0) and r <= rtol
+        abs_err, rel_err = max(abs_err, a), max(rel_err, r)
     return ExportCheck(path=str(path), opset=_opset(path), input=list(input_shape), max_abs_err=abs_err,
-                       max_rel_err=rel_err, atol=atol, rtol=rtol, passed=abs_err <= atol and rel_err <= rtol,
+                       max_rel_err=rel_err, atol=atol, rtol=rtol, passed=passed,
                        provider=sess.get_providers()[0], onnxruntime=ort.__version__)
 
 
@@ -153,19 +175,37 @@ def _opset(path: Path) -> int:
 
 def export_and_check(model: str | nn.Module, input_hw: tuple[int, int], out: str | os.PathLike, *,
                      batch: int = 1, opset: int = 13, dynamic: bool = False, num_classes: int | None = None,
-                     atol: float = 1e-4, exporter: str = "torchscript") -> ExportCheck:
-    """`hwbench export`: build the model, export it, check it; the file is removed if the check fails."""
-    if isinstance(model, str):
+                     atol: float = 1e-4, exporter: str = "torchscript", score: str | None = None,
+                     aggregation: str = "mean", weights: str | None = None) -> ExportCheck:
+    """`hwbench export`: build the model, export it, check it; the file is removed if the check fails.
+
+    `score` (entropy | margin | llal) exports `hwbench.score_graph.ScoringGraph` instead: outputs
+    score (N,) and embedding (N, D); `weights` loads a checkpoint (with an LLAL head for llal)."""
+    metadata = None
+    if score is not None:
+        from hwbench.score_graph import scoring_model
+
+        module = scoring_model(model, score, aggregation, num_classes=num_classes, weights=weights)
+        metadata = {"hwbench.model": getattr(module.model, "name", module.name), "hwbench.score": score,
+                    "hwbench.aggregation": "n/a" if score == "llal" else aggregation,
+                    "hwbench.embedding_tap": str(module.model.embedding_tap),
+                    "hwbench.input": f"{batch}x3x{int(input_hw[0])}x{int(input_hw[1])}",
+                    "hwbench.normalisation": "RGB / 255, ImageNet mean (0.485, 0.456, 0.406) std (0.229, 0.224, 0.225)"}
+    elif isinstance(model, str):
         import torch
 
         from hwbench.models import create_model
 
         torch.manual_seed(0)  # reproducible weights, hence a reproducible file (and TensorRT cache key)
         module = create_model(model, **({} if num_classes is None else {"num_classes": num_classes}))
+        if weights is not None:
+            from hwbench.models.weights import load_weights
+
+            load_weights(module, weights)
     else:
         module = model
     shape = (batch, 3, int(input_hw[0]), int(input_hw[1]))
-    path = export_onnx(module, shape, out, opset=opset, dynamic=dynamic, exporter=exporter)
+    path = export_onnx(module, shape, out, opset=opset, dynamic=dynamic, exporter=exporter, metadata=metadata)
     try:
         result = check_onnx(module, path, shape, atol=atol)
     except BaseException:

@@ -414,14 +414,22 @@ class StreamPolicy:
             if cand is not None and cand.score >= self.cfg.threshold and self._admit(cand):
                 out.append(cand)
             return out
-        w = int(index) // self.cfg.window
-        if self.window_id is not None and w != self.window_id:
-            out = self._close()
-        self.window_id = w
+        out = self.advance(index)
         if cand is not None:
             self.pending.append(cand)
             self.pending.sort(key=_rank)
             del self.pending[self.cfg.k:]
+        return out
+
+    def advance(self, index: int) -> List[Candidate]:
+        """Window-topk: close the open window when `index` starts a later one (returns its kept
+        frames); `step` calls it first. Calling it before scoring frame `index` leaves nothing
+        pending at a window start, the moment the device commits its state."""
+        if self.cfg.name != "window-topk":
+            return []
+        w = int(index) // self.cfg.window
+        out = self._close() if self.window_id is not None and w != self.window_id else []
+        self.window_id = w
         return out
 
     def flush(self) -> List[Candidate]:
@@ -764,7 +772,8 @@ class EngineRunner:
         self.stream: Any = None
         self.inputs: List[Tuple[Any, Any]] = []  # (host, device)
         self.outputs: List[Tuple[Any, Any]] = []
-        self.bindings: List[int] = []
+        self.bindings = []  # type: List[int]
+        self.output_names = []  # type: List[str]
         self.events: List[Any] = []
         self.v3 = False
 
@@ -791,6 +800,8 @@ class EngineRunner:
                     self.input_shape = shape
                 host, dev = self._alloc(shape, trt.nptype(engine.get_tensor_dtype(n)), is_in, rng)
                 self.context.set_tensor_address(n, int(dev))
+                if not is_in:
+                    self.output_names.append(n)
         else:  # TensorRT 8.0-8.4: bindings
             for i in range(engine.num_bindings):
                 is_in = engine.binding_is_input(i)
@@ -803,6 +814,8 @@ class EngineRunner:
                 if engine.binding_is_input(i) and self.input_shape is None:
                     self.input_shape = shape
                 self._alloc(shape, trt.nptype(engine.get_binding_dtype(i)), engine.binding_is_input(i), rng)
+                if not engine.binding_is_input(i):
+                    self.output_names.append(engine.get_binding_name(i))
 
     def _alloc(self, shape: Tuple[int, ...], dtype: Any, is_input: bool, rng: Any) -> Tuple[Any, Any]:
         import numpy as np
@@ -898,6 +911,582 @@ def bench(onnx: str, *, precision: str = "fp32", dla_core: Optional[int] = None,
                        precision=precision, input_shape=in_shape, warmup=warm, warmup_ms=warmup_ms, env=env)
 
 
+# --------------------------------------------------------------------------- frame sources
+# A source yields `Frame`s in arrival order from index `start` (a resumed run restarts there).
+# Directory: files sorted by name, or by the timestamps of a manifest (`--timestamps FILE`, lines
+# "NAME SECONDS" or "NAME,SECONDS"; NAME relative to the directory); without one a frame i
+# arrives at round(i * 1e6 / fps) µs. Video file / camera / GStreamer pipeline: OpenCV (cv2),
+# imported only then. Synthetic: seeded frames for tests and dry runs.
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".npy")
+
+
+class Frame(namedtuple("Frame", "index t_us frame_id data ext")):
+    """One arrival: index, source time (µs), id, the encoded bytes kept in the spool, extension."""
+
+    __slots__ = ()
+
+
+def decode_image(data: bytes, ext: str) -> Any:
+    """Encoded frame -> (H, W, 3) uint8 RGB: .npy with numpy, images with OpenCV or else Pillow."""
+    import io
+
+    import numpy as np
+
+    if ext == ".npy":
+        try:
+            img = np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as e:  # numpy raises ValueError/OSError/EOFError on corrupt files
+            raise BenchError(f"corrupt .npy frame ({str(e).splitlines()[0][:80]})") from None
+    else:
+        img = _decode_with_cv2(data)
+        if img is None:
+            try:
+                from PIL import Image
+            except ImportError:
+                raise BenchError(f"reading {ext} frames needs OpenCV (python3-opencv, shipped with JetPack) "
+                                 "or Pillow; or give .npy frames") from None
+            try:
+                img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            except Exception as e:  # Pillow raises UnidentifiedImageError/OSError on corrupt files
+                raise BenchError(f"corrupt {ext} frame ({str(e).splitlines()[0][:80]})") from None
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or 0 in img.shape:
+        raise BenchError(f"a frame must be an (H, W, 3) uint8 image, got {img.dtype} {list(img.shape)}")
+    return img
+
+
+def _decode_with_cv2(data: bytes) -> Any:
+    try:
+        import cv2
+    except ImportError:
+        return None
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BenchError("corrupt image frame (OpenCV cannot decode it)")
+    return img[:, :, ::-1]  # BGR -> RGB
+
+
+class DirSource:
+    """Frames of a directory, sorted by name or by a timestamp manifest."""
+
+    def __init__(self, root: str, fps: float, timestamps: Optional[str] = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise BenchError(f"--frames {root!r} is not a directory of frames")
+        if timestamps:
+            self.items = _read_timestamps(self.root, timestamps)
+        else:
+            names = sorted(p.name for p in self.root.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+            t = frame_times_us(len(names), fps)
+            self.items = [(n, int(t[i])) for i, n in enumerate(names)]
+        if not self.items:
+            raise BenchError(f"--frames {root!r} holds no frames ({', '.join(IMAGE_EXTS)})")
+
+    def describe(self) -> Dict[str, Any]:
+        h = hashlib.sha256(json.dumps(self.items).encode()).hexdigest()[:16]
+        return {"kind": "frames", "path": str(self.root.resolve()), "n": len(self.items), "list": h}
+
+    def frames(self, start: int) -> Any:
+        for i in range(start, len(self.items)):
+            name, t_us = self.items[i]
+            path = self.root / name
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise BenchError(f"cannot read frame {str(path)!r} ({e.strerror}); was it removed?") from None
+            yield Frame(i, t_us, Path(name).stem, data, path.suffix.lower())
+
+
+def _read_timestamps(root: Path, manifest: str) -> List[Tuple[str, int]]:
+    try:
+        lines = Path(manifest).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"cannot read --timestamps {manifest!r} ({e}); expected lines 'NAME SECONDS'") from None
+    items = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            name, sec = parts[0], float(parts[1])
+            if len(parts) != 2 or not math.isfinite(sec) or sec < 0:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise BenchError(f"--timestamps {manifest}:{no}: expected 'NAME SECONDS' (a finite time >= 0)") from None
+        p = (root / name).resolve()
+        if root.resolve() not in p.parents or not p.is_file():
+            raise BenchError(f"--timestamps {manifest}:{no}: {name!r} is not a frame inside {str(root)!r}")
+        items.append((str(p.relative_to(root.resolve())), int(round(sec * 1e6))))
+    items.sort(key=lambda it: (it[1], it[0]))
+    return items
+
+
+class SyntheticSource:
+    """`n` seeded frames (H, W) of drifting smooth patterns with scene cuts every `scene` frames."""
+
+    def __init__(self, n: int, hw: Tuple[int, int], fps: float, seed: int = 0, scene: int = 45) -> None:
+        if n < 1:
+            raise BenchError(f"--synthetic must be >= 1 frames, got {n}")
+        self.n, self.hw, self.fps, self.seed, self.scene = n, hw, fps, seed, scene
+        self.t = frame_times_us(n, fps)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"kind": "synthetic", "n": self.n, "hw": list(self.hw), "seed": self.seed, "fps": self.fps}
+
+    def frames(self, start: int) -> Any:
+        import io
+
+        import numpy as np
+
+        h, w = self.hw
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        for i in range(start, self.n):
+            s = i // self.scene
+            rs = np.random.RandomState([self.seed, s])
+            fx, fy, ph = rs.uniform(0.5, 6, 3), rs.uniform(0.5, 6, 3), rs.uniform(0, 6.3, 3)
+            drift = (i % self.scene) * 0.05
+            img = np.stack([127.5 * (1 + np.sin(fx[c] * xx / w * 6.28 + fy[c] * yy / h * 6.28 + ph[c] + drift))
+                            for c in range(3)], axis=2)
+            img += np.random.RandomState([self.seed, s, i]).normal(0, 4, img.shape)
+            buf = io.BytesIO()
+            np.save(buf, np.clip(img, 0, 255).astype(np.uint8))
+            yield Frame(i, int(self.t[i]), f"syn{i:07d}", buf.getvalue(), ".npy")
+
+
+class VideoSource:
+    """A video file, camera index or GStreamer pipeline through OpenCV. Video files use their own
+    timestamps (CAP_PROP_POS_MSEC); cameras the monotonic clock at capture (a live camera cannot
+    be replayed: a resumed run continues with new frames)."""
+
+    def __init__(self, spec: str, kind: str, fps: float) -> None:
+        try:
+            import cv2
+        except ImportError:
+            raise BenchError("--video/--camera/--gstreamer need OpenCV (python3-opencv, shipped with JetPack)") from None
+        self.cv2, self.spec, self.kind, self.fps = cv2, spec, kind, fps
+
+    def describe(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "spec": self.spec}
+
+    def frames(self, start: int) -> Any:
+        cv2 = self.cv2
+        if self.kind == "camera":
+            cap = cv2.VideoCapture(int(self.spec))
+        elif self.kind == "gstreamer":
+            cap = cv2.VideoCapture(self.spec, cv2.CAP_GSTREAMER)
+        else:
+            cap = cv2.VideoCapture(self.spec)
+        if not cap.isOpened():
+            raise BenchError(f"OpenCV cannot open {self.kind} {self.spec!r}")
+        live = self.kind != "video"
+        t0, i = time.monotonic(), 0 if live else start
+        try:
+            if not live and start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    return
+                if live:
+                    t_us = int((time.monotonic() - t0) * 1e6)
+                else:
+                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                    t_us = int(round(ms * 1e3)) if ms and math.isfinite(ms) else int(round(i * 1e6 / self.fps))
+                ok, enc = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), 95])
+                if not ok:
+                    raise BenchError("OpenCV could not encode a frame as JPEG")
+                yield Frame(i, t_us, f"{self.kind}{i:09d}", enc.tobytes(), ".jpg")
+                i += 1
+        finally:
+            cap.release()
+
+
+# ------------------------------------------------------------------------------ preprocessing
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def resize_bilinear(img: Any, h: int, w: int) -> Any:
+    """(H, W, C) -> (h, w, C) float64, bilinear with half-pixel centres (torch align_corners=False)."""
+    import numpy as np
+
+    H, W = img.shape[:2]
+    if (H, W) == (h, w):
+        return img.astype(np.float64)
+
+    def axis(n_in: int, n_out: int) -> Tuple[Any, Any, Any]:
+        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+    y0, y1, wy = axis(H, h)
+    x0, x1, wx = axis(W, w)
+    a = img.astype(np.float64)
+    top = a[y0][:, x0] * (1 - wx)[None, :, None] + a[y0][:, x1] * wx[None, :, None]
+    bot = a[y1][:, x0] * (1 - wx)[None, :, None] + a[y1][:, x1] * wx[None, :, None]
+    return top * (1 - wy)[:, None, None] + bot * wy[:, None, None]
+
+
+def preprocess(img: Any, hw: Tuple[int, int]) -> Any:
+    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32: resize, /255, ImageNet mean/std (as al.data)."""
+    import numpy as np
+
+    x = resize_bilinear(img, hw[0], hw[1]) / 255.0
+    x = (x - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------- engines
+class OrtEngine:
+    """ONNX Runtime on the CPU (or CUDA when its provider is installed), one frame per run."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx: str, threads: Optional[int] = 1, gpu: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BenchError("onnxruntime is not installed; install it with: pip install onnxruntime") from None
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]  # type: List[Any]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu, "use_tf32": 0}))
+        try:
+            self.sess = ort.InferenceSession(str(onnx), sess_options=so, providers=providers)
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph/NoSuchFile errors
+            raise BenchError(f"ONNX Runtime cannot load {onnx} ({str(e).strip().splitlines()[0][:120]})") from None
+        inp = self.sess.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
+        self.output_names = [o.name for o in self.sess.get_outputs()]
+        self.device = "cpu" if self.sess.get_providers()[0] == "CPUExecutionProvider" else f"cuda:{gpu}"
+        self.precision = "fp32"
+        self.label = f"onnxruntime {ort.__version__} {self.sess.get_providers()[0]}"
+        self.sha256 = hashlib.sha256((file_sha256(onnx) + self.label).encode()).hexdigest()  # no separate plan
+
+    def infer(self, x: Any) -> Dict[str, Any]:
+        return dict(zip(self.output_names, self.sess.run(None, {self.input_name: x})))
+
+    def close(self) -> None:
+        self.sess = None
+
+
+class TrtEngine:
+    """TensorRT (engine built from the ONNX file and cached, as `bench`), one frame per run."""
+
+    backend = "tensorrt"
+
+    def __init__(self, onnx: str, *, precision: str, dla_core: Optional[int], gpu: int,
+                 cache_dir: Optional[str], workspace_mb: int = DEFAULT_WORKSPACE_MB) -> None:
+        settings = build_settings(precision, dla_core=dla_core, workspace_mb=workspace_mb)
+        trt, cuda = import_trt(gpu)
+        data, path, shape, _ = get_engine(trt, cuda, onnx, settings, model=Path(onnx).stem, input_shape=None,
+                                          cache_dir=cache_dir)
+        self.runner = EngineRunner(trt, cuda, data, shape, dla_core=dla_core, engine_path=str(path))
+        self.runner.prepare()
+        self.input_shape = tuple(self.runner.input_shape or ())
+        self.output_names = list(self.runner.output_names)
+        self.device = f"{gpu_name(cuda)} (gpu {gpu})" + (f" dla{dla_core}" if dla_core is not None else "")
+        self.precision = precision
+        self.label = f"tensorrt {trt.__version__} {path.name}"
+        self.sha256 = hashlib.sha256(data).hexdigest()  # the serialized plan
+
+    def infer(self, x: Any) -> Dict[str, Any]:
+        import numpy as np
+
+        self.runner.set_input(x)
+        self.runner.run_once()
+        return {n: np.array(h, dtype=np.float32) for n, h in zip(self.output_names, self.runner.outputs_host())}
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+# ------------------------------------------------------------------------------------ spool
+# SPOOL/frames/<index>_<id><ext>: the kept frames, byte for byte as the source gave them.
+# SPOOL/manifest.jsonl: one JSON line per kept frame still listed (see `Spool.entry`).
+# SPOOL/state.json: the commit point: settings, next frame index, real-time clock, policy state,
+#   counters and the manifest entries. A commit writes (1) the new frame files, (2) the manifest,
+#   (3) the state, each to a temporary file that is fsync'ed and renamed over the old one, then
+#   (4) deletes evicted files. A restart rewrites the manifest from the state, deletes files the
+#   state does not list, and replays the source from the state's next index: the replay keeps the
+#   same frames (deterministic clock and policy), so no manifest line is lost or duplicated.
+# Disk: the frames' bytes are kept <= --spool-max-mb by evicting, at each commit, the frame with
+# the lowest score (the oldest among equal scores) that is still in the spool; frames an uploader
+# already removed (sent) no longer count. Their manifest lines go with them.
+STATE_VERSION = 1
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(str(tmp), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(str(tmp), str(path))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """The upload spool directory (see above)."""
+
+    def __init__(self, root: str, settings: Dict[str, Any], max_bytes: Optional[int]) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise BenchError(f"--spool {root!r} exists and is not a directory")
+        self.frames_dir = self.root / "frames"
+        self.settings, self.max_bytes = settings, max_bytes
+        self.state = None  # type: Optional[Dict[str, Any]]
+
+    def open(self) -> Optional[Dict[str, Any]]:
+        """The saved state after reconciling the files with it (None: a new spool)."""
+        self.frames_dir.mkdir(parents=True, exist_ok=True)
+        path = self.root / "state.json"
+        if not path.exists():
+            if (self.root / "manifest.jsonl").exists() or any(self.frames_dir.iterdir()):
+                raise BenchError(f"{self.root} has frames or a manifest but no state.json; not a spool of this "
+                                 "script (use an empty or new --spool directory)")
+            return None
+        try:
+            st = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(st, dict) or st.get("version") != STATE_VERSION:
+                raise ValueError("unknown state version")
+            st["entries"], st["next_index"], st["policy"]  # noqa: B018  (present)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise BenchError(f"{path} is corrupt ({str(e)[:80]}); move the spool away and start a new one") from None
+        if st.get("settings") != self.settings:
+            diff = sorted(k for k in set(st.get("settings", {})) | set(self.settings)
+                          if st.get("settings", {}).get(k) != self.settings.get(k))
+            raise BenchError(f"{self.root} holds a run with other settings ({', '.join(diff)}); "
+                             "resume with the same options or use another --spool directory")
+        self.state = st
+        self._write_manifest(st["entries"])
+        self._clean({e["file"] for e in st["entries"]})
+        return st
+
+    def _clean(self, keep: set) -> None:
+        for p in self.frames_dir.iterdir():
+            if "frames/" + p.name not in keep:
+                p.unlink()
+        for p in self.root.glob(".*.tmp"):
+            p.unlink()
+
+    def _write_manifest(self, entries: List[Dict[str, Any]]) -> None:
+        text = "".join(json.dumps(e, sort_keys=True, allow_nan=False) + "\n" for e in entries)
+        path = self.root / "manifest.jsonl"
+        if not path.exists() or path.read_text(encoding="utf-8", errors="replace") != text:
+            _fsync_write(path, text.encode("utf-8"))
+
+    def commit(self, state: Dict[str, Any], new: List[Tuple[Dict[str, Any], bytes]]) -> int:
+        """Persist `state` plus the newly kept frames (entry, bytes); returns the number evicted."""
+        entries = state["entries"]
+        for entry, data in new:
+            _fsync_write(self.root / entry["file"], data)
+            entries.append(entry)
+        gone = self._evict(entries)
+        if new or gone:
+            _fsync_dir(self.frames_dir)
+        self._write_manifest(entries)
+        state["version"], state["settings"] = STATE_VERSION, self.settings
+        _fsync_write(self.root / "state.json", json.dumps(state, sort_keys=True, allow_nan=False).encode("utf-8"))
+        _fsync_dir(self.root)
+        for e in gone:
+            p = self.root / e["file"]
+            if p.exists():
+                p.unlink()
+        self.state = state
+        return len(gone)
+
+    def _evict(self, entries: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        if self.max_bytes is None:
+            return []
+        present = [e for e in entries if (self.root / e["file"]).exists()]
+        used = sum(e["bytes"] for e in present)
+        gone = []
+        for e in sorted(present, key=lambda e: (e["score"], e["t_us"], e["index"])):
+            if used <= self.max_bytes:
+                break
+            gone.append(e)
+            used -= e["bytes"]
+        ids = {id(e) for e in gone}
+        entries[:] = [e for e in entries if id(e) not in ids]
+        return gone
+
+
+# ------------------------------------------------------------------------------------- score
+def read_pool_scores(path: str) -> Any:
+    """Last cycle's pool scores: a .npy array, a JSON list, a manifest (JSON lines with "score") or
+    numbers separated by white space."""
+    import numpy as np
+
+    p = Path(path)
+    try:
+        if p.suffix == ".npy":
+            return np.load(str(p), allow_pickle=False).astype(np.float64).reshape(-1)
+        text = p.read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            return np.asarray(json.loads(text), dtype=np.float64).reshape(-1)
+        if text.lstrip().startswith("{"):
+            return np.asarray([json.loads(line)["score"] for line in text.splitlines() if line.strip()],
+                              dtype=np.float64)
+        return np.asarray([float(v) for v in text.split()], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise BenchError(f"cannot read --pool-scores {path!r} ({str(e)[:80]}); give .npy, a JSON list, "
+                         "a manifest.jsonl or numbers") from None
+
+
+def policy_label(cfg: PolicyConfig) -> str:
+    """A short description of the policy for the manifest."""
+    parts = [cfg.name]
+    if cfg.name == "threshold":
+        parts.append(f"t={cfg.threshold:.6g}")
+    else:
+        parts.append(f"k={cfg.k}/W={cfg.window}")
+    if cfg.dedup_dist is not None:
+        parts.append(f"dedup={cfg.dedup_dist:g}x{cfg.dedup_memory}")
+    if cfg.budget_frames is not None:
+        parts.append(f"frames<={cfg.budget_frames}")
+    if cfg.budget_bytes is not None:
+        parts.append(f"bytes<={cfg.budget_bytes}")
+    if cfg.period_s is not None:
+        parts.append(f"per {cfg.period_s:g}s")
+    return " ".join(parts)
+
+
+def _outputs(out: Dict[str, Any]) -> Tuple[Optional[float], Any]:
+    """(score or None when not finite, embedding float32 (D,)) of one frame."""
+    import numpy as np
+
+    s = np.asarray(out["score"], dtype=np.float64).reshape(-1)
+    e = np.asarray(out["embedding"], dtype=np.float32).reshape(-1) if "embedding" in out else np.zeros(0, np.float32)
+    if s.size != 1:
+        raise BenchError(f"the engine returned {s.size} scores for one frame; export with --batch 1")
+    v = float(s[0])
+    return (v if math.isfinite(v) and bool(np.all(np.isfinite(e))) else None), e
+
+
+def score_stream(source: Any, engine: Any, spool: Spool, cfg: PolicyConfig, *, latency: str,
+                 commit_every: int = 300, max_frames: Optional[int] = None, device_id: str = "",
+                 model_sha256: str = "") -> Dict[str, Any]:
+    """Run the scorer over `source` into `spool`; returns the final counters (see module docs)."""
+    import numpy as np
+
+    if "score" not in engine.output_names:
+        raise BenchError("the model has no 'score' output; export it with `hwbench export MODEL --score entropy`")
+    shape = engine.input_shape
+    if len(shape) != 4 or shape[0] != 1 or any(d < 1 for d in shape):
+        raise BenchError(f"the model input must be static 1x3xHxW, got {list(shape)}; re-export without --dynamic")
+    hw = (int(shape[2]), int(shape[3]))
+    st = spool.open()
+    if st is not None and st.get("done"):
+        return dict(st["counters"], done=True, resumed=True, already_complete=True, latency_us=st["latency_us"])
+    policy = StreamPolicy(cfg)
+    if st is None:
+        st = {"next_index": 0, "free_at_us": None, "latency_us": None, "entries": [], "done": False,
+              "counters": {"seen": 0, "scored": 0, "skipped": 0, "invalid": 0, "kept": 0, "evicted": 0}}
+        resumed = False
+    else:
+        policy.load_state(st["policy"])
+        resumed = True
+    c = st["counters"]
+    fixed_us = None  # type: Optional[int]
+    if latency not in ("auto", "measured"):
+        fixed_us = int(round(float(latency) * 1000))
+    label = policy_label(cfg)
+    common = {"device": engine.device, "device_id": device_id, "precision": engine.precision, "policy": label,
+              "model_sha256": model_sha256, "engine_sha256": engine.sha256, "engine": engine.label}
+
+    def save(next_index: int, kept: List[Candidate], done: bool = False) -> None:
+        new = []
+        for cand in kept:
+            fr = cand.payload
+            emb = np.asarray(cand.embedding, dtype=np.float32)
+            fname = "frames/" + f"{fr.index:09d}_" + re.sub(r"[^A-Za-z0-9._-]+", "-", fr.frame_id)[:80] + fr.ext
+            entry = dict(common, frame_id=fr.frame_id, index=fr.index, t_us=fr.t_us, source_ts=fr.t_us / 1e6,
+                         score=cand.score, embedding=[float(v) for v in emb],
+                         embedding_sha256=hashlib.sha256(emb.astype("<f4").tobytes()).hexdigest(),
+                         content_sha256=hashlib.sha256(fr.data).hexdigest(), file=fname, bytes=len(fr.data))
+            new.append((entry, fr.data))
+        c["kept"] += len(new)
+        st.update(next_index=next_index, free_at_us=free_at, policy=policy.state(), done=done)
+        c["evicted"] += spool.commit(st, new)
+
+    free_at = st["free_at_us"]  # type: Optional[int]
+    if not resumed:
+        save(0, [])  # state.json first: from now on the directory is a spool that a restart resumes
+    since = 0
+    last = st["next_index"]
+    for fr in source.frames(st["next_index"]):
+        if max_frames is not None and fr.index >= max_frames:
+            break
+        last = fr.index + 1
+        released = policy.advance(fr.index)
+        if cfg.name == "window-topk" and fr.index % cfg.window == 0 and fr.index > st["next_index"]:
+            save(fr.index, released)
+            since = 0
+        elif released:  # pragma: no cover - advance releases only at window starts
+            raise RuntimeError("policy released frames off a window boundary")
+        c["seen"] += 1
+        if free_at is not None and fr.t_us < free_at:
+            c["skipped"] += 1
+            continue
+        def process(fr: Frame = fr) -> Tuple[Optional[float], Any]:
+            return _outputs(engine.infer(preprocess(decode_image(fr.data, fr.ext), hw)))
+
+        t0 = time.perf_counter()
+        score, emb = process()
+        took_us = int(round((time.perf_counter() - t0) * 1e6))
+        if fixed_us is not None:
+            lat = fixed_us
+        elif latency == "auto":
+            if st["latency_us"] is None:
+                st["latency_us"] = calibrate_latency_us(process)
+            lat = st["latency_us"]
+        else:
+            lat = took_us
+        free_at = fr.t_us + lat
+        c["scored"] += 1
+        if score is None:
+            c["invalid"] += 1
+        kept = policy.step(fr.index, fr.t_us, score, emb, len(fr.data), fr)
+        since += 1
+        if kept or (cfg.name == "threshold" and since >= commit_every):
+            save(fr.index + 1, kept)
+            since = 0
+    save(last, policy.flush(), done=True)
+    return dict(c, done=st["done"], resumed=resumed, latency_us=fixed_us or st["latency_us"])
+
+
+def calibrate_latency_us(process: Any, warmup: int = 3, iters: int = 10) -> int:
+    """Median wall time (µs) of `iters` runs of `process()` (decode + preprocess + inference of one
+    frame) after `warmup` runs: the `auto` latency, measured once and kept in the spool state."""
+    for _ in range(warmup):
+        process()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        process()
+        ts.append(time.perf_counter() - t0)
+    return int(round(sorted(ts)[len(ts) // 2] * 1e6))
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ondevice.py", description="TensorRT latency benchmark (stand-alone).")
@@ -921,7 +1510,108 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
     b.add_argument("--out", default=None, help="append the record to this JSON-lines file")
     b.add_argument("--json", action="store_true", help="print the record as JSON")
+    add_score_parser(sub)
     return p
+
+
+def add_score_parser(sub: Any) -> None:
+    s = sub.add_parser("score", help="score a camera/frame stream with an exported scoring graph and spool the "
+                                     "frames worth uploading under an upload budget")
+    s.add_argument("--onnx", required=True, help="scoring graph from `hwbench export MODEL --score entropy`")
+    s.add_argument("--backend", default="tensorrt", choices=("tensorrt", "onnxruntime"),
+                   help="tensorrt (default; the device) or onnxruntime (anywhere)")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--frames", help="directory of frames (.png .jpg .bmp .ppm .npy), sorted by name")
+    src.add_argument("--video", help="video file (OpenCV)")
+    src.add_argument("--camera", help="camera index (OpenCV)")
+    src.add_argument("--gstreamer", help="GStreamer pipeline ending in appsink (OpenCV built with GStreamer)")
+    src.add_argument("--synthetic", type=int, help="N seeded synthetic frames (tests, dry runs)")
+    s.add_argument("--timestamps", help="--frames: file of 'NAME SECONDS' lines giving each frame's time")
+    s.add_argument("--fps", type=float, default=30.0, help="camera rate when the source has no timestamps (default 30)")
+    s.add_argument("--latency-ms", default="auto",
+                   help="scorer latency per frame for the real-time model: a number (fixed; runs repeat exactly), "
+                        "auto (default: median of 10 timed frames, measured once and kept in the spool) or "
+                        "measured (each frame's own time; live use)")
+    s.add_argument("--policy", default="window-topk", choices=POLICIES, help="upload policy (default window-topk)")
+    s.add_argument("--k", type=int, default=1, help="window-topk: frames kept per window (default 1)")
+    s.add_argument("--window", type=int, default=30, help="window-topk: window length in frames (default 30)")
+    s.add_argument("--threshold", type=float, help="threshold: keep frames scoring >= this")
+    s.add_argument("--pool-scores", help="threshold: last cycle's pool scores (.npy, JSON list, manifest, numbers)")
+    s.add_argument("--quantile", type=float, default=0.9, help="threshold = this quantile of --pool-scores (default 0.9)")
+    s.add_argument("--dedup-dist", type=float, help="drop frames within this distance (unit embeddings) of a recent kept one")
+    s.add_argument("--dedup-memory", type=int, default=32, help="kept frames the near-duplicate filter remembers (default 32)")
+    s.add_argument("--budget-frames", type=int, help="at most N kept frames per --per (default: no limit)")
+    s.add_argument("--budget-mb", type=float, help="at most this many MB (1e6 bytes) of frames per --per")
+    s.add_argument("--per", help="budget period, e.g. 1h, 15m, 1d (default: the whole run)")
+    s.add_argument("--spool", required=True, help="upload spool directory (created; a rerun resumes it)")
+    s.add_argument("--spool-max-mb", type=float, help="bound on the spooled frames' MB; lowest scores evicted first")
+    s.add_argument("--max-frames", type=int, help="stop after this many arrivals")
+    s.add_argument("--seed", type=int, default=0, help="--synthetic: seed (default 0)")
+    s.add_argument("--device-id", default=None, help="this device's name in the manifest (default: host name)")
+    s.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
+    s.add_argument("--fp16", action="store_true", help="tensorrt: FP16 kernels")
+    s.add_argument("--int8", action="store_true", help="tensorrt: INT8 kernels (latency-only ranges without calibration)")
+    s.add_argument("--dla-core", type=int, default=None, help="tensorrt: run on this DLA core")
+    s.add_argument("--cache-dir", default=None, help="tensorrt: engine cache directory")
+    s.add_argument("--threads", type=int, default=1, help="onnxruntime: CPU threads (default 1: repeatable)")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run_score(args: argparse.Namespace) -> Dict[str, Any]:
+    """`score`: check the options, open source, engine and spool, run `score_stream`."""
+    if args.latency_ms not in ("auto", "measured"):
+        try:
+            ms = float(args.latency_ms)
+        except ValueError:
+            ms = -1.0
+        if not (math.isfinite(ms) and ms >= 0):
+            raise BenchError(f"--latency-ms must be a number >= 0, auto or measured; got {args.latency_ms!r}")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise BenchError(f"--fps must be a positive number, got {args.fps}")
+    for flag, v in (("--max-frames", args.max_frames), ("--spool-max-mb", args.spool_max_mb)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise BenchError(f"{flag} must be positive, got {v}")
+    threshold = args.threshold
+    if args.policy == "threshold" and threshold is None and args.pool_scores:
+        threshold = threshold_from_scores(read_pool_scores(args.pool_scores), args.quantile)
+    cfg = policy_config(args.policy, threshold=threshold, k=args.k, window=args.window, dedup_dist=args.dedup_dist,
+                        dedup_memory=args.dedup_memory, budget_frames=args.budget_frames, budget_mb=args.budget_mb,
+                        period_s=parse_duration(args.per) if args.per else None)
+    if not Path(args.onnx).is_file():
+        raise BenchError(f"--onnx {args.onnx!r} not found; export one with `hwbench export MODEL --score entropy`")
+    precision = precision_from_flags(args.fp16, args.int8)
+    if args.backend == "onnxruntime":
+        if precision != "fp32" or args.dla_core is not None:
+            raise BenchError("--fp16/--int8/--dla-core apply to --backend tensorrt only")
+        engine = OrtEngine(args.onnx, threads=args.threads, gpu=args.gpu)  # type: Any
+    else:
+        engine = TrtEngine(args.onnx, precision=precision, dla_core=args.dla_core, gpu=args.gpu,
+                           cache_dir=args.cache_dir)
+    try:
+        shape = engine.input_shape
+        if args.frames:
+            source = DirSource(args.frames, args.fps, args.timestamps)  # type: Any
+        elif args.synthetic is not None:
+            source = SyntheticSource(args.synthetic, (int(shape[2]), int(shape[3])) if len(shape) == 4 else (64, 128),
+                                     args.fps, seed=args.seed)
+        else:
+            kind = "video" if args.video else "camera" if args.camera is not None else "gstreamer"
+            source = VideoSource(args.video or args.camera or args.gstreamer, kind, args.fps)
+        model_sha = file_sha256(args.onnx)
+        settings = {"onnx_sha256": model_sha, "source": source.describe(), "policy": list(cfg), "fps": args.fps,
+                    "latency_ms": args.latency_ms, "backend": args.backend, "precision": precision,
+                    "dla_core": args.dla_core, "threads": args.threads, "max_frames": args.max_frames,
+                    "spool_max_mb": args.spool_max_mb}
+        max_bytes = None if args.spool_max_mb is None else int(args.spool_max_mb * 1e6)
+        spool = Spool(args.spool, settings, max_bytes)
+        out = score_stream(source, engine, spool, cfg, latency=args.latency_ms, max_frames=args.max_frames,
+                           device_id=args.device_id or platform.node(), model_sha256=model_sha)
+    finally:
+        engine.close()
+    out["spool"] = str(spool.root)
+    out["manifest_lines"] = len(spool.state["entries"]) if spool.state else 0
+    out["policy"] = policy_label(cfg)
+    return out
 
 
 def precision_from_flags(fp16: bool, int8: bool) -> str:
@@ -931,6 +1621,8 @@ def precision_from_flags(fp16: bool, int8: bool) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "score":
+        return _main_score(args)
     if args.command != "bench":
         parser.print_help()
         return 2
@@ -958,6 +1650,25 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{rec['iters']} iters")
         for w in rec["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _main_score(args: argparse.Namespace) -> int:
+    try:
+        out = run_score(args)
+    except BenchError as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else 'bad input'}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the spool is consistent: run the same command to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        state = "already complete" if out.get("already_complete") else "resumed, done" if out.get("resumed") else "done"
+        print(f"{state}: seen {out['seen']}, scored {out['scored']}, skipped {out['skipped']} (scorer busy), "
+              f"invalid {out['invalid']}, kept {out['kept']}, evicted {out['evicted']}; "
+              f"{out['manifest_lines']} frames in {out['spool']}/manifest.jsonl [{out['policy']}]")
     return 0
 
 

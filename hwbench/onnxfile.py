@@ -49,3 +49,12 @@ def check_shape_matches(path: str | os.PathLike, shape: tuple[int, ...]) -> None
         have = "x".join(map(str, dims))
         raise UserError(f"{path} expects input {have}, not {want}; pass a matching --input/--batch "
                         "or re-export with `hwbench export --dynamic`")
+
+
+def onnx_output_shapes(path: str | os.PathLike) -> list[tuple[str, list[int | str]]]:
+    """(name, shape) of every graph output: ints for static dims, names for dynamic ones."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return [(o.name, [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                      for d in o.type.tensor_type.shape.dim]) for o in m.graph.output]

@@ -1,6 +1,7 @@
 """Learning Loss for Active Learning (LLAL; Yoo & Kweon, CVPR 2019).
 
-`LossPredictionModule` is trained jointly with the task model by `al.train.train(..., aux=module)`
+`LossPredictionModule` (in `hwbench.models.loss_head`: a model part that also runs on the device
+inside `hwbench export --score llal`; re-exported here, state-dict keys unchanged) is trained jointly with the task model by `al.train.train(..., aux=module)`
 and predicts each sample's loss from four intermediate features (`model.feature_taps`). The
 `LearningLossStrategy` then labels the images with the HIGHEST predicted loss (the seed paper's Eq. 2;
 one public port sorts ascending and so picks the lowest — the tests pin the direction).
@@ -26,101 +27,18 @@ backbone through the module and 79 do not (`stop_grad_fraction` 0.6 = 120 / 200)
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from al.strategies.base import Evidence, TopKStrategy, check_labelled
-from hwbench.errors import UserError, unknown
-
-TASKS = ("classification", "segmentation")
-
-
-def stop_gradient(epoch: int, epochs: int, fraction: float) -> bool:
-    """True when the features fed to the loss module are detached in 0-based `epoch` of `epochs`.
-
-    Detached after epoch round(fraction · epochs), as the reference (`epoch > 120` of 200).
-    """
-    return epoch > math.floor(fraction * epochs + 0.5)
-
-
-def margin_ranking_loss(pred: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """LLAL pairwise loss: pair i with B−1−i (first half vs reversed second half).
-
-    pred, target: (B,). With B odd the middle sample is unused; B < 2 gives 0 (still differentiable).
-    """
-    pred, target = pred.reshape(-1), target.reshape(-1).detach()
-    half = pred.shape[0] // 2
-    if half == 0:
-        return pred.sum() * 0.0
-    pred_i, pred_j = pred[:half], pred.flip(0)[:half]
-    true_i, true_j = target[:half], target.flip(0)[:half]
-    sign = torch.where(true_i > true_j, 1.0, -1.0).to(pred.dtype)   # +1 where the first is larger
-    return torch.clamp(margin - sign * (pred_i - pred_j), min=0).mean()
-
-
-class LossPredictionModule(nn.Module):
-    """Predicts one loss per sample from the model's four feature taps (see module docstring).
-
-    forward(feats: dict tap -> (N, C, h, w) or (N, C)) -> (N,).
-    """
-
-    def __init__(self, task: str, feature_taps: Sequence[str], feature_channels: dict[str, int],
-                 hidden: int = 128, *, margin: float = 1.0, weight: float = 1.0,
-                 stop_grad_fraction: float = 0.6) -> None:
-        super().__init__()
-        if task not in TASKS:
-            raise unknown("task", task, TASKS)
-        missing = [t for t in feature_taps if t not in feature_channels]
-        if missing or not feature_taps:
-            raise UserError(f"feature_channels lacks taps {missing}; the model must declare every tap "
-                            f"of feature_taps={tuple(feature_taps)}")
-        if not 0.0 <= stop_grad_fraction <= 1.0:
-            raise UserError(f"stop_grad_fraction must be in [0, 1], got {stop_grad_fraction}")
-        self.task = task
-        self.feature_taps = tuple(feature_taps)
-        self.hidden = int(hidden)
-        self.margin = float(margin)                     # ξ
-        self.weight = float(weight)                     # λ
-        self.stop_grad_fraction = float(stop_grad_fraction)
-        chans = [int(feature_channels[t]) for t in self.feature_taps]
-        if task == "classification":
-            self.branches = nn.ModuleList(nn.Linear(c, hidden) for c in chans)
-            self.out = nn.Linear(hidden * len(chans), 1)
-        else:
-            self.branches = nn.ModuleList(
-                nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
-                for c in chans)
-            # the 1×1 conv over the concatenation, split per tap (bias only once)
-            self.out = nn.ModuleList(nn.Conv2d(hidden, 1, 1, bias=(i == 0)) for i in range(len(chans)))
-
-    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        xs = [feats[t] for t in self.feature_taps]
-        if self.task == "classification":
-            h = [F.relu(fc(x.flatten(2).mean(2) if x.dim() == 4 else x))       # GAP -> FC -> ReLU, (N, hidden)
-                 for fc, x in zip(self.branches, xs, strict=True)]
-            return self.out(torch.cat(h, dim=1)).squeeze(1)                     # (N,)
-        size = max((x.shape[-2:] for x in xs), key=lambda s: s[0] * s[1])      # finest tap resolution
-        total = None
-        for branch, out, x in zip(self.branches, self.out, xs, strict=True):
-            y = out(branch(x))                                                 # (N, 1, h_i, w_i)
-            if y.shape[-2:] != size:
-                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-            total = y if total is None else total + y
-        return total.flatten(1).mean(1)                                         # (N,) per-image mean
-
-    def detaches(self, epoch: int, epochs: int) -> bool:
-        """Whether training detaches the features fed to this module in 0-based `epoch` (`stop_gradient`)."""
-        return stop_gradient(epoch, epochs, self.stop_grad_fraction)
-
-    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Margin ranking loss of predicted vs true per-sample losses (target is detached)."""
-        return margin_ranking_loss(pred, target, self.margin)
+from hwbench.errors import UserError
+from hwbench.models.loss_head import (  # noqa: F401  (the head is a model part; re-exported)
+    TASKS,
+    LossPredictionModule,
+    margin_ranking_loss,
+    stop_gradient,
+)
 
 
 class LearningLossStrategy(TopKStrategy):

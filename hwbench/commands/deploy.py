@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.commands.score_options import add_score_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL",
@@ -27,23 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
+    add_score_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from hwbench.commands.options import check_mode_flags
     from hwbench.console import emit
-    from hwbench.count import input_shape_from_hw, model_label
+    from hwbench.count import PAPER_MODELS, input_shape_from_hw
     from hwbench.deploy import deploy
+    from hwbench.score_graph import costed_models, display_label
 
     check_mode_flags(args)
     shape = input_shape_from_hw(args.input)
-    verdicts = deploy(args.models or None, args.device or None, mode=args.mode, fps=args.fps,
+    models = costed_models(args.models or list(PAPER_MODELS), args.score, args.aggregation, num_classes=args.num_classes)
+    verdicts = deploy(models, args.device or None, mode=args.mode, fps=args.fps,
                       budget_ms=args.budget_ms, share=args.share, precision=args.precision or "fp16", engine=args.engine or "gpu",
                       input_shape=shape, num_classes=args.num_classes)
     if args.json:
         emit([v.record() for v in verdicts], as_json=True)
         return 0
-    rows = [{"model": model_label(v.model), "device": v.device, "precision/engine": f"{v.precision}/{v.engine}",
+    rows = [{"model": display_label(v.model), "device": v.device, "precision/engine": f"{v.precision}/{v.engine}",
              "latency (ms)": v.latency_ms, "latency/share (ms)": v.effective_latency_ms, "budget (ms)": v.budget_ms,
              "memory (GB)": v.memory_used_gb, "memory budget (GB)": v.memory_budget_gb,
              "headroom": v.headroom, "deployable": "yes" if v.deployable else "no"} for v in verdicts]

@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exporter", default="torchscript", help="torchscript (default) | dynamo (opset >= 18)")
     parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
     parser.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed (default 1e-4)")
+    parser.add_argument("--score", default=None, help="append the AL score to the graph: entropy | margin | llal "
+                        "(outputs score (N,) and the Core-Set embedding (N, D) instead of logits)")
+    parser.add_argument("--aggregation", default="mean", help="--score entropy/margin: per-image reduction of the "
+                        "pixel map: mean (default) | sum | max | minmax")
+    parser.add_argument("--weights", default=None, help="checkpoint to load (an `al run` checkpoint holds the "
+                        "LLAL head too); default: seeded random weights")
     parser.add_argument("--out", required=True, help="output FILE.onnx")
     parser.add_argument("--json", action="store_true", help="print a JSON list with the check result")
 
@@ -39,10 +45,16 @@ def run(args: argparse.Namespace) -> int:
     with working(f"exporting {args.model} to ONNX and checking it with onnxruntime"):
         res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
                                dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
-                               exporter=args.exporter)
-    row = {"model": args.model, **res.to_dict()}
+                               exporter=args.exporter, score=args.score, aggregation=args.aggregation,
+                               weights=args.weights)
+    row = {"model": args.model + (f"+{args.score}" if args.score else ""), **res.to_dict()}
+    if args.score and res.passed:
+        from hwbench.onnxfile import onnx_output_shapes
+
+        row["outputs"] = ", ".join(f"{n} {'x'.join(map(str, d))}" for n, d in onnx_output_shapes(args.out))
     emit([row], as_json=args.json, title="ONNX export check (ONNX Runtime vs PyTorch)",
-         columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider"),
+         columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider")
+         + (("outputs",) if args.score and res.passed else ()),
          formats={"max_abs_err": ".3g", "max_rel_err": ".3g"})
     if not res.passed:
         print(f"error: ONNX output differs from PyTorch (max abs {res.max_abs_err:.3g}, allowed {res.atol:g}; "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.commands.score_options import add_score_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL",
@@ -25,25 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
+    add_score_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from hwbench.commands.options import check_mode_flags
     from hwbench.console import emit
-    from hwbench.count import PAPER_MODELS, count, input_shape_from_hw, model_label
+    from hwbench.count import PAPER_MODELS, count, input_shape_from_hw
     from hwbench.latency.theoretical import latency
     from hwbench.profiles import PAPER_DEVICES, load_profile
+    from hwbench.score_graph import costed_models, display_label
 
     check_mode_flags(args)
     shape = input_shape_from_hw(args.input, batch=args.batch)
     devices = [load_profile(d) for d in (args.device or PAPER_DEVICES)]
-    counts = [count(n, shape, num_classes=args.num_classes) for n in (args.models or PAPER_MODELS)]
+    models = costed_models(args.models or list(PAPER_MODELS), args.score, args.aggregation, num_classes=args.num_classes)
+    counts = [count(n, shape, num_classes=args.num_classes) for n in models]
     estimates = [latency(c, d, mode=args.mode, precision=args.precision or "fp16", engine=args.engine or "gpu", sparse=args.sparse,
                          fuse=not args.no_fuse) for d in devices for c in counts]
     if args.json:
         emit([e.record() for e in estimates], as_json=True)
         return 0
-    rows = [{"model": model_label(e.model), "device": e.device, "mode": e.mode,
+    rows = [{"model": display_label(e.model), "device": e.device, "mode": e.mode,
              "precision/engine": f"{e.precision}/{e.engine}" + ("/sparse" if e.sparse else ""),
              "GMACs": e.macs / 1e9, "TOPS": e.tops, "latency (ms)": e.latency_ms, "fps": e.fps}
             for e in estimates]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.commands.score_options import add_score_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default=None,
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
     parser.add_argument("--json", action="store_true", help="print a JSON list with the record")
     parser.add_argument("--out", default=None, help="append the record to DIR/measurements.jsonl")
+    add_score_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +70,19 @@ def run(args: argparse.Namespace) -> int:
     hw = hw or (parse_hw(args.input) if args.input else DEFAULT_INPUT[2:])
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # fail before measuring
         raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
+    name = None
+    if args.score is not None:  # the scoring graph of `hwbench export --score` (onnxruntime/tensorrt export it)
+        from hwbench.score_graph import check_score_arguments, scoring_model
+
+        if args.onnx:
+            raise UserError("--score builds the scoring graph from MODEL; with --onnx, pass a file from "
+                            "`hwbench export MODEL --score ...` and leave --score out")
+        check_score_arguments(args.score, args.aggregation)
+        model = scoring_model(model, args.score, args.aggregation, num_classes=args.num_classes)
+        name = model.name
     with progress() as bar:
-        task = bar.add_task(f"{model} {backend}", total=args.iters)
-        rec = measure(model, hw, cfg, on_iter=lambda: bar.advance(task))
+        task = bar.add_task(f"{name or model} {backend}", total=args.iters)
+        rec = measure(model, hw, cfg, model_name=name, on_iter=lambda: bar.advance(task))
     if args.out:
         append_records(Path(args.out) / "measurements.jsonl", [rec])
     row = rec.to_dict()
