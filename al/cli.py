@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "entropy": ("al.commands.entropy", "entropy histograms of models trained on the same random subset"),
     "data": ("al.commands.data", "embedded drives: fleet-data statistics, drives written as frames + timestamps"),
     "pretrain": ("al.commands.pretrain", "train each backbone once on the embedded drives; cache torchvision-format checkpoints"),
+    "ingest": ("al.commands.ingest", "turn devices' upload spools into the next cycle's candidate frames"),
     "report": ("al.commands.report", "rebuild the markdown/HTML report of a finished experiment"),
 }
 

@@ -1,13 +1,25 @@
 #!/usr/bin/env python3
-"""Stand-alone TensorRT latency benchmark for a Jetson (or any NVIDIA GPU).
+"""Stand-alone on-device tools for a Jetson (or any NVIDIA GPU): latency benchmark and frame scorer.
 
 Copy this ONE file to the device together with an ONNX model (from `hwbench export`) and run
 
     python3 ondevice.py bench --onnx model.onnx --fp16 --iters 200 --out records.jsonl
     python3 ondevice.py bench --onnx model.onnx --int8 --dla-core 0 --out records.jsonl
+    python3 ondevice.py score --onnx s.onnx --fp16 --camera 0 --policy window-topk --budget-frames 1000 \
+        --per 1d --spool /data/spool          # s.onnx from `hwbench export MODEL --score entropy`
 
-It needs only the Python standard library, numpy, TensorRT's Python bindings (shipped with
-JetPack) and pycuda; it imports nothing from hwbench or torch. Each run appends one JSON record
+It runs on Python 3.6 (JetPack 4.6; checked with vermin in the tests) and needs only the standard
+library, numpy, TensorRT's Python bindings (shipped with JetPack) and ONE CUDA binding, pycuda
+(cuda-python needs CUDA 11+, the TX2's JetPack 4.6 has CUDA 10.2); `score --backend onnxruntime`
+runs anywhere with onnxruntime instead, OpenCV/Pillow are used when present for image, video and
+camera sources. It imports nothing from hwbench, al or torch.
+
+`score` (sections "upload policies" to "score" below): frames from a directory, video, camera or a
+synthetic source arrive on a simulated real-time clock; the scorer takes those its latency allows,
+an upload policy keeps the informative ones under a budget, and a crash-safe spool holds them
+with a JSON-lines manifest until they are uploaded (`al ingest` reads the spools back).
+
+`bench`: each run appends one JSON record
 with the keys of `hwbench.latency.measure.Measurement` to `--out`; bring the file back and use it
 with `hwbench predict --measurements records.jsonl` or in a report. Inside hwbench the same code
 backs `hwbench measure --backend tensorrt` (one implementation of the TensorRT calls).
@@ -976,6 +988,8 @@ class DirSource:
         self.root = Path(root)
         if not self.root.is_dir():
             raise BenchError(f"--frames {root!r} is not a directory of frames")
+        if timestamps is None and (self.root / "manifest.jsonl").is_file():
+            timestamps = str(self.root / "manifest.jsonl")  # a frame directory of `al data drives`
         if timestamps:
             self.items = _read_timestamps(self.root, timestamps)
         else:
@@ -1004,21 +1018,30 @@ def _read_timestamps(root: Path, manifest: str) -> List[Tuple[str, int]]:
     try:
         lines = Path(manifest).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise BenchError(f"cannot read --timestamps {manifest!r} ({e}); expected lines 'NAME SECONDS'") from None
+        raise BenchError(f"cannot read timestamps {manifest!r} ({e}); expected lines 'NAME SECONDS'") from None
     items = []
     for no, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = line.replace(",", " ").split()
         try:
-            name, sec = parts[0], float(parts[1])
-            if len(parts) != 2 or not math.isfinite(sec) or sec < 0:
+            if line.lstrip().startswith("{"):  # JSON lines: {"file": ..., "timestamp_s": ...}
+                rec = json.loads(line)
+                name, sec = rec["file"], float(rec["timestamp_s"])
+                if not isinstance(name, str):
+                    raise ValueError
+            else:
+                parts = line.replace(",", " ").split()
+                name, sec = parts[0], float(parts[1])
+                if len(parts) != 2:
+                    raise ValueError
+            if not math.isfinite(sec) or sec < 0:
                 raise ValueError
-        except (ValueError, IndexError):
-            raise BenchError(f"--timestamps {manifest}:{no}: expected 'NAME SECONDS' (a finite time >= 0)") from None
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+            raise BenchError(f"timestamps {manifest}:{no}: expected 'NAME SECONDS' or JSON with 'file' and "
+                             "'timestamp_s' (a finite time >= 0)") from None
         p = (root / name).resolve()
         if root.resolve() not in p.parents or not p.is_file():
-            raise BenchError(f"--timestamps {manifest}:{no}: {name!r} is not a frame inside {str(root)!r}")
+            raise BenchError(f"timestamps {manifest}:{no}: {name!r} is not a frame inside {str(root)!r}")
         items.append((str(p.relative_to(root.resolve())), int(round(sec * 1e6))))
     items.sort(key=lambda it: (it[1], it[0]))
     return items
@@ -1526,7 +1549,8 @@ def add_score_parser(sub: Any) -> None:
     src.add_argument("--camera", help="camera index (OpenCV)")
     src.add_argument("--gstreamer", help="GStreamer pipeline ending in appsink (OpenCV built with GStreamer)")
     src.add_argument("--synthetic", type=int, help="N seeded synthetic frames (tests, dry runs)")
-    s.add_argument("--timestamps", help="--frames: file of 'NAME SECONDS' lines giving each frame's time")
+    s.add_argument("--timestamps", help="--frames: each frame's time, lines 'NAME SECONDS' or JSON lines {file, timestamp_s} "
+                                         "(default: DIR/manifest.jsonl of `al data drives` when present, else names sorted at --fps)")
     s.add_argument("--fps", type=float, default=30.0, help="camera rate when the source has no timestamps (default 30)")
     s.add_argument("--latency-ms", default="auto",
                    help="scorer latency per frame for the real-time model: a number (fixed; runs repeat exactly), "

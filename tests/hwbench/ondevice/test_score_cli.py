@@ -200,3 +200,21 @@ def test_runs_as_a_script_copied_alone(tmp_path, tiny_onnx):
                           cwd=alone.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("done: seen 10") and len(_manifest(tmp_path / "SPOOL")) == 1
+
+
+def test_frame_directory_of_al_data_drives_uses_its_timestamps(tmp_path, capsys):
+    """`al data drives` writes frames/ + manifest.jsonl (10 fps): the scorer reads its clock from it."""
+    from al.data.drive_io import stream
+    from al.data.drive_io import write_frames as write_drives
+    from tests.hwbench.ondevice.conftest import tiny_scoring_onnx
+
+    onnx = tiny_scoring_onnx(tmp_path / "t.onnx", h=32, w=64)
+    out = tmp_path / "drives"
+    write_drives(out, stream(seed=0, split="test", drives=[0, 1], size=(32, 64)), fmt="png")
+    n = sum(1 for _ in (out / "frames").iterdir())
+    rc, text, err = _score(capsys, "--onnx", onnx, "--frames", out, "--latency-ms", 150, "--window", 4,
+                           "--spool", tmp_path / "sp")
+    assert rc == 0, err
+    assert f"seen {n}, scored {(n + 1) // 2}," in text        # frames 100 ms apart, 150 ms each: every other one
+    rows = _manifest(tmp_path / "sp")
+    assert all(r["index"] % 2 == 0 and r["source_ts"] == pytest.approx(r["index"] / 10) for r in rows)

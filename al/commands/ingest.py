@@ -1,0 +1,29 @@
+"""`al ingest SPOOL... --into RUN_DIR`: the spools devices sent become the next cycle's candidates
+(RUN_DIR/candidates: frames, manifest.jsonl, to_label.txt), duplicates across devices removed."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spools", nargs="+", metavar="SPOOL", help="spool directories of `ondevice.py score`")
+    parser.add_argument("--into", required=True, metavar="RUN_DIR",
+                        help="run directory; candidates go to RUN_DIR/candidates (merged with earlier ingests)")
+    parser.add_argument("--dedup-dist", type=float, default=None,
+                        help="also drop frames whose unit embedding lies within this distance of a higher-scored one")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from al.fleet.ingest import ingest
+    from hwbench.console import emit, line
+
+    res = ingest(args.spools, args.into, dedup_dist=args.dedup_dist)
+    if args.json:
+        emit([res.record()], as_json=True)
+        return 0
+    line(f"ingested {res.lines_read} lines from {res.spools} spool(s): {res.duplicates} duplicates removed "
+         f"({res.near_duplicates} near), {res.new_frames} new frames; {res.candidates} candidates in "
+         f"{res.out_dir} (to_label.txt: labelling order)")
+    return 0

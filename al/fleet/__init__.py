@@ -1,0 +1,1 @@
+"""The fleet side of active learning: what devices send back (`ingest`) and fleet simulation."""
