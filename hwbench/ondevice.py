@@ -1053,6 +1053,8 @@ class SyntheticSource:
     def __init__(self, n: int, hw: Tuple[int, int], fps: float, seed: int = 0, scene: int = 45) -> None:
         if n < 1:
             raise BenchError(f"--synthetic must be >= 1 frames, got {n}")
+        if seed < 0:
+            raise BenchError(f"--seed must be >= 0, got {seed}")
         self.n, self.hw, self.fps, self.seed, self.scene = n, hw, fps, seed, scene
         self.t = frame_times_us(n, fps)
 
@@ -1089,6 +1091,8 @@ class VideoSource:
             import cv2
         except ImportError:
             raise BenchError("--video/--camera/--gstreamer need OpenCV (python3-opencv, shipped with JetPack)") from None
+        if kind == "camera" and not re.fullmatch(r"\d+", spec):
+            raise BenchError(f"--camera takes a camera index (0, 1, ...), got {spec!r}; use --gstreamer for a pipeline")
         self.cv2, self.spec, self.kind, self.fps = cv2, spec, kind, fps
 
     def describe(self) -> Dict[str, Any]:
