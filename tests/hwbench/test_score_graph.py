@@ -157,3 +157,13 @@ def test_latency_and_deploy_accept_the_scoring_graph(capsys):
                          "--score", "llal", "--json"]) == 0
     v = json.loads(capsys.readouterr().out)[0]
     assert v["model"] == MODEL + "+llal" and v["latency_ms"] > bare["latency_ms"]
+
+
+def test_measure_times_the_scoring_graph(capsys, tmp_path):
+    assert hwbench_main(["measure", MODEL, "--input", "32x64", "--iters", "2", "--warmup-ms", "0",
+                         "--score", "entropy", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)[0]
+    assert rec["model"] == MODEL + "+entropy" and rec["iters"] == 2
+    rc = hwbench_main(["measure", "--onnx", str(tmp_path / "x.onnx"), "--score", "entropy"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
