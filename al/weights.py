@@ -15,8 +15,10 @@ sized for another number of classes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,22 @@ def resolve(spec: str | None, model: str, *, sha256: str | None = None, where: s
     if check_fit:
         _check_fit(ref, model, where)
     return ref
+
+
+def resolve_models(cfg: Any, models: Sequence[str]) -> tuple[Any, dict[str, WeightsRef]]:
+    """Every model's starting weights for an experiment config with `weights` / `weights_sha256` /
+    `weights_for(model)`; returns the config with the SHA-256s filled in, and model -> `WeightsRef`."""
+    if isinstance(cfg.weights, dict):
+        stray = sorted(set(cfg.weights) - set(models))
+        if stray:
+            raise UserError(f"weights: {stray[0]!r} is not a model of this experiment; models: "
+                            f"{', '.join(dict.fromkeys(models))}")
+    refs = {}
+    for m in dict.fromkeys(models):
+        ref = resolve(cfg.weights_for(m), m, sha256=cfg.weights_sha256.get(m), where=f"weights ({m})")
+        if ref is not None:
+            refs[m] = ref
+    return dataclasses.replace(cfg, weights_sha256={m: r.sha256 for m, r in refs.items()}), refs
 
 
 def _check_fit(ref: WeightsRef, model: str, where: str) -> None:

@@ -17,11 +17,10 @@ Experiment directory::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from al.experiments.config import ExperimentConfig, config_toml, run_config, wit
 from al.experiments.deployable import Resolved, resolve_surrogates
 from al.runs.experiment_dir import experiment_dir
 from al.runs.files import sha256_text
+from al.weights import resolve_models
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_json, atomic_write_text, write_jsonl
 
@@ -67,7 +67,7 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
     check_task(resolved.surrogates, task, "surrogates")
     check_task(cfg.deployment, task, "deployment")
     models = (*resolved.surrogates, *cfg.deployment, *cfg.chain.models)
-    cfg, backend.weights = resolve_weights(cfg, models)
+    cfg, backend.weights = resolve_models(cfg, models)
     p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle)
     if chain:
         models = cfg.chain.models or tuple(dict.fromkeys((resolved.surrogates[0], *cfg.deployment)))
@@ -84,24 +84,6 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
             raise UserError("chain: al.cycles (or chain.cycles_per_generation) must be >= 1")
         p.chain_models, p.chain_cycles = models, k
     return p
-
-
-def resolve_weights(cfg: ExperimentConfig, models: Sequence[str]) -> tuple[ExperimentConfig, dict]:
-    """Every model's starting weights (`al.weights`), and the config with their SHA-256s filled in."""
-    from al import weights
-
-    if isinstance(cfg.weights, dict):
-        stray = sorted(set(cfg.weights) - set(models))
-        if stray:
-            raise UserError(f"weights: {stray[0]!r} is not a model of this experiment; models: "
-                            f"{', '.join(dict.fromkeys(models))}")
-    refs = {}
-    for m in dict.fromkeys(models):
-        ref = weights.resolve(cfg.weights_for(m), m, sha256=cfg.weights_sha256.get(m), where=f"weights ({m})")
-        if ref is not None:
-            refs[m] = ref
-    shas = {m: r.sha256 for m, r in refs.items()}
-    return dataclasses.replace(cfg, weights_sha256=shas), refs
 
 
 class Timing:

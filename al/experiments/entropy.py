@@ -25,6 +25,7 @@ from al.runs.files import npz_bytes, read_cached_json, save_state_dict, sha256_t
 from al.runtime import torch_threads
 from al.seeds import selection_digest
 from al.stats import entropy_ratios, entropy_summary
+from al.weights import resolve_models
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -50,6 +51,11 @@ class EntropyConfig:
     output_stride: int | None = None
     name: str = ""
     threads: int = 0  # torch intra-op CPU threads (0: torch's default)
+    weights: str | dict[str, str] = "none"  # starting weights, for all models or per model (al.weights)
+    weights_sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # pins; filled when resolved
+
+    def weights_for(self, model: str) -> str:
+        return self.weights if isinstance(self.weights, str) else self.weights.get(model, "none")
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -106,6 +112,7 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
     out = Path(out_dir)
     be = backend_for(cfg.data, cfg.train, cfg.device, model=cfg.models[0], output_stride=cfg.output_stride)
     check_task(cfg.models, be.p.task, "models")
+    cfg, be.weights = resolve_models(cfg, cfg.models)  # the resolved config names checkpoints by SHA-256
     pool_n = be.pool_size
     n_train = int(round(cfg.train_fraction * pool_n))
     if n_train < 1 or n_train >= pool_n:

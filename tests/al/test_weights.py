@@ -152,3 +152,17 @@ def test_experiment_weights_per_model(tmp_path, ckpt) -> None:
     path.write_text(text.replace('surrogates = [', 'weights = {deeplabv3plus_resnet99 = "none"}\nsurrogates = ['))
     with pytest.raises(UserError, match="'deeplabv3plus_resnet99' is not a model of this experiment"):
         prepare_experiment(load_experiment_config(path))
+
+
+def test_entropy_config_weights(tmp_path, ckpt) -> None:
+    from al.experiments.entropy import load_entropy_config
+    from al.weights import resolve_models
+
+    text = (PRESETS / "entropy_demo.toml").read_text().replace("seed = 0", f'seed = 0\nweights = "{ckpt}"', 1)
+    path = tmp_path / "entropy.toml"
+    path.write_text(text.replace('"deeplabv3plus_mobilenetv3_small", ', ""))
+    cfg, _ = load_entropy_config(path)
+    resolved, refs = resolve_models(cfg, ["deeplabv3plus_resnet20"])
+    assert resolved.weights_sha256 == {"deeplabv3plus_resnet20": _sha(ckpt)} and refs["deeplabv3plus_resnet20"].path
+    with pytest.raises(UserError, match=r"weights \(deeplabv3plus_resnet18\): .*does not fit the model"):
+        resolve_models(cfg, cfg.models)  # a Res-20 checkpoint cannot start Res-18
