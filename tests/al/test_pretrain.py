@@ -76,6 +76,12 @@ def test_cache_hits_misses_and_determinism(tmp_path) -> None:
         f.truncate(100)
     redone = pretrain(["resnet20"], recipe=TINY, cache_dir=tmp_path / "a", jobs=1)[0]
     assert not redone["cached"] and redone["sha256"] == first["sha256"]
+    meta = first["path"].replace(".pth", ".json")
+    for junk in (b"\x8f\xff\x00 random", b'{"sha256": NaN}', b'["not", "a", "dict"]'):  # damaged metadata: a miss
+        with open(meta, "wb") as f:
+            f.write(junk)
+        again = pretrain(["resnet20"], recipe=TINY, cache_dir=tmp_path / "a", jobs=1)[0]
+        assert not again["cached"] and again["sha256"] == first["sha256"]
     assert not [p for p in (tmp_path / "a" / "pretrain").iterdir() if p.name.startswith(".")]
 
 
