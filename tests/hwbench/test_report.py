@@ -103,3 +103,58 @@ def test_report_refuses_a_directory_with_other_files(tmp_path):
     with pytest.raises(UserError, match="not part of a report"):
         report(tmp_path, devices=["tx2"], input_shape=(1, 3, 64, 128))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (the cleanup is disabled while it propagates)."""
+
+
+def test_kill_at_every_write_point_leaves_old_or_new_whole(tmp_path, monkeypatch):
+    """Each file of a report is one `os.replace` of a temporary file and the swap two more: die just before
+    one of them (no cleanup, as after kill -9), then recover as the next run does. The directory is then the
+    old report or the new one, each whole (its files agree on the devices and match its marker), and no
+    temporary directory is left."""
+    import json
+    import os
+
+    import hwbench.io as hio
+
+    def run(out, devices):
+        report(out, models=["deeplabv3plus_resnet20"], devices=devices, input_shape=(1, 3, 64, 128))
+
+    real_replace, real_rmtree = os.replace, hio.shutil.rmtree
+    calls = [0]
+
+    def counting(src, dst):
+        calls[0] += 1
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(hio.os, "replace", counting)
+    run(tmp_path / "probe", ["orin_nx"])
+    points = calls[0]  # the files of the report (marker included) + 2 renames of the swap
+    assert points >= 10
+    # the first file, one in the middle, the marker (written last), and each rename of the swap
+    for k in sorted({1, points // 2, points - 2, points - 1, points}):
+        out = tmp_path / f"rep{k}"
+        run(out, ["tx2"])
+        calls[0] = 0
+
+        def dying(src, dst, k=k):
+            calls[0] += 1
+            if calls[0] == k:
+                raise _Killed
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(hio.os, "replace", dying)
+        monkeypatch.setattr(hio.shutil, "rmtree", lambda *a, **kw: None)
+        with pytest.raises(_Killed):
+            run(out, ["orin_nx"])
+        monkeypatch.setattr(hio.os, "replace", counting)
+        monkeypatch.setattr(hio.shutil, "rmtree", real_rmtree)
+        hio.recover_dir(out)
+        marker = json.loads((out / ".hwbench-report.json").read_text())
+        assert sorted(p.name for p in out.iterdir()) == sorted([*marker["files"], ".hwbench-report.json"])
+        devices = [set(pd.read_csv(out / n)["device"]) for n in ("table2.csv", "latency.csv", "deploy.csv")]
+        assert devices in ([{"tx2"}] * 3, [{"orin_nx"}] * 3), (k, devices)
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], k
