@@ -3,6 +3,7 @@ bookkeeping files never make a directory look used."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_another_process_is_refused_and_named_until_the_holder_ends(tmp_path: Pa
     holder = _holder(cell)
     try:
         assert holder_pid(cell) == holder.pid
-        with pytest.raises(UserError, match=rf"^cell {cell} is in use by process {holder.pid} "):
+        with pytest.raises(UserError, match=rf"^cell {re.escape(str(cell))} is in use by process {holder.pid} "):
             DirLock(cell, what="cell").acquire()
         with DirLock(tmp_path / "exp"), DirLock(cell.parent / "seed_1-resnet20"):
             pass  # the parent and a sibling are separate lock units
