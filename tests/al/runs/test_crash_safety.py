@@ -1,19 +1,21 @@
 """Run and experiment directories survive a kill at every atomic write, and a second process.
 
-A kill is injected at the n-th atomic write (`os.replace` of a temporary): the target is left
-untouched and the temporary stays beside it, exactly what a kill -9 leaves on disk. The run is then
-resumed and must end exactly like an uninterrupted one, with no temporary left behind.
+An uninterrupted reference run is copied just before each of its atomic writes (`os.replace` of a
+temporary), with that write's temporary beside its untouched target: exactly what a kill -9 at that
+write leaves on disk. Every copy is then resumed and must end exactly like the reference, with no
+temporary left behind. (One test also stops a run in-process at a write, to check nothing catches it.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,6 +102,31 @@ def writes(kill_at: int | None = None) -> Iterator[list[Path]]:
         os.replace, os.fsync = real, real_fsync
 
 
+@contextmanager
+def kill_states(root: Path, store: Path, keep: Callable[[int, Path], bool] = lambda n, dst: True
+                ) -> Iterator[list[tuple[Path, Path]]]:
+    """Copy `root` as a kill at each atomic write under it would leave it: [(copy, target of the write)]."""
+    shots: list[tuple[Path, Path]] = []
+    real, real_fsync, count = os.replace, os.fsync, [0]
+
+    def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        src, dst = Path(src), Path(dst)
+        if is_atomic_temporary(src.name) and root in src.parents:
+            count[0] += 1
+            if keep(count[0], dst):
+                snap = store / f"kill_{count[0]:03d}"
+                shutil.copytree(root, snap)
+                shutil.copy2(src, snap / src.relative_to(root))  # the temporary, complete or not
+                shots.append((snap, dst))
+        real(src, dst)
+
+    os.replace, os.fsync = replace, lambda fd: None  # no fsync: the disk is not what is tested here
+    try:
+        yield shots
+    finally:
+        os.replace, os.fsync = real, real_fsync
+
+
 def temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if is_atomic_temporary(p.name)]
 
@@ -120,18 +147,24 @@ def run_outcome(d: Path) -> dict:
 def test_al_run_killed_at_every_write_resumes_identically(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
     cfg.write_text(RUN_TOML)
-    with writes() as ref_writes:
+    with kill_states(tmp_path / "ref", tmp_path / "kills") as shots:
         run(str(cfg), tmp_path / "ref", progress=False)
     ref = run_outcome(tmp_path / "ref")
-    assert len(ref_writes) >= 20 and ref["done"]
-    for n in range(1, len(ref_writes) + 1):
-        d = tmp_path / f"kill_{n}"
-        with writes(kill_at=n), pytest.raises(Killed):
-            run(str(cfg), d, progress=False)
+    assert len(shots) >= 20 and ref["done"]
+    for n, (d, target) in enumerate(shots, 1):
         assert temporaries(d), n
         res = run(str(cfg), d, resume=True, progress=False)
-        assert res.done and run_outcome(d) == ref, f"killed at write {n} ({ref_writes[n - 1].name})"
+        assert res.done and run_outcome(d) == ref, f"killed at write {n} ({target.name})"
         assert not temporaries(d), n
+
+
+def test_a_kill_is_not_caught_on_its_way_out(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(RUN_TOML)
+    with writes(kill_at=12), pytest.raises(Killed):  # inside cycle 0
+        run(str(cfg), tmp_path / "run", progress=False)
+    assert temporaries(tmp_path / "run") and not (tmp_path / "run" / "DONE").exists()
+    assert run(str(cfg), tmp_path / "run", resume=True, progress=False).status == "resumed"
 
 
 def _records(d: Path) -> list[tuple]:
@@ -142,23 +175,24 @@ def _records(d: Path) -> list[tuple]:
 def test_al_surrogate_killed_at_every_experiment_write_resumes_identically(tmp_path: Path) -> None:
     cfg = tmp_path / "exp.toml"
     cfg.write_text(EXPERIMENT_TOML)
+    ref_dir = tmp_path / "ref"
     with writes() as ref_writes:
-        run_experiment(str(cfg), tmp_path / "ref")
-    ref = _records(tmp_path / "ref")
-    assert len(ref) == 2 and (tmp_path / "ref" / "DONE").is_file()
+        run_experiment(str(cfg), ref_dir)
+    ref = _records(ref_dir)
+    assert len(ref) == 2 and (ref_dir / "DONE").is_file()
     # every write of the experiment itself; the AL sub-run (an `al run`, tested at every write above)
     # at its first and last write
-    sub = [i for i, p in enumerate(ref_writes, 1) if p.relative_to(tmp_path / "ref").parts[1:2] == ("al",)]
-    points = [i for i in range(1, len(ref_writes) + 1) if i not in sub] + [sub[0], sub[-1]]
+    sub = [i for i, p in enumerate(ref_writes, 1) if p.relative_to(ref_dir).parts[1:2] == ("al",)]
+    points = {i for i in range(1, len(ref_writes) + 1) if i not in sub} | {sub[0], sub[-1]}
     assert len(points) >= 15
-    for n in points:
-        d = tmp_path / f"kill_{n}"
-        with writes(kill_at=n), pytest.raises(Killed):
-            run_experiment(str(cfg), d)
-        assert temporaries(d), n
+    with kill_states(tmp_path / "exp", tmp_path / "kills", keep=lambda n, dst: n in points) as shots:
+        run_experiment(str(cfg), tmp_path / "exp")
+    assert len(shots) == len(points)
+    for d, target in shots:
+        what = target.relative_to(tmp_path / "exp")
+        assert temporaries(d), what
         run_experiment(str(cfg), d, resume=True)
-        what = ref_writes[n - 1].relative_to(tmp_path / "ref")
-        assert _records(d) == ref, f"killed at write {n} ({what})"
+        assert _records(d) == ref, f"killed at {what}"
         assert (d / "DONE").is_file() and (d / "report.md").is_file() and not temporaries(d), what
 
 
