@@ -196,6 +196,23 @@ def test_al_surrogate_killed_at_every_experiment_write_resumes_identically(tmp_p
         assert (d / "DONE").is_file() and (d / "report.md").is_file() and not temporaries(d), what
 
 
+def test_al_surrogate_chain_killed_at_its_own_writes_resumes_identically(tmp_path: Path) -> None:
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(EXPERIMENT_TOML + '[chain]\nmodels = ["resnet20", "mobilenetv3_small"]\n')
+    ref = run_experiment(str(cfg), tmp_path / "ref", chain=True)["chain"]
+    assert [r["surrogate"] for r in ref] == ["resnet20", "random"]
+
+    def chain_write(n: int, dst: Path) -> bool:  # the chain's own files: inherited set, random cell, chain.jsonl
+        return "chain" in dst.parts or dst.name.startswith(("random_", "chain."))
+
+    with kill_states(tmp_path / "exp", tmp_path / "kills", keep=chain_write) as shots:
+        run_experiment(str(cfg), tmp_path / "exp", chain=True)
+    assert len(shots) >= 4
+    for d, target in shots:
+        got = run_experiment(str(cfg), d, resume=True, chain=True)["chain"]
+        assert got == ref and not temporaries(d), f"killed at {target.relative_to(tmp_path / 'exp')}"
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AL_TEST_SLOW_CYCLE_S"}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
