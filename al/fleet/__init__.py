@@ -1,1 +1,1 @@
-"""The fleet side of active learning: what devices send back (`ingest`) and fleet simulation."""
+"""The fleet side of active learning: what devices send back (`ingest`) and fleet simulation (`run`)."""
