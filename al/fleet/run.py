@@ -1,0 +1,152 @@
+"""`al fleet`: build (or reuse) the scored world, simulate the fleet (or one shard), merge, report.
+
+Run directory::
+
+    fleet.toml  fleet.json           the config as given, and its hash (a directory holds one fleet)
+    world.npz  world.json            the scored world (reused while the world config is unchanged)
+    shards/shard_<i>_of_<n>.npz      one shard's per device-day results (with --shard)
+    latency.json  summary.json  summary.csv  per_day.csv  device_days.csv.gz
+    training.jsonl  training.csv     deployment model on fleet / pool-AL / random sets
+    timing.json  report.md  fleet_tradeoff.png  DONE (last)
+
+Sharding: `--shard i/n` simulates the devices numbered i mod n and writes its shard file;
+`--merge` merges a complete set of shard files and writes everything else. Without either, one
+process does all devices and writes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from al.fleet.config import FleetConfig, load_fleet_config
+from al.fleet.latency import ScoringLatency, fleet_latencies
+from al.fleet.simulate import FIELDS, FleetResult, VariantResult, merge, parse_shard, simulate
+from al.fleet.world import get_world
+from hwbench.errors import UserError
+from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+SHARD_DIR = "shards"
+_SHARD_RE = re.compile(r"shard_(\d+)_of_(\d+)\.npz")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def open_fleet_dir(out: Path, toml_text: str, cfg: FleetConfig) -> None:
+    """A new or empty directory, or one that holds this very fleet config (shards share it)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    info = out / "fleet.json"
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            held = json.loads(info.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UserError(f"--out {out} is not empty and holds no fleet run; choose a new or empty directory") from None
+        if held.get("config_sha256") != _sha(toml_text):
+            raise UserError(f"--out {out} holds a fleet run of another config; choose another directory")
+        (out / "DONE").unlink(missing_ok=True)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "fleet.toml", toml_text)
+    atomic_write_json(info, {"kind": "fleet", "name": cfg.name, "config_sha256": _sha(toml_text)})
+
+
+def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
+    arrays: dict[str, np.ndarray] = {"devices": np.array([res.devices])}
+    for k, v in res.variants.items():
+        arrays[f"{k}/device"], arrays[f"{k}/day"] = v.device, v.day
+        arrays[f"{k}/uploaded_by"], arrays[f"{k}/passed_by"] = v.uploaded_by, v.passed_by
+        arrays[f"{k}/seconds"] = np.array([v.seconds])
+        for f in FIELDS:
+            arrays[f"{k}/{f}"] = v.fields[f]
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(out / SHARD_DIR / f"shard_{shard[0]}_of_{shard[1]}.npz", buf.getvalue())
+
+
+def load_shard(path: Path) -> FleetResult:
+    try:
+        with np.load(path) as z:
+            a = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path}: not a readable shard file ({e.__class__.__name__}); run that shard again") from None
+    res = FleetResult(devices=int(a.pop("devices")[0]))
+    for k in dict.fromkeys(name.rsplit("/", 1)[0] for name in a):
+        res.variants[k] = VariantResult(k, a[f"{k}/device"], a[f"{k}/day"], {f: a[f"{k}/{f}"] for f in FIELDS},
+                                        a[f"{k}/uploaded_by"], a[f"{k}/passed_by"], float(a[f"{k}/seconds"][0]))
+    return res
+
+
+def load_shards(out: Path) -> list[FleetResult]:
+    """All shards of one complete `--shard i/n` set found in out/shards/."""
+    found: dict[int, dict[int, Path]] = {}
+    for p in sorted((out / SHARD_DIR).glob("shard_*_of_*.npz")):
+        m = _SHARD_RE.fullmatch(p.name)
+        if m:
+            found.setdefault(int(m.group(2)), {})[int(m.group(1))] = p
+    complete = [n for n, parts in found.items() if set(parts) == set(range(n))]
+    if not complete:
+        have = ", ".join(f"{sorted(parts)} of {n}" for n, parts in found.items()) or "none"
+        raise UserError(f"--merge: {out / SHARD_DIR} holds no complete set of shards (have: {have}); "
+                        "run the missing `--shard i/n` first")
+    n = max(complete)
+    return [load_shard(found[n][i]) for i in range(n)]
+
+
+def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: str | None = None,
+              merge_shards: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run `al fleet` (see module docstring). Bad input raises `UserError` before `out_dir` is touched."""
+    from al.loop import torch_threads
+
+    cfg, text = load_fleet_config(config)
+    if shard is not None and merge_shards:
+        raise UserError("give --shard or --merge, not both")
+    i, n = parse_shard(shard)
+    latencies = fleet_latencies(cfg)
+    out = Path(out_dir)
+    open_fleet_dir(out, text, cfg)
+    timing: dict[str, float] = {}
+    with torch_threads(cfg.threads):
+        t = time.perf_counter()
+        world = get_world(cfg, out, progress=progress)
+        timing["world_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if merge_shards:
+            res = merge(load_shards(out))
+        else:
+            res = simulate(cfg, world, latencies, shard=(i, n), progress=progress)
+        timing["simulate_s"] = time.perf_counter() - t
+        if n > 1:
+            path = save_shard(out, (i, n), res)
+            return {"shard": f"{i}/{n}", "devices": res.devices, "path": str(path), "timing": timing}
+        return finish(cfg, out, world, latencies, res, timing, progress=progress)
+
+
+def finish(cfg: FleetConfig, out: Path, world: Any, latencies: list[ScoringLatency], res: FleetResult,
+           timing: dict[str, float], *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Tables, training comparison, report, DONE."""
+    from al.fleet.report import summary_records, write_outputs
+
+    summary = summary_records(cfg, latencies, res, world)
+    training: list[dict] = []
+    if cfg.evaluation.enabled:
+        from al.fleet.evaluate import evaluate_sets
+        from al.fleet.world import backend
+
+        t = time.perf_counter()
+        training = evaluate_sets(cfg, world, res, backend(cfg), progress=progress)
+        timing["evaluate_s"] = time.perf_counter() - t
+    write_outputs(cfg, out, world, latencies, res, summary, training, timing)
+    atomic_write_json(out / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "devices": res.devices})
+    return {"summary": summary, "training": training, "timing": timing, "devices": res.devices}
