@@ -150,7 +150,7 @@ class FleetConfig:
 
 def load_fleet_config(path_or_preset: str | os.PathLike) -> tuple[FleetConfig, str]:
     """(config, its TOML text) from a file or preset; `UserError` on anything malformed."""
-    from al.analysis import resolve_preset
+    from al.config import resolve_preset
     from hwbench.tomlconf import from_mapping, read_toml
 
     path = resolve_preset(os.fspath(path_or_preset), prefix=PRESET_PREFIX)
@@ -191,7 +191,10 @@ def validate(cfg: FleetConfig) -> FleetConfig:
             raise UserError(f"generation {g.name!r}: list one or more distinct surrogates")
         if not (math.isfinite(g.share) and 0 < g.share <= 1):
             raise UserError(f"generation {g.name!r}: share must be in (0, 1], got {g.share!r}")
-        load_profile(g.profile)  # UserError listing the profiles
+        try:
+            load_profile(g.profile)
+        except UserError as e:
+            raise UserError(f"generation {g.name!r}: profile {g.profile!r}: {e}") from None
         for s in g.surrogates:
             info = model_info(s)
             if info.task != "segmentation":

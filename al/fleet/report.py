@@ -84,7 +84,10 @@ def _num(x: float) -> str:
 
 
 def training_summary(training: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Mean ± std over seeds per (generation, surrogate, method), and paired differences fleet - random/pool."""
+    """Mean ± std over seeds per (generation, surrogate, method); paired differences fleet − random and
+    fleet − pool (`al.paired`: mean, half-width of the 95 % t-interval, verdict beat / tie / lose)."""
+    from al.paired import paired_diff, paired_differences
+
     groups: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
     for r in training:
         groups.setdefault((r["generation"], r["surrogate"]), {}).setdefault(r["method"], {})[r["seed"]] = r["value"]
@@ -95,10 +98,11 @@ def training_summary(training: Sequence[Mapping[str, Any]]) -> list[dict]:
             a = np.array(list(vals.values()))
             rec[m], rec[f"{m}_std"] = float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else None
         for other in ("random", "pool"):
-            seeds = sorted(set(by.get("fleet", {})) & set(by.get(other, {})))
-            d = np.array([by["fleet"][k] - by[other][k] for k in seeds])
-            rec[f"fleet_minus_{other}"] = float(d.mean()) if d.size else None
-            rec[f"fleet_minus_{other}_std"] = float(d.std(ddof=1)) if d.size > 1 else None
+            seeds, d = paired_differences(by.get("fleet", {}), by.get(other, {}))
+            pd_ = paired_diff(d) if len(seeds) else None
+            rec[f"fleet_minus_{other}"] = pd_.delta if pd_ else None
+            rec[f"fleet_minus_{other}_ci95"] = pd_.half_width if pd_ else None
+            rec[f"fleet_vs_{other}"] = pd_.verdict if pd_ else "n/a"
             rec[f"fleet_wins_vs_{other}"] = f"{int((d > 0).sum())}/{d.size}"
         rec["seeds"] = len(by.get("fleet", {}))
         rec["added"] = next((r["added"] for r in training if (r["generation"], r["surrogate"], r["method"])
@@ -161,13 +165,15 @@ def render_markdown(cfg: FleetConfig, world: Any, summary: Sequence[Mapping], tr
                 f"`added` frames: `fleet` = the best-scored of the generation's uploads (policy "
                 f"`{cfg.policy[e.policy].label}`, duplicates across devices removed), `pool` = server-side pool AL "
                 "with the same surrogate (every frame the generation passed is scored), `random` = random frames "
-                f"it passed. Mean ± std over {len(e.seeds)} seed(s); Δ paired by seed.", "",
-                _md_table(["generation", "surrogate", "added", "fleet", "pool", "random", "fleet − random",
-                           "wins", "fleet − pool", "wins"],
+                f"it passed. Mean ± std over {len(e.seeds)} seed(s); Δ paired by seed with the half-width of its 95 % "
+                "t-interval; verdict `beat`/`lose` only when the interval excludes 0, else `tie`.", "",
+                _md_table(["generation", "surrogate", "added", "fleet", "pool", "random", "fleet − random (95 % CI)",
+                           "verdict", "wins", "fleet − pool (95 % CI)", "verdict", "wins"],
                           [[r["generation"], r["surrogate"], r["added"], _pm(r.get("fleet"), r.get("fleet_std")),
                             _pm(r.get("pool"), r.get("pool_std")), _pm(r.get("random"), r.get("random_std")),
-                            _pm(r["fleet_minus_random"], r["fleet_minus_random_std"], 2), r["fleet_wins_vs_random"],
-                            _pm(r["fleet_minus_pool"], r["fleet_minus_pool_std"], 2), r["fleet_wins_vs_pool"]]
+                            _pm(r["fleet_minus_random"], r["fleet_minus_random_ci95"], 2), r["fleet_vs_random"],
+                            r["fleet_wins_vs_random"], _pm(r["fleet_minus_pool"], r["fleet_minus_pool_ci95"], 2),
+                            r["fleet_vs_pool"], r["fleet_wins_vs_pool"]]
                            for r in train_sum]), ""]
     out += ["## What this can and cannot show", ""] + [f"- {n}" for n in notes(cfg, world)] + [""]
     out += ["## Timing", ""] + [f"- {k.removesuffix('_s')}: {v:.1f} s" for k, v in timing.items()] + [""]
@@ -275,7 +281,7 @@ def write_outputs(cfg: FleetConfig, out: Path, world: Any, latencies: Sequence[S
         written["training"] = write_jsonl(out / "training.jsonl", training)
         written["training_csv"] = atomic_write_text(out / "training.csv", _csv(train_sum))
     written["plot"] = plot_tradeoff(summary, train_sum, out / "fleet_tradeoff.png", world.info["metric"])
-    text = (out / "fleet.toml").read_text(encoding="utf-8") if (out / "fleet.toml").is_file() else ""
+    text = (out / "experiment.toml").read_text(encoding="utf-8") if (out / "experiment.toml").is_file() else ""
     written["markdown"] = atomic_write_text(out / "report.md", render_markdown(
         cfg, world, summary, train_sum, timing, text, image="fleet_tradeoff.png"))
     return written

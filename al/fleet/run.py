@@ -2,7 +2,7 @@
 
 Run directory::
 
-    fleet.toml  fleet.json           the config as given, and its hash (a directory holds one fleet)
+    experiment.toml  experiment.json  the config as given, and its hash (al.runs: a directory holds one fleet)
     world.npz  world.json            the scored world (reused while the world config is unchanged)
     shards/shard_<i>_of_<n>.npz      one shard's per device-day results (with --shard)
     latency.json  summary.json  summary.csv  per_day.csv  device_days.csv.gz
@@ -16,9 +16,7 @@ process does all devices and writes everything.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import re
 import time
@@ -39,27 +37,16 @@ SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"shard_(\d+)_of_(\d+)\.npz")
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def open_fleet_dir(out: Path, toml_text: str, cfg: FleetConfig) -> None:
     """A new or empty directory, or one that holds this very fleet config (shards share it)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
-    info = out / "fleet.json"
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            held = json.loads(info.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise UserError(f"--out {out} is not empty and holds no fleet run; choose a new or empty directory") from None
-        if held.get("config_sha256") != _sha(toml_text):
-            raise UserError(f"--out {out} holds a fleet run of another config; choose another directory")
-        (out / "DONE").unlink(missing_ok=True)
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "fleet.toml", toml_text)
-    atomic_write_json(info, {"kind": "fleet", "name": cfg.name, "config_sha256": _sha(toml_text)})
+    from al.runs.experiment_dir import open_out_dir
+    from al.runs.files import sha256_text
+
+    open_out_dir(out, toml_text, resume=True, kind="fleet")
+    if not (out / "experiment.json").is_file():
+        atomic_write_text(out / "experiment.toml", toml_text)
+        atomic_write_json(out / "experiment.json", {"kind": "fleet", "name": cfg.name,
+                                                    "config_sha256": sha256_text(toml_text)})
 
 
 def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
@@ -107,7 +94,7 @@ def load_shards(out: Path) -> list[FleetResult]:
 def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: str | None = None,
               merge_shards: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run `al fleet` (see module docstring). Bad input raises `UserError` before `out_dir` is touched."""
-    from al.loop import torch_threads
+    from al.runtime import torch_threads
 
     cfg, text = load_fleet_config(config)
     if shard is not None and merge_shards:

@@ -6,7 +6,7 @@ set, then scores every world frame with al's own scoring code (`al.strategies.ev
 the image score the strategy uses, here mean pixel entropy, and the pooled embedding the
 Core-Set strategy uses). Per-device streams (`al.fleet.streams`) index into these arrays, so
 one world serves any number of devices and the pool experiments alike (the world frames are the
-pool of `al.surrogate`'s Backend).
+pool of `al.experiments.backend.Backend`).
 
 Saved as `world.npz` + `world.json` in the run directory and reused when the world config is
 unchanged (the key is a hash of everything that decides the scores).
@@ -82,7 +82,7 @@ def data_table(cfg: FleetConfig) -> dict[str, Any]:
 
 def backend(cfg: FleetConfig) -> Any:
     """al's learning backend over the world (pool = world frames, val = validation frames)."""
-    from al.surrogate import backend_for
+    from al.experiments.backend import backend_for
 
     return backend_for(data_table(cfg), cfg.world.train, cfg.device)
 
