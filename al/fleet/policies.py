@@ -136,6 +136,8 @@ def window_topk_keep(scores: np.ndarray, k: int, *, window: np.ndarray, world: n
                      dedup_distance: float = 0.0, recent: int = 8) -> np.ndarray:
     """Frames kept per run (R, n) under the window-topk policy; `window` (n,) is each run's window."""
     r, n = scores.shape
+    if dedup_distance <= 0 and cap is None and k <= 4:
+        return _window_topk_argmax(scores, k, window, count)
     kept = np.zeros((r, n + 1), dtype=np.int64)                                       # last column: padding
     if n == 0:
         return kept[:, :n]
@@ -160,6 +162,35 @@ def window_topk_keep(scores: np.ndarray, k: int, *, window: np.ndarray, world: n
             kept[rows, col] += got
             taken += got
     return kept[:, :n]
+
+
+def _window_topk_argmax(scores: np.ndarray, k: int, window: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """window-topk without filter and cap by k rounds of per-window argmax (first maximum = earliest)."""
+    r, n = scores.shape
+    kept = np.zeros((r, n), dtype=np.int64)
+    if n == 0:
+        return kept
+    first, lens = runs(window)
+    m = int(lens.max())
+    slot = np.arange(m)[None, :]
+    idx = np.where(slot < lens[:, None], first[:, None] + slot, n)                    # (nw, m), n = padding
+    x = np.concatenate([scores, np.full((r, 1), -np.inf)], axis=1)[:, idx]           # (R, nw, m)
+    left = np.r_[count, 0][idx].astype(np.int64)                                      # copies left per run
+    left = np.broadcast_to(left, x.shape).copy()
+    taken = np.zeros((r, idx.shape[0]), dtype=np.int64)
+    rows, wins = np.arange(r)[:, None], np.arange(idx.shape[0])[None, :]
+    for _ in range(k):
+        j = np.argmax(x, axis=2)                                                      # (R, nw)
+        ok = np.isfinite(x[rows, wins, j])
+        take = np.where(ok, np.minimum(left[rows, wins, j], k - taken), 0)
+        col = idx[wins, j]
+        np.add.at(kept, (np.broadcast_to(rows, col.shape)[take > 0], col[take > 0]), take[take > 0])
+        taken += take
+        left[rows, wins, j] -= take
+        x[rows, wins, j] = np.where(left[rows, wins, j] > 0, x[rows, wins, j], -np.inf)
+        if (taken >= k).all():
+            break
+    return kept
 
 
 def upload_best(scores: np.ndarray, kept: np.ndarray, budget: int) -> np.ndarray:

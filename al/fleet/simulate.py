@@ -106,13 +106,14 @@ def window_frames(policy: PolicySpec, fps: float, period: int) -> int:
     return max(1, int(round(policy.window_s * fps / period)))
 
 
-def _offline_topk(seen: np.ndarray, scores: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(D, n_world) mask of the k[d] best-scored world frames each device passed (ties: lower index)."""
-    masked = np.where(seen, scores[None, :], -np.inf)
-    order = np.argsort(-masked, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :].repeat(order.shape[0], 0), axis=1)
-    return seen & (rank < k[:, None])
+def _offline_topk(seen: np.ndarray, order: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(D, n_world) mask of the k[d] best-scored world frames each device passed; `order` = world frames by
+    descending score, ties lower index first."""
+    s = seen[:, order]
+    top_sorted = s & (np.cumsum(s, axis=1) <= k[:, None])
+    top = np.empty_like(top_sorted)
+    top[:, order] = top_sorted
+    return top
 
 
 def simulate(cfg: FleetConfig, world: ScoredWorld, latencies: Iterable[ScoringLatency], *,
@@ -127,6 +128,7 @@ def simulate(cfg: FleetConfig, world: ScoredWorld, latencies: Iterable[ScoringLa
     frame_bytes = cfg.frame_kb * 1000.0
     thresholds = {(s, p.quantile): threshold_for(world, s, p.quantile) for s in world.scores for p in cfg.policy}
     dists: dict[str, np.ndarray] = {}
+    by_score = {s: np.lexsort((np.arange(n_world), -world.scores[s])) for s in world.scores}
     result = FleetResult()
     acc: dict[str, dict] = {}
     block = max(1, min(2048, MAX_BLOCK_ELEMS // n_slots))
@@ -162,7 +164,7 @@ def simulate(cfg: FleetConfig, world: ScoredWorld, latencies: Iterable[ScoringLa
                         umask = np.zeros((dev.size, n_world), dtype=bool)
                         r, c = np.nonzero(up)
                         umask[r, widx[r, c]] = True
-                        top = _offline_topk(seen, world.scores[s], n_up)
+                        top = _offline_topk(seen, by_score[s], n_up)
                         with np.errstate(invalid="ignore", divide="ignore"):
                             recall = np.where(n_up > 0, (umask & top).sum(axis=1) / np.maximum(n_up, 1), np.nan)
                         n_scored = scored_slots.size

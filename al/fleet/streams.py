@@ -68,29 +68,32 @@ class Drives:
 
 
 def world_slots(drives: Drives, device_ids: np.ndarray, day: int, slots: np.ndarray, *, seed: int) -> np.ndarray:
-    """(D, len(slots)) world frame index each device sees at the given (sorted) world slots of `day`."""
+    """(D, len(slots)) world frame index each device sees at the given world slots of `day`."""
     device_ids = np.asarray(device_ids, dtype=np.int64)
     slots = np.asarray(slots, dtype=np.int64)
     n_dev = device_ids.size
     if n_dev == 0 or slots.size == 0:
         return np.zeros((n_dev, slots.size), dtype=np.int64)
-    n_needed = int(slots[-1]) + 1
-    draws = n_needed // int(drives.lengths.min()) + 2                               # enough drives for the day
+    n_needed = int(slots.max()) + 1
+    full = day_slots(drives, device_ids, day, n_needed, seed=seed)
+    return full if slots.size == n_needed and np.array_equal(slots, np.arange(n_needed)) else full[:, slots]
+
+
+def day_slots(drives: Drives, device_ids: np.ndarray, day: int, n_slots: int, *, seed: int) -> np.ndarray:
+    """(D, n_slots) world frame of world slots 0 .. n_slots - 1 of `day` for every device."""
+    n_dev = device_ids.size
+    draws = n_slots // int(drives.lengths.min()) + 2                                # enough drives for the day
     u = hash_uniform(seed, device_ids, day, draws)                                  # (D, J)
     drive = np.minimum((u * drives.starts.size).astype(np.int64), drives.starts.size - 1)
-    lengths = drives.lengths[drive]                                                 # (D, J)
+    lengths = drives.lengths[drive].copy()                                          # (D, J)
     entry = np.minimum((hash_uniform(seed, device_ids, day, 1, stream=1)[:, 0] * lengths[:, 0]).astype(np.int64),
                        lengths[:, 0] - 1)                                           # (D,) first drive entered here
-    lengths = lengths.copy()
     lengths[:, 0] -= entry
-    ends = np.cumsum(lengths, axis=1)                                               # (D, J) slot after segment j
-    span = int(ends[:, -1].max()) + 1
-    offset = np.arange(n_dev, dtype=np.int64)[:, None] * span
-    seg = np.searchsorted((ends + offset).ravel(), (slots[None, :] + offset).ravel(), side="right")
-    seg = seg.reshape(n_dev, slots.size) - np.arange(n_dev)[:, None] * draws         # (D, S) segment of each slot
-    seg_start = np.take_along_axis(ends - lengths, seg, axis=1)
-    within = slots[None, :] - seg_start + np.where(seg == 0, entry[:, None], 0)
-    return drives.starts[np.take_along_axis(drive, seg, axis=1)] + within
+    seg_start = np.cumsum(lengths, axis=1) - lengths                                # (D, J) first slot of segment j
+    used = np.clip(n_slots - seg_start, 0, lengths)                                 # slots of the day in segment j
+    first_frame = drives.starts[drive] + np.where(np.arange(draws) == 0, entry[:, None], 0)
+    base = np.repeat((first_frame - seg_start).ravel(), used.ravel())              # frame = base + slot
+    return base.reshape(n_dev, n_slots) + np.arange(n_slots)[None, :]
 
 
 def camera_slots(frames: np.ndarray, fps: float, world_fps: float) -> np.ndarray:
