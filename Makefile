@@ -19,13 +19,15 @@ $(STAMP): pyproject.toml
 # entropy analysis; one AL report. `--resume` makes a second `make demo` reuse finished work.
 demo: setup
 	@start=$$(date +%s); \
-	echo "== 1/4 hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (~1-2 min)"; \
+	echo "== 1/5 hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (~1-2 min)"; \
 	$(VENV)/bin/hwbench report --out reports/hwbench --measure && \
-	echo "== 2/4 al surrogate: deployable-on-TX2 surrogates pick data for next-generation models (~1-2 min)" && \
+	echo "== 2/5 al surrogate: deployable-on-TX2 surrogates pick data for next-generation models (~1-2 min)" && \
 	$(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume && \
-	echo "== 3/4 al entropy: entropy histograms of models trained on the same random subset (~30 s)" && \
+	echo "== 3/5 al entropy: entropy histograms of models trained on the same random subset (~30 s)" && \
 	$(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume && \
-	echo "== 4/4 al report" && \
+	echo "== 4/5 al fleet: two device generations x two surrogates score frames at their latency, one day (~40 s)" && \
+	$(VENV)/bin/al fleet fleet_demo --out reports/al/fleet && \
+	echo "== 5/5 al report" && \
 	$(VENV)/bin/al report reports/al && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s: reports/hwbench/report.md, reports/al/report.md (and report.html)"
 

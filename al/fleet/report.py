@@ -149,12 +149,7 @@ def render_markdown(cfg: FleetConfig, world: Any, summary: Sequence[Mapping], tr
            "Recall: of the k frames a device uploaded in a day, the share that are among the k best-scored "
            "distinct world frames it drove past (offline pool top-k with the same surrogate and the same budget); "
            "mean ± 95 % interval of the mean over device-days (normal approximation).", "",
-           _md_table(["generation", "surrogate", "policy", "seen", "scored", "skipped", "kept", "uploaded",
-                      "distinct", "MB", "recall", "fleet distinct frames"],
-                     [[r["generation"], r["surrogate"], r["policy"], f"{r['seen_per_day']:,.0f}",
-                       f"{r['scored_per_day']:,.0f}", f"{r['skipped_per_day']:,.0f}", f"{r['kept_per_day']:,.1f}",
-                       f"{r['uploaded_per_day']:.1f}", f"{r['distinct_per_day']:.1f}", f"{r['mb_per_device_day']:.2f}",
-                       _pm(r["recall"], r["recall_ci95"], 3), r["fleet_distinct_frames"]] for r in summary]), ""]
+           device_table(summary), ""]
     if image:
         out += [f"![trade-off]({image})", ""]
     if train_sum:
@@ -167,18 +162,53 @@ def render_markdown(cfg: FleetConfig, world: Any, summary: Sequence[Mapping], tr
                 "with the same surrogate (every frame the generation passed is scored), `random` = random frames "
                 f"it passed. Mean ± std over {len(e.seeds)} seed(s); Δ paired by seed with the half-width of its 95 % "
                 "t-interval; verdict `beat`/`lose` only when the interval excludes 0, else `tie`.", "",
-                _md_table(["generation", "surrogate", "added", "fleet", "pool", "random", "fleet − random (95 % CI)",
-                           "verdict", "wins", "fleet − pool (95 % CI)", "verdict", "wins"],
-                          [[r["generation"], r["surrogate"], r["added"], _pm(r.get("fleet"), r.get("fleet_std")),
-                            _pm(r.get("pool"), r.get("pool_std")), _pm(r.get("random"), r.get("random_std")),
-                            _pm(r["fleet_minus_random"], r["fleet_minus_random_ci95"], 2), r["fleet_vs_random"],
-                            r["fleet_wins_vs_random"], _pm(r["fleet_minus_pool"], r["fleet_minus_pool_ci95"], 2),
-                            r["fleet_vs_pool"], r["fleet_wins_vs_pool"]]
-                           for r in train_sum]), ""]
+                training_table(train_sum), ""]
     out += ["## What this can and cannot show", ""] + [f"- {n}" for n in notes(cfg, world)] + [""]
     out += ["## Timing", ""] + [f"- {k.removesuffix('_s')}: {v:.1f} s" for k, v in timing.items()] + [""]
     out += ["## Config", "", "```toml", config_text.rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def device_table(summary: Sequence[Mapping]) -> str:
+    """Markdown: per device-day means and recall per (generation, surrogate, policy)."""
+    return _md_table(["generation", "surrogate", "policy", "seen", "scored", "skipped", "kept", "uploaded",
+                      "distinct", "MB", "recall", "fleet distinct frames"],
+                     [[r["generation"], r["surrogate"], r["policy"], f"{r['seen_per_day']:,.0f}",
+                       f"{r['scored_per_day']:,.0f}", f"{r['skipped_per_day']:,.0f}", f"{r['kept_per_day']:,.1f}",
+                       f"{r['uploaded_per_day']:.1f}", f"{r['distinct_per_day']:.1f}", f"{r['mb_per_device_day']:.2f}",
+                       _pm(r["recall"], r["recall_ci95"], 3), r["fleet_distinct_frames"]] for r in summary])
+
+
+def training_table(train_sum: Sequence[Mapping]) -> str:
+    """Markdown: deployment metric on fleet / pool / random sets with paired differences."""
+    return _md_table(["generation", "surrogate", "added", "fleet", "pool", "random", "fleet − random (95 % CI)",
+                      "verdict", "wins", "fleet − pool (95 % CI)", "verdict", "wins"],
+                     [[r["generation"], r["surrogate"], r["added"], _pm(r.get("fleet"), r.get("fleet_std")),
+                       _pm(r.get("pool"), r.get("pool_std")), _pm(r.get("random"), r.get("random_std")),
+                       _pm(r["fleet_minus_random"], r["fleet_minus_random_ci95"], 2), r["fleet_vs_random"],
+                       r["fleet_wins_vs_random"], _pm(r["fleet_minus_pool"], r["fleet_minus_pool_ci95"], 2),
+                       r["fleet_vs_pool"], r["fleet_wins_vs_pool"]] for r in train_sum])
+
+
+def section_markdown(fleet_dir: Path, *, prefix: str) -> list[str]:
+    """The fleet section of another report (`al report`): tables of a finished `al fleet` directory whose
+    files are reached at `prefix` (e.g. "fleet/") from that report."""
+    import json
+
+    from hwbench.io import read_jsonl
+
+    summary = json.loads((fleet_dir / "summary.json").read_text(encoding="utf-8"))
+    training = list(read_jsonl(fleet_dir / "training.jsonl")) if (fleet_dir / "training.jsonl").is_file() else []
+    out = ["## Fleet simulation (`al fleet`)", "",
+           "Each device generation scores camera frames with its surrogate only when the engine is free (latency "
+           "from hwbench, labelled), keeps frames under an upload budget; recall of the offline top-k per policy, "
+           f"and a deployment model trained on what the fleet sent. Full report: [{prefix}report.md]({prefix}report.md).", ""]
+    if (fleet_dir / "fleet_tradeoff.png").is_file():
+        out += [f"![fleet trade-off]({prefix}fleet_tradeoff.png)", ""]
+    out += [device_table(summary), ""]
+    if training:
+        out += [training_table(training_summary(training)), ""]
+    return out
 
 
 def notes(cfg: FleetConfig, world: Any) -> list[str]:

@@ -102,6 +102,11 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         if "curves" in images:
             out.append(f"<img src='{esc(images['curves'])}' alt='AL curves'>")
         out.append(_html_table(CURVE_HEADER, curve_rows(d.curves)))
+    if d.fleet_dir is not None:
+        name = esc(d.fleet_dir.name)
+        out += ["<h2>Fleet simulation (<code>al fleet</code>)</h2>",
+                f"<p>Full report: <a href='{name}/report.md'>{name}/report.md</a></p>",
+                f"<img src='{name}/fleet_tradeoff.png' alt='fleet trade-off'>"]
     out += ["<h2>What this can and cannot show</h2>",
             "<ul>" + "".join(f"<li>{_md_code_to_html(esc(n))}</li>" for n in honest_note(d)) + "</ul>"]
     info = runinfo_markdown(d)[2:]

@@ -24,6 +24,7 @@ from hwbench.io import read_jsonl
 log = logging.getLogger(__name__)
 
 ENTROPY_SUBDIR = "entropy"
+FLEET_SUBDIR = "fleet"   # a finished `al fleet --out DIR/fleet` run gets its section in DIR's report
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ExperimentData:
     config_text: str = ""
     experiment: dict = field(default_factory=dict)  # experiment.json: name, kind, dataset, schedule ...
     timing: dict | None = None
+    fleet_dir: Path | None = None  # DIR/fleet holding a finished `al fleet` run
 
 
 def load_experiment(exp_dir: str | Path) -> ExperimentData:
@@ -83,7 +85,9 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
             d.curves.extend(run_curve(run_dir))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # a damaged run dir must not sink the report
             log.warning("skipping AL curve of %s: %s", run_dir, e)
-    if not (d.records or d.chain or d.entropy or d.curves):
+    if (root / FLEET_SUBDIR / "summary.json").is_file() and (root / FLEET_SUBDIR / "DONE").is_file():
+        d.fleet_dir = root / FLEET_SUBDIR
+    if not (d.records or d.chain or d.entropy or d.curves or d.fleet_dir):
         raise UserError(f"{root} holds no experiment results (records.jsonl, chain.jsonl, entropy.json or "
                         "run directories); run `al surrogate` or `al entropy` with --out there first")
     return d

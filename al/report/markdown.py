@@ -114,6 +114,10 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         if "curves" in images:
             out += [f"![AL curves]({images['curves']})", ""]
         out += [md_table(CURVE_HEADER, curve_rows(d.curves)), ""]
+    if d.fleet_dir is not None:
+        from al.fleet.report import section_markdown
+
+        out += section_markdown(d.fleet_dir, prefix=f"{d.fleet_dir.name}/")
     out += ["## What this can and cannot show", ""] + [f"- {n}" for n in honest_note(d)] + [""]
     out += runinfo_markdown(d)
     if d.config_text:
