@@ -63,8 +63,9 @@ class WorldSpec:
     frames: int = 600                # world frames (the pool), consecutive frames form drives
     val_frames: int = 60             # validation frames (deployment mIoU)
     size: tuple[int, ...] = (32, 64)  # H, W of the world frames (the scoring resolution here)
-    drive_frames: int = 30           # frames per drive when the dataset has no drives of its own
-    world_fps: float = 30.0          # world frames per second of driving (camera frames in between repeat them)
+    drive_frames: int = 12           # frames per drive (a dataset option of synthetic_streets' drives)
+    world_fps: float = 10.0          # world frames per second of driving (the drives' frame rate; camera
+                                     # frames in between repeat the last world frame)
     initial_labelled: int = 30       # random world frames the surrogates are trained on (and every set starts from)
     options: dict[str, Any] = field(default_factory=dict)  # extra dataset options
     train: TrainConfig = field(default_factory=TrainConfig)

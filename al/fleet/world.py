@@ -27,6 +27,7 @@ import numpy as np
 
 from al.fleet.config import FleetConfig
 from al.fleet.streams import Drives
+from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def data_table(cfg: FleetConfig) -> dict[str, Any]:
     """The `[data]` table of `al run` that holds the world frames (pool) and the validation frames."""
     w = cfg.world
     return {"name": w.dataset, "pool_size": w.frames, "val_size": w.val_frames,
-            "options": {"n": w.frames, "size": list(w.size), **w.options}}
+            "options": {"n": w.frames, "size": list(w.size), "drive_frames": w.drive_frames, **w.options}}
 
 
 def backend(cfg: FleetConfig) -> Any:
@@ -88,13 +89,18 @@ def backend(cfg: FleetConfig) -> Any:
 
 
 def drive_ids(dataset: Any, n: int, drive_frames: int) -> np.ndarray:
-    """Per-frame drive id: the dataset's own drives when it has them, else blocks of `drive_frames`."""
-    own = getattr(dataset, "drive_ids", None)
-    if callable(own):
-        ids = np.asarray(own(), dtype=np.int64)[:n]
-        if ids.size == n:
-            return ids
+    """Per-frame drive id: the dataset's own drives (`drive_index`) when it has them, else blocks of `drive_frames`."""
+    own = getattr(dataset, "drive_index", None)
+    if own is not None and len(own) >= n:
+        return np.asarray(own, dtype=np.int64)[:n]
     return np.arange(n, dtype=np.int64) // drive_frames
+
+
+def dataset_fps(dataset: Any) -> float | None:
+    """Frames per second of driving of the dataset's drives, when it says."""
+    drives = getattr(dataset, "drives", None)
+    fps = getattr(drives[0], "fps", None) if drives else None
+    return float(fps) if fps else None
 
 
 def build_world(cfg: FleetConfig, be: Any = None, *, progress: Any = None) -> ScoredWorld:
@@ -117,6 +123,10 @@ def build_world(cfg: FleetConfig, be: Any = None, *, progress: Any = None) -> Sc
         scores[s] = np.asarray(ev.image_score, dtype=np.float64)
         embeddings[s] = np.asarray(ev.embedding, dtype=np.float32)
     base = getattr(be.p.pool, "base", be.p.pool)
+    fps = dataset_fps(base)
+    if fps is not None and abs(fps - w.world_fps) > 1e-9:
+        raise UserError(f"world.world_fps = {w.world_fps:g} but the drives of {w.dataset} run at {fps:g} frames per "
+                        f"second; set world.world_fps = {fps:g}")
     info = {"key": world_key(cfg), "frames": n, "metric": be.metric, "surrogate_metric": metrics,
             "initial_labelled": int(initial.size), "dataset": w.dataset, "size": list(w.size),
             "world_fps": w.world_fps}

@@ -30,7 +30,7 @@ frames = 60
 val_frames = 8
 size = [16, 32]
 drive_frames = 6
-world_fps = 5.0
+world_fps = 10.0
 initial_labelled = 6
 batch_size = 30
 train = { epochs = 1, batch_size = 6, lr = 0.05 }
@@ -253,3 +253,14 @@ def test_with_counts_scales_generations():
 
     cfg = dataclasses.replace(_fake_config())
     assert [g.count for g in with_counts(cfg, 10).generation] == [130, 50]
+
+
+def test_al_report_has_fleet_section(tiny_runs, tmp_path):
+    from al.report import write_report
+
+    whole, _ = tiny_runs
+    shutil.copytree(whole, tmp_path / "fleet")
+    written = write_report(tmp_path)
+    text = written["markdown"].read_text()
+    assert "## Fleet simulation (`al fleet`)" in text and "](fleet/fleet_tradeoff.png)" in text
+    assert "fleet/report.md" in written["html"].read_text()
