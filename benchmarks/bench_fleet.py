@@ -46,48 +46,42 @@ def _world(cfg):
                        {"frames": n, "metric": "miou"})
 
 
-def loop_device(cfg, world, policy, surrogate, period, world_of_slot, dist, threshold) -> tuple[int, int]:
-    """One device-day, frame by frame: (kept, uploaded)."""
+def loop_device(cfg, world, policy, surrogate, latency_ms, world_of_slot, dist, threshold) -> tuple[int, int]:
+    """One device-day, frame by frame, as the on-device scorer runs: (kept, uploaded)."""
     scores = world.scores[surrogate]
     ratio = cfg.world.world_fps / cfg.fps
-    window = max(1, int(round(policy.window_s * cfg.fps / period)))
-    cap, recent, kept, buf, free_at = policy.budget_frames_per_hour, [], [], [], 0
-    per_hour: dict[int, int] = {}
+    window = max(1, int(round(policy.window_s * cfg.fps)))
+    lat_us, period_us = int(round(latency_ms * 1e3)), int(round(policy.budget_period_s * 1e6))
+    cap, recent, kept, pending, free_at, win_id = policy.budget_frames, [], [], [], None, 0
+    used: dict[int, int] = {}
 
-    def admit(i: int, w: int) -> bool:
-        hour = int(i / cfg.fps // 3600)
-        if cap is not None and per_hour.get(hour, 0) >= cap:
-            return False
-        if policy.dedup_distance > 0 and any(dist[w, r] <= policy.dedup_distance for r in recent[-policy.dedup_recent:]):
-            return False
+    def admit(t: int, w: int) -> None:
+        if policy.dedup_distance > 0 and any(dist[w, r] <= policy.dedup_distance for r in recent[-policy.dedup_memory:]):
+            return
+        p = t // period_us
+        if cap is not None and used.get(p, 0) >= cap:
+            return
         recent.append(w)
-        per_hour[hour] = per_hour.get(hour, 0) + 1
-        kept.append((-scores[w], i))
-        return True
+        used[p] = used.get(p, 0) + 1
+        kept.append(w)
 
     for i in range(cfg.frames_per_day):
-        if i < free_at:
+        t = int(round(i * 1e6 / cfg.fps))
+        if policy.name == "window-topk" and i // window != win_id:
+            for _, _, tj, wj in sorted(pending)[:policy.k]:
+                admit(tj, wj)
+            pending, win_id = [], i // window
+        if free_at is not None and t < free_at:
             continue
-        free_at = i + period
+        free_at = t + lat_us
         w = int(world_of_slot[int(np.floor(i * ratio + 1e-9))])
         if policy.name == "threshold":
             if scores[w] >= threshold:
-                admit(i, w)
-            continue
-        buf.append((-scores[w], i, w))
-        if len(buf) == window:
-            taken = 0
-            for _, j, wj in sorted(buf):
-                if taken == policy.k:
-                    break
-                taken += admit(j, wj)
-            buf = []
-    if buf:
-        taken = 0
-        for _, j, wj in sorted(buf):
-            if taken == policy.k:
-                break
-            taken += admit(j, wj)
+                admit(t, w)
+        else:
+            pending.append((-scores[w], i, t, w))
+    for _, _, tj, wj in sorted(pending)[:policy.k]:
+        admit(tj, wj)
     return len(kept), min(len(kept), cfg.upload_frames_per_day)
 
 
@@ -115,7 +109,7 @@ def main() -> list[dict]:
         for row in range(sample.size):
             for s in g.surrogates:
                 for p in cfg.policy:
-                    counts.append(loop_device(cfg, world, p, s, lat[(g.name, s)].period, slots[row], dists[s],
+                    counts.append(loop_device(cfg, world, p, s, lat[(g.name, s)].effective_ms, slots[row], dists[s],
                                               threshold_for(world, s, p.quantile)))
         base_s += (time.perf_counter() - t0) / sample.size * g.count
         k = 0

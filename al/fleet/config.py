@@ -10,7 +10,7 @@
     [latency]   source (paper | peak | roofline | measured | predicted), input, precision, measurements, ...
     [world]     the scored world: dataset, frames, drives, initial labelled set, surrogate training
     [[generation]]  name, profile (profiles/*.toml), count, surrogates, share
-    [[policy]]  name (threshold | window-topk), quantile / window_s + k, dedup_distance, budget_frames_per_hour
+    [[policy]]  name (threshold | window-topk), quantile / window_s + k, dedup_distance, budget_frames
     [evaluation]  deployment model, label budget, seeds, training
 
 `load_fleet_config("fleet_demo")` reads `al/presets/fleet_demo.toml` (the `fleet_` prefix may be
@@ -89,11 +89,12 @@ class PolicySpec:
 
     name: str                        # threshold | window-topk
     quantile: float = 0.9            # threshold = this quantile of the surrogate's scores on the world
-    window_s: float = 10.0           # window-topk: window length in seconds of driving
-    k: int = 1                       # window-topk: frames kept per window
-    dedup_distance: float = 0.0      # > 0: skip frames within this embedding distance of recently kept ones
-    dedup_recent: int = 8            # how many recently kept frames the filter remembers
-    budget_frames_per_hour: int | None = None  # on-device cap on kept frames per hour (None: no cap)
+    window_s: float = 10.0           # window-topk: window length in seconds of camera frames
+    k: int = 1                       # window-topk: frames offered per window (best k by score)
+    dedup_distance: float = 0.0      # > 0: drop frames whose L2-normalised embedding is within this distance
+    dedup_memory: int = 32           # ... of one of the last `dedup_memory` kept frames
+    budget_frames: int | None = None  # on-device cap on kept frames per budget period (None: no cap)
+    budget_period_s: float = 3600.0  # the period (aligned to the day's first frame), like `--per 1h`
 
     @property
     def label(self) -> str:
@@ -242,12 +243,13 @@ def _validate_policy(p: PolicySpec) -> None:
     if not 0 <= p.quantile <= 1:
         raise UserError(f"policy.quantile must be in [0, 1], got {p.quantile!r}")
     _positive("policy.window_s", p.window_s)
-    if p.k < 1 or p.dedup_recent < 1:
-        raise UserError("policy.k and policy.dedup_recent must be >= 1")
+    if p.k < 1 or p.dedup_memory < 1:
+        raise UserError("policy.k and policy.dedup_memory must be >= 1")
+    _positive("policy.budget_period_s", p.budget_period_s)
     if not (math.isfinite(p.dedup_distance) and p.dedup_distance >= 0):
         raise UserError(f"policy.dedup_distance must be >= 0, got {p.dedup_distance!r}")
-    if p.budget_frames_per_hour is not None and p.budget_frames_per_hour < 1:
-        raise UserError("policy.budget_frames_per_hour must be >= 1 (or left out: no cap)")
+    if p.budget_frames is not None and p.budget_frames < 1:
+        raise UserError("policy.budget_frames must be >= 1 (or left out: no cap)")
 
 
 def with_counts(cfg: FleetConfig, scale: float) -> FleetConfig:

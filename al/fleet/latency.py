@@ -9,10 +9,12 @@ Latency comes from `hwbench` and is always labelled with its source:
 
 The scorer gets `share` of the device, so its effective latency is latency / share.
 
-Real time (the on-device scorer's semantics): frame i arrives at i / fps; it is scored when the
-engine is free, and then the engine is busy for L ms. With a constant L the scored frames are
-0, p, 2p, ... with p = max(1, ceil(L * fps / 1000)) (`scoring_period`, tested against the
-frame-by-frame rule in `scored_frames_stream`).
+Real time (the on-device scorer's semantics, `hwbench/ondevice.py`: integer microseconds):
+frame i arrives at t_i = round(i * 1e6 / fps) µs; it is scored when t_i >= free_at, and then
+free_at = t_i + L with L = round(latency_ms * 1000) µs. `scored_frames` gives the scored frame
+indices of a day: once per (device model, surrogate), shared by every device (all cameras start
+at 0). When the step to the next scored frame is the same from every frame (the usual case) the
+result is a plain range; otherwise it jumps from scored frame to scored frame.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ import numpy as np
 from al.fleet.config import FleetConfig, Generation, LatencySpec
 from hwbench.errors import UserError
 
-_EPS = 1e-9
-
-
 @dataclass(frozen=True)
 class ScoringLatency:
     """One surrogate on one generation. Times in ms."""
@@ -39,28 +38,35 @@ class ScoringLatency:
     latency_ms: float            # the engine's latency for one frame
     share: float
     effective_ms: float          # latency_ms / share
-    period: int                  # scores one frame in every `period` camera frames
+    period: float                # camera frames per scored frame (mean over a minute of frames)
 
     def record(self) -> dict:
         return dict(self.__dict__)
 
 
-def scoring_period(latency_ms: float, fps: float) -> int:
-    """Camera frames per scored frame: the engine is free again `latency_ms` after it started."""
-    if not (math.isfinite(latency_ms) and latency_ms >= 0):
-        raise UserError(f"scoring latency must be a finite non-negative number of ms, got {latency_ms!r}")
-    return max(1, math.ceil(latency_ms * fps / 1000.0 - _EPS))
+def frame_times_us(n: int, fps: float) -> np.ndarray:
+    """Arrival times of camera frames 0..n-1 in integer microseconds: round(i * 1e6 / fps)."""
+    return np.round(np.arange(n, dtype=np.float64) * 1e6 / fps).astype(np.int64)
 
 
-def scored_frames_stream(n_frames: int, fps: float, latency_ms: float) -> list[int]:
-    """Reference, frame by frame: indices of the frames a scorer with constant latency scores."""
-    busy_frames = latency_ms * fps / 1000.0   # engine time in frame periods
-    free_at, out = 0.0, []
-    for i in range(n_frames):
-        if i >= free_at - _EPS:
-            out.append(i)
-            free_at = i + busy_frames
-    return out
+def scored_frames(n: int, fps: float, latency_ms: float) -> np.ndarray:
+    """Indices of the frames (of n) a scorer with constant latency scores (see module docstring)."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    t = frame_times_us(n, fps)
+    lat = int(round(latency_ms * 1e3))
+    nxt = np.maximum(np.searchsorted(t, t + lat, side="left"), np.arange(n) + 1)   # next free arrival after i
+    step = nxt - np.arange(n)
+    inside = nxt < n
+    if not inside.any():
+        return np.zeros(1, dtype=np.int64)
+    if np.all(step[inside] == step[inside][0]):
+        return np.arange(0, n, int(step[inside][0]), dtype=np.int64)
+    out, i = [], 0
+    while i < n:
+        out.append(i)
+        i = int(nxt[i])
+    return np.asarray(out, dtype=np.int64)
 
 
 def engine_latency_ms(spec: LatencySpec, profile: str, surrogate: str) -> tuple[float, str]:
@@ -104,4 +110,5 @@ def fleet_latencies(cfg: FleetConfig) -> list[ScoringLatency]:
 def generation_latency(cfg: FleetConfig, g: Generation, surrogate: str) -> ScoringLatency:
     ms, label = engine_latency_ms(cfg.latency, g.profile, surrogate)
     eff = ms / g.share
-    return ScoringLatency(g.name, g.profile, surrogate, label, ms, g.share, eff, scoring_period(eff, cfg.fps))
+    n = max(2, int(round(60 * cfg.fps)))
+    return ScoringLatency(g.name, g.profile, surrogate, label, ms, g.share, eff, n / scored_frames(n, cfg.fps, eff).size)

@@ -3,12 +3,14 @@
 Semantics, frame by frame (those of the streaming scorer, `hwbench/ondevice.py score`):
 
 - `threshold`: a scored frame is a candidate when score >= threshold; candidates in arrival order.
-- `window-topk`: the scored frames are cut into windows; at the end of a window its frames are
-  candidates in descending score order (ties: earlier first) until k are kept.
-- near-duplicate filter (`dedup_distance` d > 0): a candidate within distance d (<=) of one of the
-  `recent` most recently kept frames of the row is skipped (it does not count towards k).
-- cap (`cap` frames per hour, optional): a candidate is skipped when its hour already holds `cap`
-  kept frames. A kept frame joins the recent memory. Rows never interact.
+- `window-topk`: camera frames are cut into windows (by arrival index); when a window closes, the
+  best k of its scored frames (score descending, ties earlier first) are offered in that order; a
+  dropped one is not replaced by the next best.
+- near-duplicate filter (`dedup_distance` d > 0): an offered frame within distance d (<=) of one of
+  the `recent` last kept frames of the row is dropped (`dist` holds distances between L2-normalised
+  embeddings).
+- cap (`cap` frames per budget period, optional): an offered frame is dropped when its period
+  already holds `cap` kept frames. A kept frame joins the recent memory. Rows never interact.
 
 Runs. The camera repeats a world frame while the world has not moved on, so a scored stream is
 a sequence of runs: consecutive scored frames showing the same world frame (same score, same
@@ -16,7 +18,7 @@ embedding) in the same hour and window. The functions take runs: per row the sco
 frame of each run (R, n), and per column (shared by all rows) the run's frame `count`, `period`
 (hour) and `window`. They return how many frames of each run are kept (R, n). This is exact:
 the copies of a run are adjacent in both orders above, and once one copy is kept the others are
-duplicates at distance 0. With `count` = 1 a run is a frame. Near-duplicate tests are look-ups
+duplicates at distance 0. With `count` = 1 a run is a frame. Periods are non-negative integers. Near-duplicate tests are look-ups
 in a world x world distance matrix `dist`. Scores must be finite (`ScoredWorld` checks). Loops run over candidate positions or windows, each
 step vectorised over all rows; without the filter and the cap the policies are array maths.
 """
@@ -87,7 +89,7 @@ class _Memory:
 
 def threshold_keep(scores: np.ndarray, threshold: float, *, world: np.ndarray, count: np.ndarray,
                    period: np.ndarray, cap: int | None = None, dist: np.ndarray | None = None,
-                   dedup_distance: float = 0.0, recent: int = 8) -> np.ndarray:
+                   dedup_distance: float = 0.0, recent: int = 32) -> np.ndarray:
     """Frames kept per run (R, n) under the threshold policy (see module docstring)."""
     cand = scores >= threshold                                                        # (R, n)
     copies = cand * count[None, :].astype(np.int64)
@@ -131,66 +133,69 @@ def window_order(scores: np.ndarray, window: np.ndarray) -> np.ndarray:
     return np.take_along_axis(np.broadcast_to(idx, order.shape), order, axis=2)
 
 
-def window_topk_keep(scores: np.ndarray, k: int, *, window: np.ndarray, world: np.ndarray, count: np.ndarray,
-                     period: np.ndarray, cap: int | None = None, dist: np.ndarray | None = None,
-                     dedup_distance: float = 0.0, recent: int = 8) -> np.ndarray:
-    """Frames kept per run (R, n) under the window-topk policy; `window` (n,) is each run's window."""
+def window_offers(scores: np.ndarray, k: int, window: np.ndarray, count: np.ndarray
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The best k frames of every window in rank order, as rounds: [(column (R, nw), frames (R, nw)), ...];
+    round i holds each window's i-th best run and how many of its frames are among the k offered
+    (column n = none). Small k: k rounds of per-window argmax (first maximum = earliest); else one sort."""
     r, n = scores.shape
-    if dedup_distance <= 0 and cap is None and k <= 4:
-        return _window_topk_argmax(scores, k, window, count)
-    kept = np.zeros((r, n + 1), dtype=np.int64)                                       # last column: padding
-    if n == 0:
-        return kept[:, :n]
-    order = window_order(scores, window)                                              # (R, nw, m)
-    copies = np.r_[count, 0][order]                                                   # (R, nw, m)
-    rows = np.arange(r)
-    if dedup_distance <= 0 and cap is None:
-        take = np.clip(k - (np.cumsum(copies, axis=2) - copies), 0, copies)
-        kept[rows[:, None, None], order] = take
-        return kept[:, :n]
-    world = np.concatenate([world, np.zeros((r, 1), world.dtype)], axis=1)
-    period = np.r_[period, -1]
-    mem = _Memory(r, recent, dist, dedup_distance, int(period.max(initial=0)) + 1)
-    for wi in range(order.shape[1]):
-        taken = np.zeros(r, dtype=np.int64)
-        for j in range(order.shape[2]):
-            want = np.where(taken < k, np.minimum(copies[:, wi, j], k - taken), 0)
-            if not want.any():
-                break
-            col = order[:, wi, j]
-            got = mem.admit(want, world[rows, col], period[col], cap)
-            kept[rows, col] += got
-            taken += got
-    return kept[:, :n]
-
-
-def _window_topk_argmax(scores: np.ndarray, k: int, window: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """window-topk without filter and cap by k rounds of per-window argmax (first maximum = earliest)."""
-    r, n = scores.shape
-    kept = np.zeros((r, n), dtype=np.int64)
-    if n == 0:
-        return kept
     first, lens = runs(window)
     m = int(lens.max())
     slot = np.arange(m)[None, :]
     idx = np.where(slot < lens[:, None], first[:, None] + slot, n)                    # (nw, m), n = padding
-    x = np.concatenate([scores, np.full((r, 1), -np.inf)], axis=1)[:, idx]           # (R, nw, m)
-    left = np.r_[count, 0][idx].astype(np.int64)                                      # copies left per run
-    left = np.broadcast_to(left, x.shape).copy()
-    taken = np.zeros((r, idx.shape[0]), dtype=np.int64)
+    copies = np.r_[count, 0].astype(np.int64)
     rows, wins = np.arange(r)[:, None], np.arange(idx.shape[0])[None, :]
-    for _ in range(k):
-        j = np.argmax(x, axis=2)                                                      # (R, nw)
-        ok = np.isfinite(x[rows, wins, j])
-        take = np.where(ok, np.minimum(left[rows, wins, j], k - taken), 0)
-        col = idx[wins, j]
-        np.add.at(kept, (np.broadcast_to(rows, col.shape)[take > 0], col[take > 0]), take[take > 0])
+    taken = np.zeros((r, idx.shape[0]), dtype=np.int64)
+    rounds = []
+    if k <= 4:
+        x = np.concatenate([scores, np.full((r, 1), -np.inf)], axis=1)[:, idx]       # (R, nw, m)
+        for _ in range(min(k, m)):
+            j = np.argmax(x, axis=2)                                                  # (R, nw)
+            col = np.where(np.isfinite(x[rows, wins, j]), idx[wins, j], n)          # exhausted window: none
+            take = np.where(col < n, np.minimum(copies[col], k - taken), 0)
+            rounds.append((col, take))
+            taken += take
+            x[rows, wins, j] = -np.inf
+            if (taken >= k).all():
+                break
+        return rounds
+    order = window_order(scores, window)                                              # (R, nw, m)
+    for j in range(min(k, m)):
+        col = order[:, :, j]
+        take = np.where(col < n, np.minimum(copies[col], k - taken), 0)
+        rounds.append((col, take))
         taken += take
-        left[rows, wins, j] -= take
-        x[rows, wins, j] = np.where(left[rows, wins, j] > 0, x[rows, wins, j], -np.inf)
-        if (taken >= k).all():
-            break
-    return kept
+    return rounds
+
+
+def window_topk_keep(scores: np.ndarray, k: int, *, window: np.ndarray, world: np.ndarray, count: np.ndarray,
+                     period: np.ndarray, cap: int | None = None, dist: np.ndarray | None = None,
+                     dedup_distance: float = 0.0, recent: int = 32) -> np.ndarray:
+    """Frames kept per run (R, n) under the window-topk policy; `window` (n,) is each run's window.
+
+    The best k frames of a window are offered in rank order; a dropped one (near-duplicate, cap) is
+    not replaced by the next best."""
+    r, n = scores.shape
+    kept = np.zeros((r, n + 1), dtype=np.int64)                                       # last column: none
+    if n == 0:
+        return kept[:, :n]
+    rounds = window_offers(scores, k, window, count)
+    rows = np.arange(r)
+    if dedup_distance <= 0 and cap is None:
+        for col, take in rounds:
+            np.add.at(kept, (np.broadcast_to(rows[:, None], col.shape), col), take)
+        return kept[:, :n]
+    world = np.concatenate([world, np.zeros((r, 1), world.dtype)], axis=1)
+    period = np.r_[period, 0]
+    mem = _Memory(r, recent, dist, dedup_distance, int(period.max(initial=0)) + 1)
+    for wi in range(rounds[0][0].shape[1] if rounds else 0):
+        for col, take in rounds:
+            want = take[:, wi]
+            if not want.any():
+                break
+            c = col[:, wi]
+            kept[rows, c] += mem.admit(want, world[rows, c], period[c], cap)
+    return kept[:, :n]
 
 
 def upload_best(scores: np.ndarray, kept: np.ndarray, budget: int) -> np.ndarray:

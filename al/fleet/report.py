@@ -35,7 +35,8 @@ def summary_records(cfg: FleetConfig, latencies: Sequence[ScoringLatency], res: 
                     "generation": g.name, "profile": g.profile, "devices": int(np.unique(v.device).size),
                     "surrogate": s, "surrogate_metric": world.info.get("surrogate_metric", {}).get(s),
                     "latency_source": x.source, "latency_ms": x.latency_ms, "share": x.share,
-                    "effective_ms": x.effective_ms, "period": x.period, "scored_pct": 100.0 / x.period,
+                    "effective_ms": x.effective_ms, "period": x.period,
+                    "scored_pct": 100.0 * float(f["scored"].sum()) / max(1.0, float(f["seen"].sum())),
                     "policy": p.label, "device_days": int(v.device.size),
                     **{f"{k}_per_day": float(f[k].mean()) for k in ("seen", "scored", "skipped", "kept", "uploaded")},
                     "distinct_per_day": float(f["distinct"].mean()),
@@ -140,7 +141,7 @@ def render_markdown(cfg: FleetConfig, world: Any, summary: Sequence[Mapping], tr
            _md_table(["generation", "profile", "surrogate", f"world {w['metric']} %", "latency source", "latency ms",
                       "share", "effective ms", "scores 1 frame in", "scored %"],
                      [[r["generation"], r["profile"], r["surrogate"], _f(r["surrogate_metric"]), r["latency_source"],
-                       f"{r['latency_ms']:.1f}", f"{r['share']:g}", f"{r['effective_ms']:.1f}", r["period"],
+                       f"{r['latency_ms']:.1f}", f"{r['share']:g}", f"{r['effective_ms']:.1f}", f"{r['period']:.2f}",
                        f"{r['scored_pct']:.1f}"] for r in _unique(summary, ("generation", "surrogate"))]), "",
            f"`world {w['metric']}`: the surrogate trained on the {w['initial_labelled']} initial frames, on the "
            "validation frames: its quality as a model. A frame is scored only when the engine is free "

@@ -4,8 +4,8 @@ A variant is (generation, surrogate, policy). For a block of devices and one day
 
 1. world frame of every world slot the devices pass (`streams.world_slots`), once per block and
    day for all variants of the generation: (D, slots);
-2. per surrogate: the scored camera frames 0, p, 2p, ... (p from the scoring latency), their
-   world frames and scores (D, n_scored);
+2. per surrogate: the camera frames its latency lets it score (`latency.scored_frames`), grouped
+   into runs of identical frames (`policies.runs`), their world frames and scores (D, runs);
 3. per policy: kept mask (`policies`), then the day's upload: the best `upload_frames_per_day`
    kept frames by score;
 4. per device-day: frames seen, scored, skipped, kept, uploaded, bytes, and the recall of the
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from al.fleet.config import FleetConfig, PolicySpec
-from al.fleet.latency import ScoringLatency
+from al.fleet.latency import ScoringLatency, frame_times_us, scored_frames
 from al.fleet.policies import runs, threshold_keep, upload_best, window_topk_keep
 from al.fleet.streams import camera_slots, world_slots
 from al.fleet.world import ScoredWorld
@@ -87,23 +87,24 @@ def generation_devices(cfg: FleetConfig, shard: tuple[int, int] = (0, 1)) -> lis
 
 
 def threshold_for(world: ScoredWorld, surrogate: str, quantile: float) -> float:
-    """The q-quantile of the surrogate's scores on the world (what the server ships to the devices)."""
-    return float(np.quantile(world.scores[surrogate], quantile))
+    """The q-quantile of the surrogate's scores on the world (what the server ships to the devices),
+    computed as `hwbench/ondevice.py`'s `threshold_from_scores` does (np.percentile at 100 q)."""
+    return float(np.percentile(world.scores[surrogate], 100.0 * quantile))
 
 
 def keep_frames(policy: PolicySpec, scores: np.ndarray, *, world_idx: np.ndarray, count: np.ndarray,
                 hour: np.ndarray, window: np.ndarray, threshold: float, dist: np.ndarray | None) -> np.ndarray:
     """Frames kept per run (R, n) by `policy` (see `al.fleet.policies`)."""
-    kw = {"world": world_idx, "count": count, "period": hour, "cap": policy.budget_frames_per_hour, "dist": dist,
-          "dedup_distance": policy.dedup_distance, "recent": policy.dedup_recent}
+    kw = {"world": world_idx, "count": count, "period": hour, "cap": policy.budget_frames, "dist": dist,
+          "dedup_distance": policy.dedup_distance, "recent": policy.dedup_memory}
     if policy.name == "threshold":
         return threshold_keep(scores, threshold, **kw)
     return window_topk_keep(scores, policy.k, window=window, **kw)
 
 
-def window_frames(policy: PolicySpec, fps: float, period: int) -> int:
-    """Scored frames in a window of `window_s` seconds."""
-    return max(1, int(round(policy.window_s * fps / period)))
+def window_frames(policy: PolicySpec, fps: float) -> int:
+    """Camera frames in a window of `window_s` seconds (windows count arrivals, scored or not)."""
+    return max(1, int(round(policy.window_s * fps)))
 
 
 def _offline_topk(seen: np.ndarray, order: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -136,9 +137,10 @@ def simulate(cfg: FleetConfig, world: ScoredWorld, latencies: Iterable[ScoringLa
         result.devices += ids.size
         plans = []
         for s in g.surrogates:
-            x = lat[(g.name, s)]
-            t = np.arange(0, frames, x.period, dtype=np.int64)                       # scored camera frames
-            plans.append((s, x.period, camera_slots(t, cfg.fps, cfg.world.world_fps), (t / cfg.fps // 3600).astype(np.int64)))
+            t = scored_frames(frames, cfg.fps, lat[(g.name, s)].effective_ms)         # scored camera frames
+            t_us = frame_times_us(frames, cfg.fps)[t]
+            periods = [t_us // int(round(p.budget_period_s * 1e6)) for p in cfg.policy]
+            plans.append((s, t, camera_slots(t, cfg.fps, cfg.world.world_fps), periods))
             if any(p.dedup_distance > 0 for p in cfg.policy) and s not in dists:
                 dists[s] = world.distances(s)
         for day in range(cfg.days):
@@ -149,11 +151,12 @@ def simulate(cfg: FleetConfig, world: ScoredWorld, latencies: Iterable[ScoringLa
                 slots_world = world_slots(drives, dev, day, np.arange(n_slots), seed=cfg.seed)   # (D, slots)
                 seen = np.zeros((dev.size, n_world), dtype=bool)
                 seen[np.arange(dev.size)[:, None], slots_world] = True
-                for s, period, scored_slots, hour in plans:
+                for s, t_scored, scored_slots, periods in plans:
                     for pi, p in enumerate(cfg.policy):
                         t0 = time.perf_counter()
-                        win = np.arange(scored_slots.size) // window_frames(p, cfg.fps, period) \
-                            if p.name == "window-topk" else np.zeros(scored_slots.size, np.int64)
+                        hour = periods[pi]
+                        win = t_scored // window_frames(p, cfg.fps) if p.name == "window-topk" \
+                            else np.zeros(scored_slots.size, np.int64)
                         first, count = runs(scored_slots, hour, win)                   # runs of identical frames
                         widx = slots_world[:, scored_slots[first]]                     # (D, runs)
                         sc = world.scores[s][widx]

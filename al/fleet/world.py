@@ -54,8 +54,16 @@ class ScoredWorld:
         return Drives.from_ids(self.drive_id)
 
     def distances(self, surrogate: str) -> np.ndarray:
-        """(n, n) float64 Euclidean distances between the surrogate's embeddings (exact differences)."""
-        return pairwise_distances(self.embeddings[surrogate])
+        """(n, n) float64 Euclidean distances between the surrogate's L2-normalised embeddings (what the
+        on-device near-duplicate filter compares)."""
+        return pairwise_distances(unit_rows(self.embeddings[surrogate]))
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm, float64 (a zero row stays zero), as `hwbench/ondevice.py`'s `unit`."""
+    e = np.asarray(emb, dtype=np.float64)
+    n = np.sqrt(np.einsum("ij,ij->i", e, e))[:, None]
+    return np.where(n > 0, e / np.where(n > 0, n, 1.0), e)
 
 
 def pairwise_distances(emb: np.ndarray, block: int = 256) -> np.ndarray:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from al.fleet.latency import scored_frames_stream, scoring_period
+from al.fleet.latency import frame_times_us, scored_frames
 from al.fleet.policies import runs, threshold_keep, upload_best, window_topk_keep
 from al.fleet.streams import Drives, hash_uniform, world_slots
-from al.fleet.world import pairwise_distances
+from al.fleet.world import pairwise_distances, unit_rows
 
 # ------------------------------------------------------------------ oracles: one frame at a time
 
@@ -17,9 +17,10 @@ def _admit(i, emb, hour, state, d, recent, cap):
     """The streaming scorer's checks for candidate frame i; updates `state` when kept."""
     if cap is not None and state["hours"].get(hour[i], 0) >= cap:
         return False
-    if d > 0 and any(np.linalg.norm(emb[i].astype(np.float64) - r) <= d for r in state["recent"][-recent:]):
+    u = emb[i].astype(np.float64) / np.linalg.norm(emb[i].astype(np.float64))
+    if d > 0 and any(np.linalg.norm(u - r) <= d for r in state["recent"][-recent:]):
         return False
-    state["recent"].append(emb[i].astype(np.float64))
+    state["recent"].append(u)
     state["hours"][hour[i]] = state["hours"].get(hour[i], 0) + 1
     return True
 
@@ -30,16 +31,11 @@ def stream_threshold(scores, emb, hour, thr, *, d=0.0, recent=8, cap=None):
 
 
 def stream_window_topk(scores, emb, hour, window, k, *, d=0.0, recent=8, cap=None):
+    """The best k of each window are offered in rank order; a dropped one is not replaced."""
     state, kept = {"recent": [], "hours": {}}, []
     for w in sorted(set(window)):
         members = sorted((i for i in range(len(scores)) if window[i] == w), key=lambda i: (-scores[i], i))
-        taken = 0
-        for i in members:
-            if taken == k:
-                break
-            if _admit(i, emb, hour, state, d, recent, cap):
-                kept.append(i)
-                taken += 1
+        kept += [i for i in members[:k] if _admit(i, emb, hour, state, d, recent, cap)]
     return sorted(kept)
 
 
@@ -68,7 +64,7 @@ def _case(rng, rows=6, n_world=25, runs_per_row=40, dim=3):
 def test_threshold_matches_stream(seed, d, cap):
     rng = np.random.default_rng(seed)
     wscore, wemb, frame_run, run_world, hour = _case(rng)
-    dist = pairwise_distances(wemb)
+    dist = pairwise_distances(unit_rows(wemb))
     thr = float(np.quantile(wscore, 0.6))
     first, count = runs(frame_run, hour)
     widx = run_world[:, frame_run[first]]                          # (R, runs')
@@ -90,7 +86,7 @@ def test_threshold_matches_stream(seed, d, cap):
 def test_window_topk_matches_stream(seed, k, d, cap):
     rng = np.random.default_rng(100 + seed)
     wscore, wemb, frame_run, run_world, hour = _case(rng)
-    dist = pairwise_distances(wemb)
+    dist = pairwise_distances(unit_rows(wemb))
     window = np.arange(frame_run.size) // 7                        # windows of 7 scored frames, last one shorter
     first, count = runs(frame_run, hour, window)
     widx = run_world[:, frame_run[first]]
@@ -111,7 +107,7 @@ def test_single_frames_give_exact_masks():
     emb = rng.random((50, 2))
     hour = np.zeros(50, np.int64)
     kept = threshold_keep(scores, 0.5, world=world, count=np.ones(50, np.int64), period=hour,
-                          dist=pairwise_distances(emb), dedup_distance=0.2, recent=4)
+                          dist=pairwise_distances(unit_rows(emb)), dedup_distance=0.2, recent=4)
     for r in range(4):
         ref = stream_threshold(scores[r], emb, hour, 0.5, d=0.2, recent=4)
         assert np.flatnonzero(kept[r]).tolist() == ref
@@ -127,12 +123,23 @@ def test_threshold_known_values():
     assert up.tolist() == [[1, 0, 0, 0, 0]]
 
 
-def test_scoring_period_matches_frame_rule():
+def _scored_by_rule(n, fps, ms):
+    """The on-device real-time rule, frame by frame, in integer microseconds."""
+    t = np.round(np.arange(n) * 1e6 / fps).astype(np.int64)
+    lat, free_at, out = int(round(ms * 1e3)), None, []
+    for i in range(n):
+        if free_at is None or t[i] >= free_at:
+            out.append(i)
+            free_at = int(t[i]) + lat
+    return out
+
+
+def test_scored_frames_match_frame_rule():
     for fps in (10.0, 15.0, 29.97, 30.0, 60.0):
-        for ms in (0.0, 1.5, 24.7, 33.3333333, 33.4, 47.0, 100.0, 311.0, 1000.0):
-            p = scoring_period(ms, fps)
-            assert scored_frames_stream(400, fps, ms) == list(range(0, 400, p)), (fps, ms)
-    assert scoring_period(50.0, 30.0) == 2 and scoring_period(33.0, 30.0) == 1
+        for ms in (0.0, 1.5, 24.7, 33.3333333, 33.334, 47.0, 66.6667, 100.0, 311.0, 1000.0):
+            assert scored_frames(700, fps, ms).tolist() == _scored_by_rule(700, fps, ms), (fps, ms)
+    assert scored_frames(10, 30.0, 50.0).tolist() == [0, 2, 4, 6, 8]
+    assert frame_times_us(3, 30.0).tolist() == [0, 33333, 66667]
 
 
 def _slots_by_hand(drives, device, day, n, seed):
@@ -162,3 +169,68 @@ def test_world_slots_by_hand_and_shard_invariant():
     assert np.array_equal(part, got[3::4])
     sub = world_slots(drives, ids, 2, np.array([0, 7, 59]), seed=3)
     assert np.array_equal(sub, got[:, [0, 7, 59]])
+
+
+# ------------------------------------------------------------------ the on-device scorer's own functions
+
+
+def _ondevice():
+    import hwbench.ondevice as od
+
+    if not hasattr(od, "select_stream"):
+        pytest.skip("hwbench.ondevice has no streaming policies yet (issue 9 item 2)")
+    return od
+
+
+def _device_case(seed, *, fps=30.0, world_fps=10.0, n=900, ms=47.0):
+    """A camera stream: world frames of random drives shown at camera rate, scored at a latency."""
+    from al.fleet.streams import camera_slots
+
+    rng = np.random.default_rng(seed)
+    n_world = 40
+    wscore, wemb = rng.random(n_world), rng.normal(size=(n_world, 4))
+    drives = Drives.blocks(n_world, 5)
+    slots = camera_slots(np.arange(n), fps, world_fps)
+    world_of_slot = world_slots(drives, np.array([seed]), 0, np.arange(slots[-1] + 1), seed=1)[0]
+    frame_world = world_of_slot[slots]                                # (n,) world frame of every camera frame
+    scored = scored_frames(n, fps, ms)
+    t_us = frame_times_us(n, fps)
+    return wscore, wemb, frame_world, scored, t_us
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name,k,d,cap", [("threshold", 1, None, None), ("threshold", 1, 0.4, 3),
+                                          ("window-topk", 1, None, None), ("window-topk", 2, 0.4, None),
+                                          ("window-topk", 3, None, 4), ("window-topk", 6, 0.4, 5)])
+def test_same_selection_as_ondevice_select_stream(seed, name, k, d, cap):
+    od = _ondevice()
+    fps, window_frames, period_s = 30.0, 45, 7.0
+    wscore, wemb, frame_world, scored, t_us = _device_case(seed)
+    thr = od.threshold_from_scores(wscore, 0.7)
+    cfg = od.policy_config(name, threshold=thr, k=k, window=window_frames, dedup_dist=d, dedup_memory=3,
+                           budget_frames=cap, period_s=period_s if cap else None)
+    scores = np.full(t_us.size, np.nan)
+    scores[scored] = wscore[frame_world[scored]]
+    ref = sorted(od.select_stream(cfg, t_us, scores, wemb[frame_world]).tolist())
+
+    period = t_us[scored] // int(period_s * 1e6)
+    window = scored // window_frames
+    first, count = runs(frame_world[scored], period, window if name == "window-topk" else np.zeros_like(window))
+    widx = frame_world[scored][first][None, :]
+    kw = {"world": widx, "count": count, "period": period[first], "cap": cap, "recent": 3,
+          "dist": pairwise_distances(unit_rows(wemb)), "dedup_distance": d or 0.0}
+    if name == "threshold":
+        assert thr == float(np.percentile(wscore, 70.0))
+        kept = threshold_keep(wscore[widx], thr, **kw)[0]
+    else:
+        kept = window_topk_keep(wscore[widx], k, window=window[first], **kw)[0]
+    ours = sorted(int(scored[first[j] + c]) for j in np.flatnonzero(kept) for c in range(kept[j]))
+    assert ours == ref
+
+
+def test_scored_frames_as_ondevice():
+    od = _ondevice()
+    for fps, ms in ((30.0, 47.0), (29.97, 33.4), (10.0, 311.0), (30.0, 33.3333)):
+        t = od.frame_times_us(600, fps)
+        assert np.flatnonzero(od.scored_mask_fixed(t, int(round(ms * 1e3)))).tolist() == \
+            scored_frames(600, fps, ms).tolist()

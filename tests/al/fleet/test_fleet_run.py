@@ -54,7 +54,8 @@ dedup_distance = 0.01
 name = "window-topk"
 window_s = 3.0
 k = 1
-budget_frames_per_hour = 40
+budget_frames = 40
+budget_period_s = 30.0
 [evaluation]
 deployment = "deeplabv3plus_resnet20"
 label_budget = 4
@@ -75,16 +76,16 @@ def _fake_config():
     gens = (Generation("old", "tx2", 13, ("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small")),
             Generation("new", "xavier_nx", 5, ("deeplabv3plus_resnet20",)))
     pols = (PolicySpec("threshold", quantile=0.7, dedup_distance=0.3),
-            PolicySpec("window-topk", window_s=2.0, k=2, budget_frames_per_hour=30),
+            PolicySpec("window-topk", window_s=2.0, k=2, budget_frames=30, budget_period_s=20.0),
             PolicySpec("threshold", quantile=0.5))
     return FleetConfig(generation=gens, policy=pols, fps=12.0, hours_per_day=0.01, days=2, frame_kb=100.0,
                        upload_mb_per_day=0.3, world=WorldSpec(world_fps=4.0))
 
 
 def _latencies():
-    return [ScoringLatency("old", "tx2", "deeplabv3plus_resnet20", "test", 200.0, 1.0, 200.0, 3),
-            ScoringLatency("old", "tx2", "deeplabv3plus_mobilenetv3_small", "test", 500.0, 1.0, 500.0, 6),
-            ScoringLatency("new", "xavier_nx", "deeplabv3plus_resnet20", "test", 10.0, 1.0, 10.0, 1)]
+    return [ScoringLatency("old", "tx2", "deeplabv3plus_resnet20", "test", 200.0, 1.0, 200.0, 3.0),
+            ScoringLatency("old", "tx2", "deeplabv3plus_mobilenetv3_small", "test", 500.0, 1.0, 500.0, 6.0),
+            ScoringLatency("new", "xavier_nx", "deeplabv3plus_resnet20", "test", 10.0, 1.0, 10.0, 1.0)]
 
 
 def test_sharded_and_merged_equals_unsharded():
