@@ -19,13 +19,13 @@ result is a plain range; otherwise it jumps from scored frame to scored frame.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from al.fleet.config import FleetConfig, Generation, LatencySpec
 from hwbench.errors import UserError
+
 
 @dataclass(frozen=True)
 class ScoringLatency:

@@ -204,7 +204,7 @@ def _device_case(seed, *, fps=30.0, world_fps=10.0, n=900, ms=47.0):
                                           ("window-topk", 3, None, 4), ("window-topk", 6, 0.4, 5)])
 def test_same_selection_as_ondevice_select_stream(seed, name, k, d, cap):
     od = _ondevice()
-    fps, window_frames, period_s = 30.0, 45, 7.0
+    window_frames, period_s = 45, 7.0
     wscore, wemb, frame_world, scored, t_us = _device_case(seed)
     thr = od.threshold_from_scores(wscore, 0.7)
     cfg = od.policy_config(name, threshold=thr, k=k, window=window_frames, dedup_dist=d, dedup_memory=3,
