@@ -16,11 +16,12 @@ process does all devices and writes everything.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,30 @@ SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"shard_(\d+)_of_(\d+)\.npz")
 
 
-def open_fleet_dir(out: Path, toml_text: str, cfg: FleetConfig) -> None:
-    """A new or empty directory, or one that holds this very fleet config (shards share it)."""
-    from al.runs.experiment_dir import open_out_dir
+@contextlib.contextmanager
+def fleet_dir(out: Path, toml_text: str, cfg: FleetConfig, *, lock: bool) -> Iterator[Path]:
+    """Hold `out` for this fleet config: new, empty, or holding the same config (al.runs).
+
+    A whole run or a merge locks the directory; shards (`lock=False`) may run at the same time,
+    each writing only its own shard file (and, identically and atomically, the world)."""
+    from al.runs.experiment_dir import check_out_dir, experiment_dir
     from al.runs.files import sha256_text
 
-    open_out_dir(out, toml_text, resume=True, kind="fleet")
-    if not (out / "experiment.json").is_file():
-        atomic_write_text(out / "experiment.toml", toml_text)
-        atomic_write_json(out / "experiment.json", {"kind": "fleet", "name": cfg.name,
-                                                    "config_sha256": sha256_text(toml_text)})
+    def write_info() -> None:
+        if not (out / "experiment.json").is_file():
+            atomic_write_text(out / "experiment.toml", toml_text)
+            atomic_write_json(out / "experiment.json", {"kind": "fleet", "name": cfg.name,
+                                                        "config_sha256": sha256_text(toml_text)})
+
+    if lock:
+        with experiment_dir(out, toml_text, resume=True, kind="fleet"):
+            write_info()
+            yield out
+        return
+    check_out_dir(out, toml_text, resume=True, kind="fleet")
+    out.mkdir(parents=True, exist_ok=True)
+    write_info()
+    yield out
 
 
 def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
@@ -63,15 +78,17 @@ def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
 
 
 def load_shard(path: Path) -> FleetResult:
+    import zipfile
+
     try:
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
+        res = FleetResult(devices=int(a.pop("devices")[0]))
+        for k in dict.fromkeys(name.rsplit("/", 1)[0] for name in a):
+            res.variants[k] = VariantResult(k, a[f"{k}/device"], a[f"{k}/day"], {f: a[f"{k}/{f}"] for f in FIELDS},
+                                            a[f"{k}/uploaded_by"], a[f"{k}/passed_by"], float(a[f"{k}/seconds"][0]))
+    except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as e:
         raise UserError(f"{path}: not a readable shard file ({e.__class__.__name__}); run that shard again") from None
-    res = FleetResult(devices=int(a.pop("devices")[0]))
-    for k in dict.fromkeys(name.rsplit("/", 1)[0] for name in a):
-        res.variants[k] = VariantResult(k, a[f"{k}/device"], a[f"{k}/day"], {f: a[f"{k}/{f}"] for f in FIELDS},
-                                        a[f"{k}/uploaded_by"], a[f"{k}/passed_by"], float(a[f"{k}/seconds"][0]))
     return res
 
 
@@ -102,9 +119,8 @@ def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: s
     i, n = parse_shard(shard)
     latencies = fleet_latencies(cfg)
     out = Path(out_dir)
-    open_fleet_dir(out, text, cfg)
-    timing: dict[str, float] = {}
-    with torch_threads(cfg.threads):
+    with fleet_dir(out, text, cfg, lock=n == 1), torch_threads(cfg.threads):
+        timing: dict[str, float] = {}
         t = time.perf_counter()
         world = get_world(cfg, out, progress=progress)
         timing["world_s"] = time.perf_counter() - t

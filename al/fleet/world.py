@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,13 @@ def load_world(out: Path, key: str) -> ScoredWorld | None:
             return None
         with np.load(out / WORLD_NPZ) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # damaged or foreign: built again
     scores = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("scores/")}
     emb = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("embeddings/")}
+    if "drive_id" not in arrays or "initial" not in arrays or set(scores) != set(emb) or \
+            not all(np.isfinite(v).all() and v.shape == arrays["drive_id"].shape for v in scores.values()):
+        return None
     return ScoredWorld(scores, emb, arrays["drive_id"], arrays["initial"], info)
 
 

@@ -265,3 +265,35 @@ def test_al_report_has_fleet_section(tiny_runs, tmp_path):
     text = written["markdown"].read_text()
     assert "## Fleet simulation (`al fleet`)" in text and "](fleet/fleet_tradeoff.png)" in text
     assert "fleet/report.md" in written["html"].read_text()
+
+
+def test_merge_needs_complete_readable_shards(tiny_runs, tmp_path, capsys):
+    _, sharded = tiny_runs
+    d = tmp_path / "copy"
+    shutil.copytree(sharded, d)
+    cfg = d / "experiment.toml"
+    (d / "shards" / "shard_1_of_2.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["fleet", str(cfg), "--out", str(d), "--merge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shard_1_of_2.npz" in err[0]
+    (d / "shards" / "shard_1_of_2.npz").unlink()
+    assert main(["fleet", str(cfg), "--out", str(d), "--merge"]) == 2
+    assert "no complete set of shards" in capsys.readouterr().err
+
+
+def test_damaged_world_is_built_again(tmp_path):
+    from al.fleet.world import load_world
+
+    cfg, _ = load_fleet_config("fleet_demo")
+    w = _fake_world()
+    from al.fleet.world import save_world, world_key
+
+    w.info["key"] = world_key(cfg)
+    save_world(w, tmp_path)
+    assert load_world(tmp_path, world_key(cfg)) is not None
+    assert load_world(tmp_path, "other") is None
+    data = (tmp_path / "world.npz").read_bytes()
+    (tmp_path / "world.npz").write_bytes(data[: len(data) // 2])
+    assert load_world(tmp_path, world_key(cfg)) is None
+    (tmp_path / "world.npz").write_bytes(b"\x00" * 10)
+    assert load_world(tmp_path, world_key(cfg)) is None
