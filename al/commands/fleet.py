@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
          "top-k under the same budget", formats={"scored %": ".1f", "kept/day": ".1f", "up/day": ".1f",
                                                   "recall": ".3f", "±95%": ".3f"})
     for r in summary:
-        line(f"recall {r['recall']:.3f} ± {r['recall_ci95'] if r['recall_ci95'] == r['recall_ci95'] else 0:.3f}  "
-             f"{r['generation']} / {r['surrogate']} / {r['policy']}")
+        rec = "–" if r["recall"] is None else f"{r['recall']:.3f}"
+        half = "" if r["recall_ci95"] is None else f" ± {r['recall_ci95']:.3f}"
+        line(f"recall {rec}{half}  {r['generation']} / {r['surrogate']} / {r['policy']}")
     line(f"simulated {result['devices']:,} devices in {result['timing']['simulate_s']:.1f} s")
     line(f"report: {args.out}/report.md")
     return 0

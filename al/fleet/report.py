@@ -20,6 +20,18 @@ from al.fleet.simulate import FIELDS, FleetResult, ci95, variant_key
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable, write_jsonl
 
 
+def finite_or_none(obj: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become None (every JSON we write is valid JSON)."""
+    obj = to_jsonable(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def summary_records(cfg: FleetConfig, latencies: Sequence[ScoringLatency], res: FleetResult, world: Any) -> list[dict]:
     """One record per (generation, surrogate, policy): latency, per device-day means, recall ± CI."""
     lat = {(x.generation, x.surrogate): x for x in latencies}
@@ -45,7 +57,7 @@ def summary_records(cfg: FleetConfig, latencies: Sequence[ScoringLatency], res: 
                     "fleet_distinct_frames": int((v.uploaded_by > 0).sum()),
                     "world_passed_pct": 100.0 * float((v.passed_by > 0).mean()),
                     "seconds": v.seconds})
-    return [to_jsonable(r) for r in out]
+    return [finite_or_none(r) for r in out]
 
 
 def per_day_records(cfg: FleetConfig, res: FleetResult) -> list[dict]:
@@ -61,7 +73,7 @@ def per_day_records(cfg: FleetConfig, res: FleetResult) -> list[dict]:
                            "devices": int(m.sum())}
                     rec.update({k: float(v.fields[k][m].sum()) for k in FIELDS if k != "recall"})
                     rec["recall_mean"] = ci95(v.fields["recall"][m])[0]
-                    out.append(to_jsonable(rec))
+                    out.append(finite_or_none(rec))
     return out
 
 
@@ -258,6 +270,8 @@ def plot_tradeoff(summary: Sequence[Mapping], train_sum: Sequence[Mapping], path
     markers = "osD^v<>"
     for r in summary:
         c = f"C{surrogates.index(r['surrogate'])}"
+        if r["recall"] is None:
+            continue
         ax.errorbar(r["scored_pct"], r["recall"], yerr=r["recall_ci95"] or 0, fmt=markers[policies.index(r["policy"]) % 7],
                     color=c, capsize=2)
         ax.annotate(r["generation"], (r["scored_pct"], r["recall"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -275,13 +289,14 @@ def plot_tradeoff(summary: Sequence[Mapping], train_sum: Sequence[Mapping], path
         labels = [f"{r['generation']}\n{r['surrogate'].replace('deeplabv3plus_', '')}" for r in train_sum]
         x = np.arange(len(train_sum))
         for j, m in enumerate(("fleet", "pool", "random")):
-            ys = [r.get(m, np.nan) for r in train_sum]
+            ys = [np.nan if r.get(m) is None else r[m] for r in train_sum]
             es = [r.get(f"{m}_std") or 0 for r in train_sum]
             ax.bar(x + (j - 1) * 0.27, ys, 0.27, yerr=es, capsize=2, label=m)
         ax.set_xticks(x, labels, fontsize=7)
         ax.set_ylabel(f"deployment {metric} (%)", fontsize=9)
-        lo = min(r.get(m, np.inf) for r in train_sum for m in ("fleet", "pool", "random"))
-        ax.set_ylim(bottom=max(0, lo - 5))
+        vals = [r[m] for r in train_sum for m in ("fleet", "pool", "random") if r.get(m) is not None]
+        if vals:
+            ax.set_ylim(bottom=max(0, min(vals) - 5))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -299,15 +314,16 @@ def _csv(records: Sequence[Mapping]) -> str:
 
 def write_outputs(cfg: FleetConfig, out: Path, world: Any, latencies: Sequence[ScoringLatency], res: FleetResult,
                   summary: list[dict], training: list[dict], timing: dict[str, float]) -> dict[str, Path]:
+    training = finite_or_none(training)
     written = {
-        "latency": atomic_write_json(out / "latency.json", [x.record() for x in latencies]),
+        "latency": atomic_write_json(out / "latency.json", finite_or_none([x.record() for x in latencies])),
         "summary": atomic_write_json(out / "summary.json", summary),
         "summary_csv": atomic_write_text(out / "summary.csv", _csv(summary)),
         "per_day_csv": atomic_write_text(out / "per_day.csv", _csv(per_day_records(cfg, res))),
         "device_days": atomic_write_bytes(out / "device_days.csv.gz", device_days_csv(cfg, res)),
-        "timing": atomic_write_json(out / "timing.json", timing),
+        "timing": atomic_write_json(out / "timing.json", finite_or_none(timing)),
     }
-    train_sum = training_summary(training)
+    train_sum = finite_or_none(training_summary(training))
     if training:
         written["training"] = write_jsonl(out / "training.jsonl", training)
         written["training_csv"] = atomic_write_text(out / "training.csv", _csv(train_sum))

@@ -297,3 +297,16 @@ def test_damaged_world_is_built_again(tmp_path):
     assert load_world(tmp_path, world_key(cfg)) is None
     (tmp_path / "world.npz").write_bytes(b"\x00" * 10)
     assert load_world(tmp_path, world_key(cfg)) is None
+
+
+def test_one_device_fleet_writes_valid_json(tmp_path):
+    """One device, one day: no spread to estimate; JSON has null, never NaN."""
+    text = SMALL.replace("days = 2", "days = 1").replace("count = 7", "count = 1").replace("count = 4", "count = 1")
+    text = text.replace("enabled = true", "").replace('[evaluation]\n', '[evaluation]\nenabled = false\n')
+    cfg = tmp_path / "one.toml"
+    cfg.write_text(text)
+    out = tmp_path / "o"
+    assert main(["fleet", str(cfg), "--out", str(out), "--json"]) == 0
+    for name in ("summary.json", "latency.json", "timing.json"):
+        json.loads((out / name).read_text(), parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
+    assert all(r["recall_std"] is None for r in json.loads((out / "summary.json").read_text()))
