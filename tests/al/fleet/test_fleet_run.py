@@ -308,5 +308,5 @@ def test_one_device_fleet_writes_valid_json(tmp_path):
     out = tmp_path / "o"
     assert main(["fleet", str(cfg), "--out", str(out), "--json"]) == 0
     for name in ("summary.json", "latency.json", "timing.json"):
-        json.loads((out / name).read_text(), parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
+        json.loads((out / name).read_text(), parse_constant=lambda c, n=name: pytest.fail(f"{n} holds {c}"))
     assert all(r["recall_std"] is None for r in json.loads((out / "summary.json").read_text()))
