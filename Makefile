@@ -25,7 +25,7 @@ demo: setup
 	$(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume && \
 	echo "== 3/5 al entropy: entropy histograms of models trained on the same random subset (~30 s)" && \
 	$(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume && \
-	echo "== 4/5 al fleet: two device generations x two surrogates score frames at their latency, one day (~40 s)" && \
+	echo "== 4/5 al fleet: two device generations x two surrogates score frames at their latency, one day (~45 s)" && \
 	$(VENV)/bin/al fleet fleet_demo --out reports/al/fleet && \
 	echo "== 5/5 al report" && \
 	$(VENV)/bin/al report reports/al && \
