@@ -21,10 +21,12 @@ from typing import Any
 TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: `.<name>.<random>.tmp` beside their target
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
     """Write `data` to `path` via a temporary file in the same directory and `os.replace`.
 
     A process killed mid-write leaves at most a temporary (`is_atomic_temporary`), never half a file.
+    `durable=False` skips the fsync (still atomic: readers see the old or the new file, never a
+    part of one); for caches, where losing a fresh entry on power loss only costs a recomputation.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +36,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -121,8 +124,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def finite(obj: Any) -> Any:

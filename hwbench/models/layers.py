@@ -95,8 +95,19 @@ def _make_act(act_layer: ActLayer, inplace: bool) -> nn.Module:
         return act_layer()
 
 
+def on_meta(module: nn.Module) -> bool:
+    """True when the module's parameters live on the meta device (shapes only: nothing to initialise)."""
+    p = next(module.parameters(), None)
+    return p is not None and p.is_meta
+
+
 def init_weights(module: nn.Module, linear_std: float | None = None) -> None:
-    """torchvision-style init: Kaiming-normal (fan_out) convs, BN = identity, linear N(0, std) or default."""
+    """torchvision-style init: Kaiming-normal (fan_out) convs, BN = identity, linear N(0, std) or default.
+
+    Skipped on the meta device: there are no values to set, and torch's Python decompositions of the
+    random initialisers (which also import `torch._dynamo`) would dominate the cost of counting."""
+    if on_meta(module):
+        return
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -16,7 +16,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from hwbench.models.layers import ConvBNAct, SqueezeExcite, check_output_stride, feature_entry, make_divisible
+from hwbench.models.layers import (
+    ConvBNAct,
+    SqueezeExcite,
+    check_output_stride,
+    feature_entry,
+    make_divisible,
+    on_meta,
+)
 from hwbench.models.registry import register_model
 
 __all__ = ["InvertedResidual", "MobileNetV3", "mobilenetv3_small"]
@@ -125,6 +132,8 @@ class MobileNetV3(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # shapes only: nothing to initialise (see layers.init_weights)
+            return
         for m in self.modules():  # torchvision's MobileNetV3 init
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")

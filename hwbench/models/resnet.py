@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwbench.models.layers import check_output_stride, feature_entry, init_weights
+from hwbench.models.layers import check_output_stride, feature_entry, init_weights, on_meta
 from hwbench.models.registry import register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet20",
@@ -141,7 +141,7 @@ class ResNet(nn.Module):
                                  for t, i in zip(self.feature_taps, self._tap_index, strict=True)}
         self.feature_channels["penultimate"] = self.num_features
         init_weights(self)
-        if zero_init_residual:
+        if zero_init_residual and not on_meta(self):
             for m in self.modules():
                 last_bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
                 if last_bn is not None:
