@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # entropy analysis; one AL report. `--resume` makes a second `make demo` reuse finished work.
 demo: setup
 	@start=$$(date +%s); \
-	echo "== 1/5 hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (~1-2 min)"; \
+	echo "== 1/5 hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (~1 min)"; \
 	$(VENV)/bin/hwbench report --out reports/hwbench --measure && \
 	echo "== 2/5 al surrogate: deployable-on-TX2 surrogates pick data for next-generation models (~1-2 min)" && \
 	$(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume && \

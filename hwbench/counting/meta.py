@@ -68,7 +68,7 @@ def _mode_class() -> type:
         class _CountingMode(TorchDispatchMode):
             """Runs each operator (shape-only where `shapes.py` knows it) and hands it to the tracer."""
 
-            def __init__(self, tracer: Tracer) -> None:
+            def __init__(self, tracer: Tracer | None) -> None:
                 super().__init__()
                 self.tracer = tracer
 
@@ -84,6 +84,8 @@ def _mode_class() -> type:
                 out = kernel(args, kwargs) if kernel is not None else None
                 if out is None:
                     out = func(*args, **kwargs)
+                if self.tracer is None:  # shapes only (`input_shapes`)
+                    return out
                 packet = packets.get(func)
                 if packet is None:
                     packet = packets[func] = func.overloadpacket.__name__
@@ -96,6 +98,38 @@ def _mode_class() -> type:
 
         cls = _STATE["mode"] = _CountingMode
     return cls
+
+
+def input_shapes(name: str, shape: tuple[int, int, int, int], *, num_classes: int | None = None,
+                 output_stride: int | None = None, types: tuple[type, ...] = ()) -> tuple[nn.Module, dict[str, tuple]]:
+    """The shared meta model of a zoo architecture (read it, do not change it) and the input shape of
+    each of its modules of `types` (all when empty) in one forward pass at `shape` (N, C, H, W),
+    with the shape-only kernels: what a roofline needs beyond the count table (e.g. conv geometry)."""
+    import torch
+
+    index = zoo_model(name, num_classes, output_stride)
+    model = index.model
+    seen: dict[str, tuple] = {}
+
+    def record(qual: str):
+        def hook(_module: Any, args: tuple) -> None:
+            if args and isinstance(args[0], torch.Tensor):
+                seen.setdefault(qual, tuple(args[0].shape))
+        return hook
+
+    with _LOCK:
+        hooks = [m.register_forward_pre_hook(record(q)) for q, m in model.named_modules()
+                 if not types or isinstance(m, types)]
+        try:
+            with torch.no_grad(), _mode_class()(None):
+                model(torch.empty(shape, device="meta"))
+        except (RuntimeError, NotImplementedError, TypeError) as e:
+            raise UserError(f"cannot run {name!r} at input {list(shape)} on the meta device: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        finally:
+            for h in hooks:
+                h.remove()
+    return model, seen
 
 
 def count_meta(model: nn.Module | ModelIndex, shape: tuple[int, int, int, int], ops: str, name: str) -> CountResult:

@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 MODELS = ("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small", "deeplabv3plus_resnet18",
           "deeplabv3plus_resnet50", "deeplabv3plus_xception65")
-RESOLUTIONS = ((96, 192), (128, 256), (160, 320), (192, 384), (256, 512))
+# Three resolutions, 1.8x apart in pixels (the predictor's goal needs at least three per model), small
+# enough that the whole section takes well under a minute on two cores (issue 7: the demo's budget).
+RESOLUTIONS = ((96, 192), (128, 256), (160, 320))
+ITERS, WARMUP_MS, PASSES = 5, 100.0, 1
 # One thread, process CPU time: equals the wall-clock latency on an idle machine and is not inflated
 # when other processes share the cores (wall-clock medians stay in the CSV). Two threads on two
 # shared cores made torch's medians swing by 2-10x here; CPU time repeats within a few percent.
@@ -88,53 +91,63 @@ def _label(model: str) -> str:
 
 
 def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
-                     backends: Sequence[str] = BACKENDS, iters: int = 5, warmup_ms: float = 100.0,
+                     backends: Sequence[str] = BACKENDS, iters: int = ITERS, warmup_ms: float = WARMUP_MS,
                      threads: int = THREADS, clock: str = CLOCK, repeat_at: tuple[int, int] | None = None,
-                     malloc: str = "steady", on_step: Callable[[str], None] | None = None,
+                     malloc: str = "steady", passes: int = PASSES, on_step: Callable[[str], None] | None = None,
                      work_dir: str | os.PathLike | None = None) -> tuple[list[Measurement], list[dict[str, Any]]]:
-    """Measure every (backend, model, resolution); returns (records, repeatability rows).
+    """Measure every (backend, model, resolution) `passes` times; returns (records, repeatability rows).
 
     `malloc`: see `MALLOC_MODES` / `steady_malloc`; what was applied is stored in each record's env["malloc"].
 
     Exported ONNX files go to a temporary directory inside `work_dir` (default: the system's), removed
     on return, error or interrupt; inside a report being built it goes with the report's own leftovers.
 
-    Repeatability: `repeat_at` (default: the middle resolution) is measured twice back to back;
-    both records are kept. onnxruntime runs one dynamic-shape ONNX export per model (traced at the
-    smallest resolution, which keeps the export short) at every resolution.
+    Passes: the whole grid is measured `passes` times in turn (minutes apart), and every record is
+    kept; the predictor merges the records of a pair by their median. On a shared machine one
+    measurement can run 10-15 % slow for its whole duration (another job's memory traffic), which no
+    number of iterations inside it removes; the median of passes taken at different times does.
+    Repeatability: `repeat_at` (default: the middle resolution) is measured twice back to back in the
+    first pass; both records are kept. onnxruntime runs one dynamic-shape ONNX export per model
+    (traced at the smallest resolution, which keeps the export short) at every resolution.
     """
     import torch
 
     from hwbench.export import export_onnx
     from hwbench.models import create_model
 
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
     records: list[Measurement] = []
     repeats: list[dict[str, Any]] = []
     by_size = sorted(resolutions, key=lambda hw: hw[0] * hw[1])
     repeat_at = repeat_at or by_size[len(by_size) // 2]
+    onnx_files: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=work_dir) as tmp, steady_malloc(malloc) as applied:
-        for model in models:
-            torch.manual_seed(0)
-            module = create_model(model).eval()
-            for backend in backends:
-                onnx = None
-                if backend == "onnxruntime":
-                    onnx = str(export_onnx(module, (1, 3, *by_size[0]), Path(tmp) / f"{model}.onnx", dynamic=True))
-                cfg = MeasureConfig(backend=backend, iters=iters, warmup_ms=warmup_ms, threads=threads,
-                                    onnx_path=onnx, clock=clock)
-                for hw in resolutions:
-                    if on_step:
-                        on_step(f"{_label(model)} {backend} {hw[0]}x{hw[1]}")
-                    rec = measure(module, hw, cfg, model_name=model)
-                    rec.env["malloc"] = applied
-                    records.append(rec)
-                    if tuple(hw) == tuple(repeat_at):
-                        again = measure(module, hw, cfg, model_name=model)
-                        again.env["malloc"] = applied
-                        records.append(again)
-                        repeats.append({"model": model, "backend": backend, "input": rec.input,
-                                        "median_1_ms": rec.median_ms, "median_2_ms": again.median_ms,
-                                        "rel_diff": abs(again.median_ms - rec.median_ms) / rec.median_ms})
+        for p in range(passes):
+            for model in models:
+                torch.manual_seed(0)
+                module = create_model(model).eval()
+                for backend in backends:
+                    if backend == "onnxruntime" and model not in onnx_files:
+                        onnx_files[model] = str(export_onnx(module, (1, 3, *by_size[0]), Path(tmp) / f"{model}.onnx",
+                                                           dynamic=True))
+                    cfg = MeasureConfig(backend=backend, iters=iters, warmup_ms=warmup_ms, threads=threads,
+                                        onnx_path=onnx_files.get(model) if backend == "onnxruntime" else None,
+                                        clock=clock)
+                    for hw in resolutions:
+                        if on_step:
+                            on_step(f"{_label(model)} {backend} {hw[0]}x{hw[1]}"
+                                    + (f" (pass {p + 1}/{passes})" if passes > 1 else ""))
+                        rec = measure(module, hw, cfg, model_name=model)
+                        rec.env["malloc"] = applied
+                        records.append(rec)
+                        if p == 0 and tuple(hw) == tuple(repeat_at):
+                            again = measure(module, hw, cfg, model_name=model)
+                            again.env["malloc"] = applied
+                            records.append(again)
+                            repeats.append({"model": model, "backend": backend, "input": rec.input,
+                                            "median_1_ms": rec.median_ms, "median_2_ms": again.median_ms,
+                                            "rel_diff": abs(again.median_ms - rec.median_ms) / rec.median_ms})
     return records, repeats
 
 
@@ -186,8 +199,9 @@ def _fmt_ms(v: float | None) -> str:
 
 
 def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
-                     iters: int = 5, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
-                     warmup_ms: float = 100.0, threads: int = THREADS, clock: str = CLOCK, malloc: str = "steady",
+                     iters: int = ITERS, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
+                     warmup_ms: float = WARMUP_MS, threads: int = THREADS, clock: str = CLOCK, malloc: str = "steady",
+                     passes: int = PASSES,
                      on_step: Callable[[str], None] | None = None) -> tuple[str, list[Path]]:
     """Measure this machine, write measurements/CSV/plot into `out_dir`, return (markdown, files)."""
     import pandas as pd
@@ -201,7 +215,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     records, repeats = run_measurements(models=models, resolutions=resolutions, backends=backends, iters=iters,
                                         warmup_ms=warmup_ms, threads=threads, clock=clock, malloc=malloc,
-                                        on_step=on_step, work_dir=out)
+                                        passes=passes, on_step=on_step, work_dir=out)
     measure_s = time.perf_counter() - t0
     files = [write_jsonl(out / "measurements.jsonl", [r.to_dict() for r in records])]
 

@@ -26,3 +26,25 @@ def test_measured_section_small(tmp_path):
     assert len(df) == len(recs) and df["predicted_loo_ms"].notna().all() and df["roofline_ms"].gt(0).all()
     assert "## Measured latency on this machine" in md and "Repeatability" in md and "within +-10 %" in md
     assert "measured_latency.png" in md and "Res-20" in md and "MNV3" in md
+
+
+def test_passes_measure_the_grid_again_and_the_predictor_takes_their_median():
+    import statistics
+
+    import pytest
+
+    from hwbench.latency.measured_report import run_measurements
+    from hwbench.latency.predict import _points
+
+    steps = []
+    recs, repeats = run_measurements(models=("deeplabv3plus_resnet20",), resolutions=((32, 64), (48, 96)),
+                                     backends=("torch",), iters=1, warmup_ms=0, passes=3, on_step=steps.append)
+    # 3 passes x 2 sizes, plus the back-to-back repeat (first pass only) at the larger size
+    assert len(recs) == 3 * 2 + 1 and len(repeats) == 1 and len(steps) == 6
+    assert steps[0].endswith("(pass 1/3)") and steps[-1].endswith("(pass 3/3)")
+    (group,) = _points(recs).values()
+    for (model, shape), latency in group.items():
+        same = [r.latency_ms for r in recs if (r.model, tuple(r.input)) == (model, shape)]
+        assert len(same) in (3, 4) and latency == statistics.median(same)
+    with pytest.raises(ValueError, match="passes"):
+        run_measurements(models=("deeplabv3plus_resnet20",), passes=0)
