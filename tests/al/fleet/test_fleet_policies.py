@@ -177,8 +177,6 @@ def test_world_slots_by_hand_and_shard_invariant():
 def _ondevice():
     import hwbench.ondevice as od
 
-    if not hasattr(od, "select_stream"):
-        pytest.skip("hwbench.ondevice has no streaming policies yet (issue 9 item 2)")
     return od
 
 
