@@ -18,8 +18,9 @@ drive started): `ds.frame_info(i)`, or the arrays `ds.drive_ids`, `ds.frame_indi
 see `al.data.drive_io`.
 
 Throughput: the whole split is rendered once on first access (one street per drive, objects
-and light per frame; about 0.7 ms per 64x128 frame) and cached in memory; `tensors()` returns
-the cached `(images, targets)` pair so a trainer can index whole batches without a DataLoader.
+and light per frame; about 1 ms per 64x128 frame on a busy 2-core CPU) and cached in memory;
+`tensors()` returns the cached `(images, targets)` pair so a trainer can index whole batches
+without a DataLoader.
 """
 
 from __future__ import annotations
