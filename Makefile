@@ -17,30 +17,33 @@ $(STAMP): pyproject.toml
 # The whole chain on the embedded data: hwbench report (theoretical + measured on this machine), then
 # surrogates picked by `hwbench deploy` run active learning for next-generation models, the entropy
 # analysis and a fleet day; one AL report. Budget: under 5 minutes on 2 cores (README, Quick start).
-# Every step is single-threaded, so the cores are shared out: `hwbench report` runs in the background
-# from the start (its latencies are one-thread process CPU time, which a busy second core does not
-# inflate; log in reports/hwbench.log) while the al steps print their progress here, and experiment
-# cells run in parallel processes. Each step prints its wall time; `--resume` makes a second
-# `make demo` reuse finished work. Ctrl-C or a failing step stops the background work too.
+# Every step is one single-threaded process, so the demo runs two lanes, one per core: the steps
+# marked (background) run one after another with their output in reports/demo-background.log (printed
+# when they finish; `tail -f` it to watch), the others print their progress bars here. hwbench's
+# measured latencies are one-thread process CPU time, which the other lane does not inflate. Each step
+# prints its wall time; `--resume` makes a second `make demo` reuse finished work. Ctrl-C or a failing
+# step stops both lanes.
+DEMO_N := 5
 demo: setup
-	@set -e; start=$$(date +%s); mkdir -p reports; hw=; \
-	trap 'test -z "$$hw" || kill $$hw 2>/dev/null || true' EXIT; trap 'exit 130' INT TERM; \
-	took() { echo "   ($$(( $$(date +%s) - $$1 )) s)"; }; \
-	echo "== 1/5 hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (in the background; log: reports/hwbench.log)"; \
-	( t=$$(date +%s); trap 'kill $$p 2>/dev/null; exit 143' TERM; \
-	  $(VENV)/bin/hwbench report --out reports/hwbench --measure & p=$$!; wait $$p; rc=$$?; \
-	  took $$t; exit $$rc ) > reports/hwbench.log 2>&1 & hw=$$!; \
-	t=$$(date +%s); echo "== 2/5 al surrogate: deployable-on-TX2 surrogates pick data for next-generation models"; \
-	$(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume; took $$t; \
-	t=$$(date +%s); echo "== 3/5 al entropy: entropy histograms of models trained on the same random subset"; \
-	$(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume; took $$t; \
-	t=$$(date +%s); echo "== 4/5 al fleet: two device generations x two surrogates score frames at their latency, one day"; \
-	$(VENV)/bin/al fleet fleet_demo --out reports/al/fleet; took $$t; \
-	if kill -0 $$hw 2>/dev/null; then echo "   (waiting for the background hwbench report)"; fi; \
-	if wait $$hw; then hw=; echo "== 1/5 hwbench report (background) finished:"; head -n 1 reports/hwbench.log; \
-	  tail -n 1 reports/hwbench.log; else hw=; cat reports/hwbench.log; exit 1; fi; \
-	t=$$(date +%s); echo "== 5/5 al report"; \
-	$(VENV)/bin/al report reports/al; took $$t; \
+	@set -e; start=$$(date +%s); mkdir -p reports; bg=; log=reports/demo-background.log; \
+	trap 'test -z "$$bg" || kill $$bg 2>/dev/null || true' EXIT; trap 'exit 130' INT TERM; \
+	step() { n=$$1; what=$$2; shift 2; t=$$(date +%s); echo "== $$n/$(DEMO_N) $$what"; \
+	  if [ -n "$$lane" ]; then "$$@" & p=$$!; wait $$p; else "$$@"; fi; \
+	  echo "   $$n/$(DEMO_N) done in $$(( $$(date +%s) - t )) s"; }; \
+	echo "== background lane (log: $$log): 1/$(DEMO_N) hwbench report, 4/$(DEMO_N) al fleet"; \
+	( lane=bg; p=; trap 'test -z "$$p" || kill $$p 2>/dev/null; exit 143' TERM; \
+	  step 1 "hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (background)" \
+	    $(VENV)/bin/hwbench report --out reports/hwbench --measure; \
+	  step 4 "al fleet: two device generations x two surrogates score frames at their latency, one day (background)" \
+	    $(VENV)/bin/al fleet fleet_demo --out reports/al/fleet; \
+	) > $$log 2>&1 & bg=$$!; \
+	step 2 "al surrogate: deployable-on-TX2 surrogates pick data for next-generation models" \
+	  $(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume; \
+	step 3 "al entropy: entropy histograms of models trained on the same random subset" \
+	  $(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume; \
+	if kill -0 $$bg 2>/dev/null; then echo "== waiting for the background lane (tail -f $$log)"; fi; \
+	if wait $$bg; then bg=; cat $$log; else bg=; cat $$log; echo "error: a background step failed (above; log: $$log)" >&2; exit 1; fi; \
+	step 5 "al report" $(VENV)/bin/al report reports/al; \
 	echo "demo finished in $$(( $$(date +%s) - start )) s: reports/hwbench/report.md, reports/al/report.md (and report.html)"
 
 test: setup
