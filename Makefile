@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 # measured latencies are one-thread process CPU time, which the other lane does not inflate. Each step
 # prints its wall time; `--resume` makes a second `make demo` reuse finished work. Ctrl-C or a failing
 # step stops both lanes.
-DEMO_N := 5
+DEMO_N := 7
 demo: setup
 	@set -e; start=$$(date +%s); mkdir -p reports; bg=; log=reports/demo-background.log; \
 	trap 'test -z "$$bg" || kill $$bg 2>/dev/null || true' EXIT; trap 'exit 130' INT TERM; \
@@ -41,10 +41,14 @@ demo: setup
 	  $(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume; \
 	step 3 "al entropy: entropy histograms of models trained on the same random subset" \
 	  $(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume; \
+	step 5 "al surrogate digits: the same question on real scans, classifiers, 5 seeds" \
+	  $(VENV)/bin/al surrogate digits --out reports/al/digits --resume; \
+	step 6 "al run: every strategy and random on digits, for the AL curves (paper Fig. 3)" \
+	  sh -c 'for s in entropy llal coreset true_loss random; do $(VENV)/bin/al run smoke_digits --strategy $$s --out reports/al/strategies/$$s --resume > /dev/null || exit 1; done'; \
 	if kill -0 $$bg 2>/dev/null; then echo "== waiting for the background lane (tail -f $$log)"; fi; \
 	if wait $$bg; then bg=; cat $$log; else bg=; cat $$log; echo "error: a background step failed (above; log: $$log)" >&2; exit 1; fi; \
-	step 5 "al report" $(VENV)/bin/al report reports/al; \
-	echo "demo finished in $$(( $$(date +%s) - start )) s: reports/hwbench/report.md, reports/al/report.md (and report.html)"
+	step 7 "al report" $(VENV)/bin/al report reports/al; \
+	echo "demo finished in $$(( $$(date +%s) - start )) s: reports/hwbench/report.md, reports/al/report.md (and report.html), reports/al/digits/report.md"
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -188,11 +188,12 @@ def best_per_row(matrix: Matrix, *, include_random: bool = False) -> dict[str, s
 
 
 def row_scale(matrix: Matrix, row: str) -> dict[str, float]:
-    """Column -> position in [0, 1] of the cell's mean between the row's worst (0) and best (1).
+    """Surrogate column -> position in [0, 1] of the cell's mean between the row's worst (0) and best (1).
 
-    All columns with data take part (random included); a row with one value or all equal -> 0.5.
+    As in the paper's tables, only the surrogates are colour-coded: random sits in its own column and
+    gets no position. A row with one value or all equal -> 0.5.
     """
-    means = {c: cell.mean for c in matrix.columns
+    means = {c: cell.mean for c in matrix.surrogates
              if (cell := matrix.cell(row, c)) is not None and cell.n > 0}
     if not means:
         return {}
@@ -262,14 +263,15 @@ def top_mask(scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def curve_table(points: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Mean ± std (ddof=1) over seeds per (model, strategy, metric, cycle)."""
+    """Mean ± std (ddof=1) over seeds per (data, model, strategy, metric, cycle); `data` (dataset and
+    pool) keeps curves of different studies apart ("" when a point has none)."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for p in points:
-        groups.setdefault((p["model"], p["strategy"], p["metric"], p["cycle"]), []).append(p)
+        groups.setdefault((p.get("data", ""), p["model"], p["strategy"], p["metric"], p["cycle"]), []).append(p)
     out = []
-    for (model, strategy, metric, cycle), ps in groups.items():
+    for (data, model, strategy, metric, cycle), ps in groups.items():
         v = np.array([p["value"] for p in ps], dtype=np.float64)
-        out.append({"model": model, "strategy": strategy, "metric": metric, "cycle": cycle,
+        out.append({"data": data, "model": model, "strategy": strategy, "metric": metric, "cycle": cycle,
                     "fraction": float(np.mean([p["fraction"] for p in ps])), "mean": float(v.mean()),
                     "std": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)})
-    return sorted(out, key=lambda r: (r["model"], r["strategy"], r["metric"], r["cycle"]))
+    return sorted(out, key=lambda r: (r["data"], r["model"], r["strategy"], r["metric"], r["cycle"]))

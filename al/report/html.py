@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from al.report.format import DOWN, SELF_MARK, UP, metric_label, model_label, scale_colour
 from al.report.load import ExperimentData
 from al.report.markdown import PAIRED_TEXT, runinfo_markdown
+from al.report.paper_side import (
+    SIDE_HEADER,
+    paper_rows,
+    paper_summary,
+    paper_table_for,
+    scale_label,
+    side_by_side_rows,
+)
 from al.report.tables import (
     CHAIN_HEADER,
     COMPARISON_HEADER,
@@ -29,7 +39,7 @@ from al.report.tables import (
     summary_lines,
     timing_rows,
 )
-from al.stats import Matrix, aggregate, row_scale
+from al.stats import Matrix, aggregate, compare_to_random, row_scale
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bool = False) -> str:
@@ -45,21 +55,61 @@ def matrix_html(m: Matrix, *, digits: int = 1) -> str:
     body = []
     for r in m.rows:
         scale, texts = row_scale(m, r), cell_texts(m, r, digits, lambda t: f"<b>{t}</b>")
-        tds = [f'<td class="cell" style="background:{scale_colour(scale[c])}" data-scale="{scale[c]:.3f}">'
-               f"{texts[c]}</td>" if c in texts else "<td>–</td>" for c in m.columns]
+        tds = [("<td>–</td>" if c not in texts else
+                f'<td class="cell" style="background:{scale_colour(scale[c])}" data-scale="{scale[c]:.3f}">'
+                f"{texts[c]}</td>" if c in scale else f'<td class="random">{texts[c]}</td>') for c in m.columns]
         body.append(f"<tr><th>{html.escape(model_label(r))}</th>{''.join(tds)}</tr>")
     return (f'<table class="matrix"><thead><tr><th>deployment \\ surrogate</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:0.8em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.8em 0;font-size:13px;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;overflow-wrap:anywhere}
 th:first-child,td:first-child{text-align:left}thead th{background:#f2f2f2}
+td.random{border-left:3px double #888;background:#fafafa}
 .legend span{display:inline-block;padding:2px 8px;margin-right:2px}
-pre{background:#f6f8fa;padding:1em;overflow:auto}img{max-width:100%}"""
+pre{background:#f6f8fa;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%;height:auto}"""
 
 
-def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
+def paper_html(d: ExperimentData, m: Matrix) -> list[str]:
+    """The paper's table beside ours (same colour code), and the pairs both have."""
+    exp = d.experiment
+    table = paper_table_for(exp.get("dataset", ""), {"miou": "segmentation", "top1": "classification"}.get(m.metric))
+    if table is None:
+        return []
+    header, rows = paper_rows(table)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for r in rows:
+        tds = [f"<th>{html.escape(r[0][0])}</th>"]
+        tds += [f'<td class="cell" style="background:{scale_colour(pos)}">{html.escape(t)}</td>' if pos is not None
+                else f'<td class="random">{html.escape(t)}</td>' for t, pos in r[1:]]
+        body.append(f"<tr>{''.join(tds)}</tr>")
+    side = side_by_side_rows(table, compare_to_random(m))
+    out = [f"<h3>Beside the paper: Table {table.number} ({html.escape(table.dataset_label)})</h3>",
+           f"<p><b>{html.escape(scale_label(exp.get('dataset', ''), table, exp.get('n_total'), exp.get('pool_size')))}"
+           "</b></p>",
+           f"<p><i>{html.escape(table.caption)}</i> ({html.escape(table.source)}; colour per row over the "
+           "surrogates, random in its own column)</p>",
+           f'<table class="matrix paper"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>',
+           f"<p>{html.escape(paper_summary(table, m, len(side)))}</p>"]
+    if side:
+        out.append(_html_table(SIDE_HEADER, side))
+    return out
+
+
+def _img(images: Mapping[str, str], key: str, alt: str, image_dir: Path | None) -> str:
+    """An <img> with the PNG embedded as base64 (the page is one self-contained file)."""
+    name = images[key]
+    src = html.escape(name)
+    if image_dir is not None and (image_dir / name).is_file():
+        src = "data:image/png;base64," + base64.b64encode((image_dir / name).read_bytes()).decode("ascii")
+    return f"<img src='{src}' alt='{html.escape(alt)}'>"
+
+
+def render_html(d: ExperimentData, *, images: Mapping[str, str], image_dir: Path | None = None) -> str:
+    """The whole report as one HTML page; PNGs found in `image_dir` are embedded (base64)."""
     exp = d.experiment
     title = html.escape(str(exp.get("name") or d.root.name))
     esc = html.escape
@@ -76,9 +126,13 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
                 "<p>Rows: deployment models trained from scratch on each surrogate's final selection; "
                 "<code>random</code>: a random selection of the same size containing the shared cycle-0 set. "
                 f"Colour per row: <span class='legend'>{legend}</span>; bold: best surrogate; {UP}/{DOWN} vs random; "
-                f"{SELF_MARK} the model picked for itself. Mean ± sample std (ddof=1) over seeds.</p>",
+                f"{SELF_MARK} the model picked for itself; random (own column) is not colour-coded, "
+                "as in the paper. "
+                "Mean ± sample std (ddof=1) over seeds; in brackets the paired Δ vs random ± its 95 % CI "
+                "half-width.</p>",
                 matrix_html(m), "<ul>" + "".join(f"<li>{_md_bold_to_html(esc(x))}</li>" for x in summary_lines(m))
                 + "</ul>"]
+        out += paper_html(d, m)
         comp = comparison_rows(m)
         if comp:
             out += ["<h3>Surrogate vs random, paired by seed</h3>", f"<p>{esc(PAIRED_TEXT)}</p>",
@@ -94,13 +148,13 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str]) -> str:
     if d.entropy:
         out.append("<h2>Entropy of models trained on the same random subset (paper Fig. 4)</h2>")
         if "entropy" in images:
-            out.append(f"<img src='{esc(images['entropy'])}' alt='entropy histograms'>")
+            out.append(_img(images, "entropy", "entropy histograms", image_dir))
         out.append(_html_table(ENTROPY_HEADER, entropy_rows(d.entropy)))
         out.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in ratio_lines(d.entropy)) + "</ul>")
     if d.curves:
         out.append("<h2>Active-learning curves (paper Fig. 3)</h2>")
         if "curves" in images:
-            out.append(f"<img src='{esc(images['curves'])}' alt='AL curves'>")
+            out.append(_img(images, "curves", "AL curves", image_dir))
         out.append(_html_table(CURVE_HEADER, curve_rows(d.curves)))
     if d.fleet_dir is not None:
         name = esc(d.fleet_dir.name)

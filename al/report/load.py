@@ -104,7 +104,8 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def run_curve(run_dir: str | Path, *, pool_size: int | None = None) -> list[dict]:
-    """One run's `metrics.jsonl` as curve points {model, strategy, seed, cycle, labelled, fraction, metric, value}.
+    """One run's `metrics.jsonl` as curve points {model, data, strategy, seed, cycle, labelled, fraction, metric,
+    value}; `data` names the dataset and pool size, so curves of different studies are never averaged.
 
     Model, strategy and seed come from the run's resolved `config.toml`; the labelled count from
     the metrics record (or the labelled set in `state.json`); the fraction from the record's
@@ -115,6 +116,8 @@ def run_curve(run_dir: str | Path, *, pool_size: int | None = None) -> list[dict
     run_dir = Path(run_dir)
     cfg = read_toml(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else {}
     model = (cfg.get("model") or {}).get("name", run_dir.name)
+    data_cfg = cfg.get("data") or {}
+    data = str(data_cfg.get("name", "?")) + (f", pool {data_cfg['pool_size']}" if data_cfg.get("pool_size") else "")
     strategy = (cfg.get("al") or {}).get("strategy", "?")
     seed = cfg.get("seed", 0)
     points = []
@@ -133,7 +136,8 @@ def run_curve(run_dir: str | Path, *, pool_size: int | None = None) -> list[dict
             fraction = labelled / pool
         if fraction is None:
             continue
-        points.append({"model": model, "strategy": strategy, "seed": int(seed), "cycle": int(rec.get("cycle", i)),
+        points.append({"model": model, "data": data, "strategy": strategy, "seed": int(seed),
+                       "cycle": int(rec.get("cycle", i)),
                        "labelled": labelled, "fraction": float(fraction), "metric": metric,
                        "value": float(value)})
     return points

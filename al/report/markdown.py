@@ -7,6 +7,14 @@ from typing import Any
 
 from al.report.format import DOWN, EVEN, SELF_MARK, SQUARES, UP, metric_label, model_label, scale_square
 from al.report.load import ExperimentData
+from al.report.paper_side import (
+    SIDE_HEADER,
+    paper_rows,
+    paper_summary,
+    paper_table_for,
+    scale_label,
+    side_by_side_rows,
+)
 from al.report.tables import (
     CHAIN_HEADER,
     COMPARISON_HEADER,
@@ -26,7 +34,7 @@ from al.report.tables import (
     summary_lines,
     timing_rows,
 )
-from al.stats import Matrix, aggregate, row_scale
+from al.stats import Matrix, aggregate, compare_to_random, row_scale
 
 PAIRED_TEXT = ("Δ = mean over seeds of (surrogate − random of the same seed), in percentage points; 95 % CI: "
                "t-interval over seeds (bootstrap from 10 seeds on); p: two-sided paired t-test; verdict: beat / "
@@ -60,9 +68,27 @@ def matrix_markdown(m: Matrix, *, digits: int = 1) -> str:
     rows = []
     for r in m.rows:
         scale, texts = row_scale(m, r), cell_texts(m, r, digits, lambda t: f"**{t}**")
-        rows.append([model_label(r), *(f"{scale_square(scale[c])} {texts[c]}" if c in texts else "–"
-                                       for c in m.columns)])
+        rows.append([model_label(r), *((f"{scale_square(scale[c])} {texts[c]}" if c in scale else texts[c])
+                                       if c in texts else "–" for c in m.columns)])
     return md_table(header, rows)
+
+
+def paper_markdown(d: ExperimentData, m: Matrix) -> list[str]:
+    """The paper's table for this data beside ours, and the pairs both have (`paper_side`)."""
+    exp = d.experiment
+    table = paper_table_for(exp.get("dataset", ""), {"miou": "segmentation", "top1": "classification"}.get(m.metric))
+    if table is None:
+        return []
+    header, rows = paper_rows(table)
+    cells = [[f"{scale_square(pos)} {text}" if pos is not None else text for text, pos in r] for r in rows]
+    side = side_by_side_rows(table, compare_to_random(m))
+    out = [f"### Beside the paper: Table {table.number} ({table.dataset_label})", "",
+           scale_label(exp.get("dataset", ""), table, exp.get("n_total"), exp.get("pool_size")), "",
+           f"*{table.caption}* ({table.source}; colour per row over the surrogates, random in its own column)", "",
+           md_table(header, cells), "", paper_summary(table, m, len(side)), ""]
+    if side:
+        out += [md_table(SIDE_HEADER, side), ""]
+    return out
 
 
 def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
@@ -79,9 +105,12 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
                 f"`random`: a random selection of the same size that contains the shared cycle-0 set. "
                 f"Colour within each row, worst to best: {' '.join(SQUARES)} (as the paper's Table 3); "
                 f"**bold**: best surrogate in the row; {UP}/{DOWN}: mean above/below random; "
-                f"{SELF_MARK}: the model picked for itself. Mean ± sample std (ddof=1) over seeds.", "",
+                f"{SELF_MARK}: the model picked for itself; random is not colour-coded (its own column, as in the "
+                "paper). Mean ± sample std (ddof=1) over seeds; in brackets the paired Δ vs random ± its "
+                "95 % CI half-width.", "",
                 matrix_markdown(m), ""]
         out += [f"- {line}" for line in summary_lines(m)] + [""]
+        out += paper_markdown(d, m)
         comp = comparison_rows(m)
         if comp:
             out += ["### Surrogate vs random, paired by seed", "", PAIRED_TEXT, "",

@@ -49,9 +49,17 @@ def plot_entropy_histograms(scores: Mapping[str, np.ndarray], path: str | Path, 
     return _save_fig(fig, path, atomic_write_bytes)
 
 
+# Fig. 3's markers: Entropy ◆, LLAL ●, Core-Set ■, True-Loss ▲, Random +; one colour per strategy everywhere.
+STRATEGY_STYLE = {"entropy": ("D", "#1f77b4", "Entropy"), "llal": ("o", "#ff7f0e", "LLAL"),
+                  "learning_loss": ("o", "#ff7f0e", "LLAL"), "coreset": ("s", "#2ca02c", "Core-Set"),
+                  "true_loss": ("^", "#d62728", "True-Loss"), "margin": ("v", "#9467bd", "Margin"),
+                  "random": ("+", "#555555", "Random")}
+
+
 def plot_al_curves(points: Sequence[Mapping[str, Any]], path: str | Path, *,
-                   labels: Mapping[str, str] | None = None) -> Path:
-    """Metric vs labelled fraction, one line per strategy, one panel per model (paper Fig. 3)."""
+                   labels: Mapping[str, str] | None = None, per_row: int = 4) -> Path:
+    """Metric vs labelled fraction (paper Fig. 3): one panel per model, every strategy and random on
+    the same axes (x and y shared by the panels of one metric), Fig. 3's markers, one legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,23 +71,42 @@ def plot_al_curves(points: Sequence[Mapping[str, Any]], path: str | Path, *,
     if not table:
         raise ValueError("no AL curve points to plot")
     labels = labels or {}
-    models = list(dict.fromkeys(r["model"] for r in table))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
-    markers = {"entropy": "D", "llal": "o", "learning_loss": "o", "coreset": "s", "true_loss": "^", "random": "+"}
-    for ax, model in zip(axes[0], models, strict=True):
-        rows = [r for r in table if r["model"] == model]
+    models = list(dict.fromkeys((r["metric"], r["data"], r["model"]) for r in table))
+    cols = min(per_row, len(models))
+    nrows = -(-len(models) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols + 0.6, 2.8 * nrows + 0.5), squeeze=False)
+    limits: dict[str, list[float]] = {}
+    for r in table:
+        lo, hi = limits.setdefault(r["metric"], [float("inf"), float("-inf")])
+        sd = 0.0 if r["std"] != r["std"] else r["std"]
+        limits[r["metric"]] = [min(lo, r["mean"] - sd), max(hi, r["mean"] + sd)]
+    xmax = max(r["fraction"] for r in table) * 100
+    handles = {}
+    for ax, (metric, data, model) in zip(axes.flat, models, strict=False):
+        rows = [r for r in table if (r["metric"], r["data"], r["model"]) == (metric, data, model)]
         for strategy in dict.fromkeys(r["strategy"] for r in rows):
             pts = [r for r in rows if r["strategy"] == strategy]
+            marker, colour, label = STRATEGY_STYLE.get(strategy, ("x", None, strategy))
             x = np.array([r["fraction"] for r in pts]) * 100
             y = np.array([r["mean"] for r in pts])
             e = np.nan_to_num(np.array([r["std"] for r in pts]))
-            ax.errorbar(x, y, yerr=e, marker=markers.get(strategy, "x"), capsize=2, label=strategy, linewidth=1)
-        ax.set_title(labels.get(model, model_label(model)), fontsize=10)
-        ax.set_xlabel("labelled (% of pool)", fontsize=9)
-        ax.set_ylabel({"miou": "mIoU (%)", "top1": "Top-1 (%)"}.get(rows[0]["metric"], rows[0]["metric"]), fontsize=9)
+            h = ax.errorbar(x, y, yerr=e, marker=marker, color=colour, capsize=2, linewidth=1,
+                            linestyle="--" if strategy == "random" else "-")
+            handles.setdefault(label, h)
+        lo, hi = limits[metric]
+        pad = max(1.0, 0.05 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(0, xmax * 1.05)
+        ax.set_title(f"{labels.get(model, model_label(model))}" + (f" ({data})" if data else ""), fontsize=9)
+        ax.set_xlabel("labelled (% of pool)", fontsize=8)
+        ax.set_ylabel({"miou": "mIoU (%)", "top1": "Top-1 (%)"}.get(metric, metric), fontsize=8)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if nrows == 1 else 0.04, 1, 1))
     return _save_fig(fig, path, atomic_write_bytes)
 
 

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 def cell_texts(m: Matrix, row: str, digits: int, bold: Callable[[str], str]) -> dict[str, str]:
     """Column -> cell text of one matrix row: mean ± std (best surrogate through `bold`), ▲/▼ vs random,
-    ◆ on the diagonal; columns without data are left out."""
+    ◆ on the diagonal, then (Δ ± 95 % CI half-width) of the paired difference with random; columns
+    without data are left out."""
     best = best_per_row(m).get(row)
     base = m.cell(row, RANDOM)
+    paired = {c.surrogate: c for c in compare_to_random(m) if c.deployment == row}
     out = {}
     for c in m.columns:
         cell = m.cell(row, c)
@@ -34,6 +36,8 @@ def cell_texts(m: Matrix, row: str, digits: int, bold: Callable[[str], str]) -> 
             text += f" {vs_random_mark(cell.mean - base.mean)}"
         if c == row:
             text += f" {SELF_MARK}"
+        if c in paired and paired[c].diff.half_width is not None:
+            text += f" (Δ {fmt_delta(paired[c].delta)} ± {paired[c].diff.half_width:.2f})"
         out[c] = text
     return out
 
@@ -159,17 +163,17 @@ def chain_rows(chain: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 
 
 CHAIN_HEADER = ["gen", "model", "picked by", "labelled", "inherited set", "random (same size)", "Δ", "wins"]
-CURVE_HEADER = ["model", "strategy", "first: labelled %", "metric", "last: labelled %", "metric", "seeds"]
+CURVE_HEADER = ["data", "model", "strategy", "first: labelled %", "metric", "last: labelled %", "metric", "seeds"]
 
 
 def curve_rows(points: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """First and last point of every (model, strategy) AL curve, mean ± std over seeds."""
     table = curve_table(points)
     rows = []
-    for key in dict.fromkeys((r["model"], r["strategy"]) for r in table):
-        pts = [r for r in table if (r["model"], r["strategy"]) == key]
+    for key in dict.fromkeys((r["data"], r["model"], r["strategy"]) for r in table):
+        pts = [r for r in table if (r["data"], r["model"], r["strategy"]) == key]
         a, b = pts[0], pts[-1]
-        rows.append([model_label(key[0]), key[1], f"{100 * a['fraction']:.0f}", fmt_cell(a["mean"], a["std"]),
+        rows.append([key[0], model_label(key[1]), key[2], f"{100 * a['fraction']:.0f}", fmt_cell(a["mean"], a["std"]),
                      f"{100 * b['fraction']:.0f}", fmt_cell(b["mean"], b["std"]), b["n"]])
     return rows
 

@@ -40,5 +40,5 @@ def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> dict
         written["curves_csv"] = atomic_write_text(out / "al_curves.csv", pd.DataFrame(d.curves).to_csv(index=False))
         images["curves"] = "al_curves.png"
     written["markdown"] = atomic_write_text(out / "report.md", render_markdown(d, images=images))
-    written["html"] = atomic_write_text(out / "report.html", render_html(d, images=images))
+    written["html"] = atomic_write_text(out / "report.html", render_html(d, images=images, image_dir=out))
     return written

@@ -45,3 +45,75 @@ def test_forward_gmacs_is_hwbenchs_count() -> None:
 
     g = forward_gmacs("deeplabv3plus_resnet20", (64, 128), 19)
     assert g == count("deeplabv3plus_resnet20", (1, 3, 64, 128), num_classes=19).macs / 1e9 and g > 0
+
+
+def _cityscapes_layout(root, n_train: int = 100, n_val: int = 20) -> None:
+    """The Cityscapes layout with empty files: --plan only checks the layout and counts images."""
+    for split, n in (("train", n_train), ("val", n_val)):
+        for kind, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):
+            d = root / kind / split / "aachen"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                (d / f"aachen_{i:06d}_000019_{suffix}.png").touch()
+
+
+def test_plan_cli_cityscapes_paper(tmp_path, capsys) -> None:
+    import json
+
+    from al.cli import main
+    from hwbench.count import count
+    from hwbench.profiles import load_profile
+
+    _cityscapes_layout(tmp_path)
+    assert main(["surrogate", "cityscapes_paper", "--data-root", str(tmp_path), "--plan", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    # 100 train images: 2 % -> 2 initial + 9 cycles x 2 = 20 labelled; 5 surrogates x 10 trainings +
+    # 5 deployment models x 6 columns, over 3 seeds
+    assert plan["schedule"] == {"n_initial": 2, "n_cycle": 2, "cycles": 9}
+    assert plan["trainings"] == 3 * (5 * 10 + 5 * 6) and plan["pool_size"] == 100 and plan["val_size"] == 20
+    assert plan["train_hw"] == [768, 768] and plan["eval_hw"] == [1024, 2048]   # crop; Cityscapes frames
+    rows = {(r["role"], r["model"]): r for r in plan["rows"]}
+    xc = rows[("deployment", "deeplabv3plus_xception65")]
+    # batch 6 on 20 images: 20 % 6 = 2, no trailing single -> 220 epochs x 20 images x 6 columns x 3 seeds
+    assert xc["images_trained"] == 220 * 20 * 6 * 3
+    g_train = count("deeplabv3plus_xception65", (1, 3, 768, 768), num_classes=19).macs / 1e9
+    g_eval = count("deeplabv3plus_xception65", (1, 3, 1024, 2048), num_classes=19).macs / 1e9
+    peak = load_profile("a100_sxm").peak_tops("fp16")
+    hours = 2 * 1e9 * (3 * g_train * xc["images_trained"] + g_eval * xc["images_evaluated"]) / (peak * 1e12 * 0.4) / 3600
+    assert xc["gpu_hours"] == pytest.approx(hours)
+    assert plan["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in plan["rows"]))
+
+
+def test_plan_cli_errors(tmp_path, capsys) -> None:
+    from al.cli import main
+
+    assert main(["surrogate", "cityscapes_paper", "--plan"]) == 2
+    assert "needs its root directory: pass --data-root DIR" in capsys.readouterr().err
+    assert main(["surrogate", "cityscapes_paper", "--data-root", str(tmp_path / "nope"), "--plan"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cityscapes root") and "does not exist" in err and err.count("\n") == 1
+    assert main(["surrogate", "cityscapes_paper", "--data-root", str(tmp_path), "--plan"]) == 2
+    assert "leftImg8bit/train is missing" in capsys.readouterr().err
+    assert main(["surrogate", "surrogate_smoke"]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+    _cityscapes_layout(tmp_path, 10, 2)
+    assert main(["surrogate", "cityscapes_paper", "--data-root", str(tmp_path), "--plan", "--utilisation", "0"]) == 2
+    assert main(["surrogate", "cityscapes_paper", "--data-root", str(tmp_path), "--plan"]) == 0
+    captured = capsys.readouterr()
+    assert "GPU-h" in captured.err and "assumption: training step = 3 x forward MACs" in captured.err
+
+
+def test_paper_presets_carry_the_papers_settings() -> None:
+    from al.experiments.config import load_experiment_config
+
+    cs = load_experiment_config("cityscapes_paper")
+    assert cs.train.deployment.epochs == 220 and cs.train.deployment.batch_size == 4
+    assert cs.train.for_model("deeplabv3plus_xception65", "surrogate").batch_size == 6
+    assert (cs.train.surrogate.momentum, cs.train.surrogate.weight_decay) == (0.9, 4e-4)
+    assert (cs.al.initial_fraction, cs.al.cycle_fraction, cs.al.cycles) == (0.02, 0.02, 9)
+    assert cs.seeds == (0, 1, 2) and cs.output_stride == 16 and len(cs.deployment) == 5
+    ade = load_experiment_config("ade20k_paper")
+    assert ade.train.deployment.epochs == 64 and ade.train.deployment.batch_size == 16
+    assert ade.train.batch_size_by_model == {}
+    im = load_experiment_config("imagenet_paper")
+    assert set(im.deployment) == {"resnet18", "resnet34"} and im.data.name == "folder"

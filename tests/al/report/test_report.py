@@ -41,20 +41,22 @@ def test_markdown_matrix_marks_best_and_vs_random():
     assert f"52.0 ± 2.6 {DOWN}" in row_a
     assert f"**73.0 ± 2.0** {UP}" in row_b and f"70.0 ± 0.0 {DOWN}" in row_b
     assert "72.0 ± 0.0" in row_b
-    # colour within each row, from the row's range by hand: a: 62 best, 52 worst, random 56 at 0.4
-    assert "🟩 **62.0 ± 2.0**" in row_a and "🟥 52.0 ± 2.6" in row_a and "🟧 56.0 ± 1.7" in row_a
-    # b: 73 best, 70 worst, random 72 at 2/3
-    assert "🟩 **73.0 ± 2.0**" in row_b and "🟥 70.0 ± 0.0" in row_b and "🟨 72.0 ± 0.0" in row_b
+    # colour within each row over the surrogates (a: 62 best, 52 worst; b: 73 best, 70 worst);
+    # random sits uncoloured in its own column, as in the paper
+    assert "🟩 **62.0 ± 2.0**" in row_a and "🟥 52.0 ± 2.6" in row_a and row_a.endswith("| 56.0 ± 1.7 |")
+    assert "🟩 **73.0 ± 2.0**" in row_b and "🟥 70.0 ± 0.0" in row_b and row_b.endswith("| 72.0 ± 0.0 |")
+    # the paired Δ ± 95 % CI half-width per cell: (a, c) diffs -5, -4, -3 -> -4 ± 4.303 / sqrt(3)
+    assert "(Δ -4.00 ± 2.48)" in row_a and "(Δ +6.00 ± 2.48)" in row_a
 
 
 def test_html_matrix_is_colour_coded_per_row():
     html = matrix_html(aggregate(recs()))
     cells = re.findall(r'<td class="cell" style="background:(#[0-9a-f]{6})" data-scale="([0-9.]+)">', html)
-    assert len(cells) == 6
-    # row a: means 62 (best -> green), 52 (worst -> red), 56 -> 0.4
-    assert cells[0] == ("#63be7b", "1.000") and cells[1] == ("#f8696b", "0.000") and cells[2][1] == "0.400"
-    # row b: means 70 (worst), 73 (best), 72
-    assert cells[3][0] == "#f8696b" and cells[4][0] == "#63be7b"
+    assert len(cells) == 4                      # surrogates only; random in its own, uncoloured column
+    # row a: means 62 (best -> green), 52 (worst -> red); row b: 70 (worst), 73 (best)
+    assert cells[0] == ("#63be7b", "1.000") and cells[1] == ("#f8696b", "0.000")
+    assert cells[2][0] == "#f8696b" and cells[3][0] == "#63be7b"
+    assert html.count('<td class="random">') == 2
     assert "<b>73.0 ± 2.0</b>" in html
 
 
@@ -104,6 +106,18 @@ def test_write_report_renders_every_section(tmp_path):
     assert "ddof=1" in md and "What this can and cannot show" in md and "synthetic" in md
     assert "```toml" in md and "12.5 s" in md
     assert 'class="matrix"' in html and "background:#63be7b" in html
+    # beside the paper: Table 3 (segmentation), labelled as other data, with its cells transcribed
+    assert "### Beside the paper: Table 3 (CityScapes)" in md and "Different data and scale" in md
+    assert "| Res-50 | " in md and "74.4 ± 0.1" in md and "71.2 ± 0.3" in md
+    assert "20 of 20 off-diagonal pairs above random by the mean" in md
+    assert "Beside the paper: Table 3" in html and 'class="matrix paper"' in html
+    # one self-contained page: the figures are embedded, nothing refers to a file next to it
+    assert html.count("src='data:image/png;base64,") >= 1 and "src='entropy_hist.png'" not in html
+    import base64
+    import re as _re
+
+    png = base64.b64decode(_re.search(r"src='data:image/png;base64,([^']+)'", html).group(1))
+    assert png[:4] == b"\x89PNG"
     assert (d / "entropy_hist.png").read_bytes()[:4] == b"\x89PNG"
     csv = (d / "matrix.csv").read_text().splitlines()
     assert csv[0].startswith("deployment,surrogate,metric,mean,std,n") and len(csv) == 7
