@@ -129,3 +129,23 @@ def test_report_of_an_empty_directory_is_a_user_error(tmp_path):
         write_report(tmp_path)
     with pytest.raises(UserError, match="no such experiment directory"):
         write_report(tmp_path / "missing")
+
+
+def test_paper_table_follows_the_data() -> None:
+    from al.paper import TABLE3, TABLE4, TABLE5
+    from al.report.paper_side import paper_rows, paper_table_for, side_by_side_rows
+    from al.stats import compare_to_random
+
+    assert paper_table_for("digits", "classification") is TABLE5 and paper_table_for("folder", None) is TABLE5
+    assert paper_table_for("ade20k", "segmentation") is TABLE4
+    assert paper_table_for("synthetic_streets", "segmentation") is TABLE3
+    header, rows = paper_rows(TABLE4)
+    assert header[-1] == RANDOM and rows[0][-1] == ("11.49 ± 0.14", None)      # random: uncoloured
+    assert rows[0][1] == ("11.30 ± 0.01 ◆", 1.0) and rows[0][3] == ("10.30 ± 0.15", 0.0)
+    # a run of ours with a pair the paper also has: the paper's difference beside our paired Δ
+    r18 = "deeplabv3plus_resnet18"
+    recs_ = [{"deployment": r18, "surrogate": s, "seed": i, "metric": "miou", "value": v}
+             for s, vs in (("deeplabv3plus_xception65", [40.0, 41.0, 42.0]), (RANDOM, [40.0, 40.0, 40.0]))
+             for i, v in enumerate(vs)]
+    (row,) = side_by_side_rows(TABLE4, compare_to_random(aggregate(recs_)))
+    assert row[:4] == ["Res-18", "Xc-65", "-1.19", "+1.00"] and row[5] == "tie"
