@@ -50,8 +50,11 @@ demo: setup
 	step 7 "al report" $(VENV)/bin/al report reports/al; \
 	echo "demo finished in $$(( $$(date +%s) - start )) s: reports/hwbench/report.md, reports/al/report.md (and report.html), reports/al/digits/report.md"
 
+# Tests run in one worker per core (pytest-xdist; a file's tests stay on one worker so module fixtures
+# are built once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: setup
 	$(PY) -m benchmarks

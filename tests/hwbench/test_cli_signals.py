@@ -29,8 +29,14 @@ def test_signals_end_a_command_cleanly(sig, code, at_import, tmp_path, monkeypat
     name = f"_sigcmd_{sig.lower()}_{bool(at_import)}"
     (tmp_path / f"{name}.py").write_text(COMMAND.format(sig=sig, at_import=at_import))
     monkeypatch.syspath_prepend(str(tmp_path))
+    # Ctrl-C as in a freshly started interpreter: a test worker (pytest-xdist) or a library imported by
+    # an earlier test may have left SIGINT with another handler
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     main = make_main("prog", "test", {"go": (name, "sends itself a signal")})
-    assert main(["go"]) == code
+    try:
+        assert main(["go"]) == code
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert capsys.readouterr().err == "interrupted\n"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored afterwards
 
