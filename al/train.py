@@ -1,46 +1,60 @@
-"""Training and evaluation of the task models (and the LLAL loss module) for the AL loop.
+"""Training and evaluation of the task models (and the LLAL loss module) for the AL loop, in one
+process or as one rank of a `torchrun` launch.
 
 Recipe (the paper's, §4 "Training Parameters"): SGD, momentum 0.9, weight decay 4e-4 on every
 parameter except normalisation (batch-norm) parameters and biases; poly learning rate per
-iteration, `lr * (1 - it / total) ** 0.9`; cross-entropy with the ignore label. AMP (fp16
-autocast + GradScaler) and channels_last are used on CUDA only; CPU runs are plain fp32.
+iteration, `lr * (1 - it / total) ** 0.9`; cross-entropy with the ignore label (`al.losses`).
+AMP (fp16 autocast + GradScaler) and channels_last are used on CUDA only; CPU runs are plain fp32.
 
-Batching. Each epoch shuffles the labelled indices with a `torch.Generator` seeded from
-`seed` and splits them into batches of `batch_size` (capped at the set size). A trailing batch
-of a single sample is dropped when other batches exist (BatchNorm cannot normalise one
-sample after global pooling); shuffling changes which sample that is every epoch. A labelled
-set of exactly one sample trains with the normalisation layers in eval mode (running
-statistics). Datasets that offer `tensors()` (the embedded ones) are batched straight from
-their cached tensors; others go through a `DataLoader` (`num_workers` from the config).
+Batching (`al.batching`). Each epoch permutes the labelled set with a generator seeded from
+(seed, epoch) and splits it into global batches of `batch_size` (capped at the set size); a
+trailing batch of one sample is dropped when other batches exist (BatchNorm cannot normalise one
+sample after global pooling). A labelled set of exactly one sample trains with the normalisation
+layers in eval mode (running statistics). Datasets that offer `tensors()` (the embedded ones) are
+batched straight from their cached tensors; others go through a `DataLoader`.
 
-Determinism: `train` calls `torch.manual_seed(seed)` (augmentation, dropout) and shuffles with
-its own generator, so the same model, data, config and seed give identical weights on CPU.
-Augmentation draws from the global RNG in the main process (`num_workers=0`) or from worker
-RNGs seeded from `seed` (`num_workers>0`): deterministic for a given `num_workers`, but the
-crops differ between the two settings.
+Common random numbers — the contract (`al.crn`). Every random draw of `train` is keyed, never
+sequential: epoch e's batch order by (seed, e); sample i's augmentation in epoch e by (seed, e, i);
+its dropout mask at layer l, call c by (seed, e, i, l, c) (dropout layers are swapped for
+`al.crn.SampleDropout` while training). The keys never include the rank, the world size,
+`num_workers`, the other samples of a batch or anything drawn earlier. Consequences:
+  * same model init, data, labelled indices, config and seed -> bit-identical weights on CPU (same
+    torch thread count, same world size); in particular two experiment cells of one seed that
+    train on the same labelled set produce the same model, and cells that differ only in the
+    labelled set see the same augmentation and dropout for every sample they share;
+  * `num_workers` no longer changes the crops.
+The caller picks `seed` (the AL loop derives one per (run seed, cycle)).
+
+Distributed (WORLD_SIZE > 1, after `al.distributed.setup`). The model (+ LLAL module) runs in
+DistributedDataParallel (NCCL on CUDA, gloo on CPU). The global batch size is the config's
+`batch_size` whatever the world size: each global batch is split into W contiguous parts, rank r
+takes part r (per-rank batch = batch_size / W, the first batch_size % W ranks one sample more;
+a global batch of fewer than 2W samples is dropped, so every rank has two). Each rank's loss is scaled so that DDP's
+gradient average equals the single-process gradient of the global batch (`al.ddp`), hence the
+learning rate is the config's `lr`, unscaled, and the schedule has the same number of iterations
+as one process. `sync_bn` (default: on for segmentation, off for classification) swaps BatchNorm
+for SyncBatchNorm (`al.syncbn`; a CPU implementation for gloo), so normalisation statistics span
+the global batch too: training then computes the single-process maths, up to the order of
+floating-point sums (all-reduces), which is why metrics agree closely but not bit for bit with
+one process. Without `sync_bn` each rank normalises over its own part (plain DDP) and the running
+statistics are averaged over ranks at the end. `train` writes no files.
 
 PreciseBN. With `precise_bn` (default), training ends with one no-grad pass over the labelled
 set in train mode that recomputes every BatchNorm's running mean/var as a plain average over
 the batches, with the final weights (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021;
 fvcore's `update_bn_stats`). Short AL trainings otherwise leave the running statistics lagging
 the weights, badly so for layers with momentum 0.01 (MobileNetV3), and eval-mode accuracy
-drops far below train-mode accuracy.
+drops far below train-mode accuracy. Distributed, its batches are split over the ranks like
+training batches.
 
-Losses. The task loss is the cross-entropy averaged over all valid pixels of the batch (the
-usual DeepLab loss; for classification the batch mean). `per_sample_loss` is the one
-definition of a sample's loss (segmentation: mean over its valid pixels, 0 when it has none),
-used as the LLAL target and by the True-Loss strategy.
-
-mIoU. Per class IoU = TP / (TP + FP + FN) from the confusion matrix accumulated over the whole
-evaluated set; classes absent from both the ground truth and the predictions (TP + FP + FN = 0)
-have no IoU and are left out of the mean (reported as None).
+Evaluation is sharded over the ranks too (contiguous shards; confusion matrices and loss sums
+all-reduced), so every rank returns the same metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import math
 import time
@@ -50,14 +64,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from al import distributed
+from al.batching import epoch_batches, index_list, iterate_batches, plan_epoch, rank_part
+from al.crn import sample_dropout, stream_seed
+from al.ddp import TrainStep, average_buffers, gather_rows, wrap
+from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+__all__ = ["TrainConfig", "train", "evaluate", "recompute_bn_stats", "poly_lr", "param_groups", "make_optimizer",
+           "per_sample_loss", "confusion_matrix", "miou_from_confusion", "epoch_batches", "iterate_batches",
+           "config_dict", "use_sync_bn"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,7 @@ class TrainConfig:
     channels_last: bool = True
     num_workers: int = 0
     precise_bn: bool = True  # recompute BatchNorm statistics on the labelled set after training
+    sync_bn: bool | None = None  # distributed: SyncBatchNorm (None: on for segmentation, off otherwise)
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
@@ -119,123 +142,6 @@ def make_optimizer(modules: Sequence[nn.Module], cfg: TrainConfig) -> torch.opti
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
-# --- losses and metrics --------------------------------------------------------------------------
-
-def _match_size(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Upsample segmentation logits to the label size if a model returns a smaller map."""
-    if logits.dim() == 4 and logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return logits
-
-
-def _pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-element CE (0 where ignored) and the valid mask; shapes (N,) or (N, H, W)."""
-    logits = _match_size(logits, target).float()
-    ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
-    return ce, target != ignore_index
-
-
-def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """(N,) loss per sample: classification CE; segmentation mean CE over the image's valid pixels
-    (an image without a valid pixel scores 0)."""
-    ce, valid = _pixel_ce(logits, target, ignore_index)
-    if ce.dim() == 1:
-        return ce * valid
-    return ce.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1)
-
-
-def _losses(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch loss = mean over all valid elements, per-sample losses (N,)) from one CE pass."""
-    ce, valid = _pixel_ce(logits, target, ignore_index)
-    batch = ce.sum() / valid.sum().clamp(min=1)
-    if ce.dim() == 1:
-        return batch, ce
-    return batch, ce.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1)
-
-
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: int = 255) -> torch.Tensor:
-    """(K, K) int64 counts, rows = ground truth, columns = prediction; ignored pixels skipped."""
-    valid = (target != ignore_index) & (target >= 0) & (target < num_classes)
-    flat = target[valid].long() * num_classes + pred[valid].long()
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
-def miou_from_confusion(cm: torch.Tensor | np.ndarray) -> tuple[float, list[float | None]]:
-    """(mIoU %, IoU % per class); a class with TP + FP + FN = 0 gets None and is not averaged."""
-    cm = torch.as_tensor(cm, dtype=torch.float64).cpu()
-    tp = cm.diag()
-    union = cm.sum(0) + cm.sum(1) - tp  # TP + FP + FN
-    present = union > 0
-    iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan"))) * 100
-    miou = float(iou[present].mean()) if bool(present.any()) else float("nan")
-    return miou, [float(v) if not math.isnan(v) else None for v in iou.tolist()]
-
-
-# --- batching --------------------------------------------------------------------------------------
-
-def _index_list(indices: Sequence[int] | np.ndarray | torch.Tensor | None, n_total: int) -> np.ndarray:
-    if indices is None:
-        return np.arange(n_total, dtype=np.int64)
-    idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
-    if idx.dtype == bool:
-        idx = np.flatnonzero(idx)
-    idx = idx.astype(np.int64).ravel()
-    if idx.size and (idx.min() < 0 or idx.max() >= n_total):
-        raise ValueError(f"indices out of range for a dataset of {n_total} samples")
-    return idx
-
-
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled batches of positions 0..n-1; a trailing batch of one is dropped if others exist."""
-    batches = list(torch.randperm(n, generator=generator).split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()
-    return batches
-
-
-def _collate(dataset: Any):
-    if getattr(dataset, "task", None) == "segmentation":
-        from al.data.transforms import collate_segmentation
-
-        return functools.partial(collate_segmentation, ignore_index=dataset.ignore_index)
-    return None  # torch's default collate
-
-
-def iterate_batches(dataset: Any, indices: Sequence[int] | np.ndarray | None, batches: Sequence[torch.Tensor] | None = None,
-                    *, batch_size: int = 16, device: torch.device | str = "cpu", num_workers: int = 0,
-                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
-    """Yield `(images, targets, dataset_indices)` on `device`.
-
-    `batches` are lists of positions into `indices` (default: consecutive chunks of
-    `batch_size`, in order). Uses `dataset.tensors()` when present, else a DataLoader.
-    """
-    idx = _index_list(indices, len(dataset))
-    if batches is None:
-        batches = list(torch.arange(len(idx)).split(batch_size))
-    device = torch.device(device)
-    tensors = getattr(dataset, "tensors", None)
-    if callable(tensors):
-        images, targets = tensors()
-        sel = torch.from_numpy(idx)
-        if images.device != device:  # move only the subset, once
-            images, targets = images[sel].to(device), targets[sel].to(device)
-            sel = torch.arange(len(idx))
-        sel = sel.to(device)
-        for b in batches:
-            rows = sel[b.to(device)]
-            yield images.index_select(0, rows), targets.index_select(0, rows), idx[b.numpy()]
-        return
-    from torch.utils.data import DataLoader, Subset
-
-    loader = DataLoader(Subset(dataset, idx.tolist()), batch_sampler=[b.tolist() for b in batches],
-                        num_workers=num_workers, collate_fn=_collate(dataset), generator=generator,
-                        pin_memory=device.type == "cuda")
-    for b, (x, y) in zip(batches, loader, strict=True):
-        yield (x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True),
-               idx[b.numpy()])
-
-
 @contextlib.contextmanager
 def _norm_eval(modules: Iterable[nn.Module], active: bool) -> Iterator[None]:
     """Temporarily put batch-norm layers in eval mode (a batch of one sample)."""
@@ -254,25 +160,37 @@ def _autocast(enabled: bool):
     return torch.autocast("cuda", dtype=torch.float16) if enabled else contextlib.nullcontext()
 
 
+def use_sync_bn(cfg: TrainConfig, task: str | None) -> bool:
+    """Whether distributed training synchronises BatchNorm: `cfg.sync_bn`, or by default for segmentation."""
+    return cfg.sync_bn if cfg.sync_bn is not None else task == "segmentation"
+
+
+def _bn_layers(root: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in root.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, *, batch_size: int,
                        device: torch.device | str = "cpu", aux: nn.Module | None = None, channels_last: bool = False,
-                       amp: bool = False, num_workers: int = 0, generator: torch.Generator | None = None) -> int:
+                       amp: bool = False, num_workers: int = 0, generator: torch.Generator | None = None,
+                       augment_key: tuple[int, int] | None = None, synced: bool = False) -> int:
     """PreciseBN: reset every BatchNorm of `model` (and `aux`) and re-estimate its running
     statistics as the average over batches of `dataset[indices]` with the current weights.
 
     Batches are consecutive chunks of `batch_size`; a trailing batch of one is skipped. Returns
     the number of batches used (0 when there is no BatchNorm or no batch of two or more).
+    Distributed: every chunk of at least 2W samples is split over the ranks; with `synced`
+    (SyncBatchNorm swapped in) the statistics are those of the whole chunk, else each rank's are
+    averaged over ranks at the end.
     """
-    def bn_layers(root: nn.Module) -> list[nn.Module]:
-        return [m for m in root.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-    if aux is not None and not bn_layers(aux):
+    if aux is not None and not _bn_layers(aux):
         aux = None  # nothing to recompute there: skip its forward
     modules = [model] + ([aux] if aux is not None else [])
-    bns = [m for root in modules for m in bn_layers(root)]
-    idx = _index_list(indices, len(dataset))
-    batches = [b for b in torch.arange(len(idx)).split(batch_size) if len(b) > 1]
+    bns = [m for root in modules for m in _bn_layers(root)]
+    idx = index_list(indices, len(dataset))
+    w, r = distributed.world_size(), distributed.rank()
+    least = 2 * w
+    batches = [rank_part(b, r, w) for b in torch.arange(len(idx)).split(batch_size) if len(b) >= least]
     if not bns or not batches:
         return 0
     momenta = [m.momentum for m in bns]
@@ -285,7 +203,7 @@ def recompute_bn_stats(model: nn.Module, dataset: Any, indices: Sequence[int] | 
         m.train()  # ... but BatchNorm normalises with batch statistics and updates its running ones
     try:
         for x, _, _ in iterate_batches(dataset, idx, batches, device=device, num_workers=num_workers,
-                                       generator=generator):
+                                       generator=generator, augment_key=augment_key):
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(amp):
@@ -298,6 +216,8 @@ def recompute_bn_stats(model: nn.Module, dataset: Any, indices: Sequence[int] | 
             m.momentum = momentum
         for m, training in modes:
             m.training = training
+    if not synced:
+        average_buffers(modules)
     return len(batches)
 
 
@@ -311,21 +231,27 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
     With `aux`: the model runs with `return_features=True`; the loss is task loss +
     `aux.weight * aux.loss(aux(feats), per_sample_loss.detach())`, and `aux` sees detached
     features in the epochs where `stop_gradient(epoch, epochs, aux.stop_grad_fraction)` (the LLAL
-    stop-gradient: after epoch 120 of 200, as the reference).
+    stop-gradient: after epoch 120 of 200, as the reference). Under torchrun every rank calls it with the same arguments (see the module docstring).
     Leaves `model` (and `aux`) in eval mode on `device`. Returns a summary dict: `epochs`,
-    `iterations`, `batch_size`, `samples`, `loss` (last epoch's mean task loss),
-    `loss_per_epoch`, `aux_loss_per_epoch` (with aux), `lr_final`, `seconds`, `samples_per_s`.
+    `iterations`, `batch_size` (global), `samples`, `loss` (last epoch's mean task loss),
+    `loss_per_epoch`, `aux_loss_per_epoch` (with aux), `lr_final`, `world_size`, `sync_bn`,
+    `seconds`, `samples_per_s`.
     """
-    idx = _index_list(indices, len(dataset))
+    idx = index_list(indices, len(dataset))
     n = len(idx)
     if n == 0:
         raise UserError("train: no labelled samples to train on; label some first (initial_fraction > 0)")
+    w, r = distributed.world_size(), distributed.rank()
+    if w > 1 and min(n, cfg.batch_size) < 2 * w:
+        raise UserError(f"train: global batches of {min(n, cfg.batch_size)} cannot give each of {w} processes "
+                        f"two samples; use --nproc_per_node <= {min(n, cfg.batch_size) // 2} or a larger "
+                        "[train] batch_size")
     device = torch.device(device)
     cuda = device.type == "cuda"
     use_amp, channels_last = cfg.amp and cuda, cfg.channels_last and cuda
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)  # shuffling
-    loader_generator = torch.Generator().manual_seed(seed + 1)  # DataLoader worker seeds (path-independent shuffles)
+    sync = w > 1 and use_sync_bn(cfg, getattr(dataset, "task", None))
+    torch.manual_seed(seed if r == 0 else stream_seed(seed, "rank", r))  # anything outside al.crn's keys
+    loader_generator = torch.Generator().manual_seed(seed + 1)  # DataLoader worker seeds
 
     modules = [model] + ([aux] if aux is not None else [])
     for m in modules:
@@ -337,53 +263,62 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     ignore = int(dataset.ignore_index)
     batch_size = min(cfg.batch_size, n)
-    per_epoch = len(epoch_batches(n, batch_size, torch.Generator().manual_seed(0)))
+    per_epoch = len(plan_epoch(n, batch_size, seed, 0, w))
     total = cfg.epochs * per_epoch
     aux_weight = float(getattr(aux, "weight", 1.0))
 
     from al.strategies.learning_loss import stop_gradient
+    from al.syncbn import sync_batchnorm
     from hwbench.console import progress
 
     history: list[float] = []
     aux_history: list[float] = []
     it, lr = 0, cfg.lr
     start = time.perf_counter()
-    with progress(disable=None if show_progress else True) as bar:
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(progress(disable=None if show_progress and distributed.is_main() else True))
+        if sync:
+            stack.enter_context(sync_batchnorm(modules, device))
+        keys = stack.enter_context(sample_dropout(modules, seed))
+        net = wrap(TrainStep(model, aux), device)
         t_epochs = bar.add_task("train epochs", total=cfg.epochs)
         t_batches = bar.add_task("batches", total=per_epoch)
         for epoch in range(cfg.epochs):
             detach = aux is not None and stop_gradient(epoch, cfg.epochs, aux.stop_grad_fraction)
-            batches = epoch_batches(n, batch_size, generator)
+            batches = plan_epoch(n, batch_size, seed, epoch, w)
+            parts = [rank_part(b, r, w) for b in batches]
             loss_sum = torch.zeros((), device=device)
             aux_sum = torch.zeros((), device=device)
             bar.reset(t_batches, total=len(batches))
-            for x, y, _ in iterate_batches(dataset, idx, batches, device=device, num_workers=cfg.num_workers,
-                                           generator=loader_generator):
+            for b, (x, y, ids) in zip(batches, iterate_batches(dataset, idx, parts, device=device,
+                                                                num_workers=cfg.num_workers, generator=loader_generator,
+                                                                augment_key=(seed, epoch)), strict=True):
                 lr = poly_lr(cfg.lr, it, total, cfg.poly_power)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with _norm_eval(modules, active=x.shape[0] == 1), _autocast(use_amp):
-                    if aux is None:
-                        logits, feats = model(x), None
-                    else:
-                        logits, feats = model(x, return_features=True)
-                    task_loss, sample_loss = _losses(logits, y, ignore)
-                    loss = task_loss
+                keys.set(epoch, ids)
+                sizes = distributed.split_sizes(len(b), w)
+                count = distributed.all_reduce_sum((y != ignore).sum()).clamp(min=1)  # valid elements, global batch
+                with _norm_eval(modules, active=len(b) == 1), _autocast(use_amp):
+                    logits, pred = net(x, detach)
+                    ce, _ = pixel_ce(logits, y, ignore)
+                    task_part = ce.sum() / count                         # this rank's share of the batch loss
+                    loss = task_part * w                                 # DDP averages over the w ranks
                     if aux is not None:
-                        aux_in = {k: v.detach() for k, v in feats.items()} if detach else feats
-                        aux_loss = aux.loss(aux(aux_in).float(), sample_loss.detach())
+                        sample_loss = per_sample_loss(logits, y, ignore).detach()
+                        aux_loss = aux.loss(gather_rows(pred, sizes), gather_rows(sample_loss, sizes))
                         loss = loss + aux_weight * aux_loss
                         aux_sum += aux_loss.detach()
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                loss_sum += task_loss.detach()
+                loss_sum += task_part.detach()
                 it += 1
                 bar.advance(t_batches)
-            epoch_loss = float(loss_sum) / len(batches)
+            epoch_loss = float(distributed.all_reduce_sum(loss_sum)) / len(batches)
             if not math.isfinite(epoch_loss):
                 raise UserError(f"train: loss became {epoch_loss} in epoch {epoch + 1}; lower [train] lr "
                                 f"(now {cfg.lr})")
@@ -395,13 +330,16 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
         if cfg.precise_bn:
             recompute_bn_stats(model, dataset, idx, batch_size=batch_size, device=device, aux=aux,
                                channels_last=channels_last, amp=use_amp, num_workers=cfg.num_workers,
-                               generator=loader_generator)
+                               generator=loader_generator, augment_key=(seed, cfg.epochs), synced=sync)
+        elif w > 1 and not sync:
+            average_buffers(modules)
     seconds = time.perf_counter() - start
     for m in modules:
         m.eval()
     out: dict[str, Any] = {"epochs": cfg.epochs, "iterations": it, "batch_size": batch_size, "samples": n,
-                           "loss": history[-1], "loss_per_epoch": history, "lr_final": lr,
-                           "seconds": seconds, "samples_per_s": it * batch_size / max(seconds, 1e-9)}
+                           "loss": history[-1], "loss_per_epoch": history, "lr_final": lr, "world_size": w,
+                           "sync_bn": sync, "seconds": seconds,
+                           "samples_per_s": it * batch_size / max(seconds, 1e-9)}
     if aux is not None:
         out["aux_loss_per_epoch"] = aux_history
     return out
@@ -411,45 +349,48 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
 def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray | None = None, *,
              device: torch.device | str = "cpu", batch_size: int = 16, amp: bool = True,
              num_workers: int = 0, show_progress: bool = True) -> dict[str, Any]:
-    """Evaluate on `dataset[indices]` (all by default), model in eval mode.
+    """Evaluate on `dataset[indices]` (all by default), model in eval mode; distributed, each rank
+    evaluates its contiguous shard and the sums are all-reduced (same result on every rank).
 
     Segmentation: `miou` (%), `pixel_acc` (%), `iou` (per class %, None when absent from
     ground truth and predictions), `loss` (mean CE over valid pixels), `n`.
     Classification: `top1` (%), `loss`, `n`.
     """
-    idx = _index_list(indices, len(dataset))
+    idx = index_list(indices, len(dataset))
     if len(idx) == 0:
         raise UserError("evaluate: no samples to evaluate")
+    lo, hi = distributed.shard_range(len(idx))
+    mine = idx[lo:hi]
     device = torch.device(device)
     use_amp = amp and device.type == "cuda"
     model.to(device).eval()
     k, ignore = int(dataset.num_classes), int(dataset.ignore_index)
     segmentation = dataset.task == "segmentation"
     cm = torch.zeros(k, k, dtype=torch.int64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    ce_sum = torch.zeros((), dtype=torch.float64, device=device)
-    valid_sum = torch.zeros((), dtype=torch.int64, device=device)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # correct, CE sum, valid elements
 
     from hwbench.console import progress
 
-    with progress(disable=None if show_progress else True) as bar:
-        task = bar.add_task("evaluate", total=math.ceil(len(idx) / batch_size))
-        for x, y, _ in iterate_batches(dataset, idx, batch_size=batch_size, device=device, num_workers=num_workers):
+    with progress(disable=None if show_progress and distributed.is_main() else True) as bar:
+        task = bar.add_task("evaluate", total=math.ceil(len(mine) / batch_size))
+        for x, y, _ in iterate_batches(dataset, mine, batch_size=batch_size, device=device, num_workers=num_workers):
             with _autocast(use_amp):
                 logits = model(x)
-            logits = _match_size(logits, y).float()
-            ce, valid = _pixel_ce(logits, y, ignore)
-            ce_sum += ce.sum().double()
-            valid_sum += valid.sum()
+            logits = match_size(logits, y).float()
+            ce, valid = pixel_ce(logits, y, ignore)
+            sums[1] += ce.sum().double()
+            sums[2] += valid.sum()
             pred = logits.argmax(1)
             if segmentation:
                 cm += confusion_matrix(pred, y, k, ignore)
             else:
-                correct += (pred == y).sum()
+                sums[0] += (pred == y).sum()
             bar.advance(task)
-    loss = float(ce_sum) / max(int(valid_sum), 1)
+    if distributed.active():
+        cm, sums = distributed.all_reduce_sum(cm), distributed.all_reduce_sum(sums)
+    loss = float(sums[1]) / max(int(sums[2]), 1)
     if not segmentation:
-        return {"top1": 100.0 * int(correct) / len(idx), "loss": loss, "n": len(idx)}
+        return {"top1": 100.0 * int(sums[0]) / len(idx), "loss": loss, "n": len(idx)}
     miou, iou = miou_from_confusion(cm)
     total = int(cm.sum())
     return {"miou": miou, "pixel_acc": 100.0 * int(cm.diag().sum()) / max(total, 1), "iou": iou,

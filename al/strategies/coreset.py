@@ -83,16 +83,23 @@ def _pass(x: np.ndarray, centre: np.ndarray, min_d: np.ndarray, chunk_size: int)
 
 
 def initial_min_dists(x: np.ndarray, centre_idx: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
-    """min over centres x[centre_idx] of `sq_dists` for every row of x -> (N,) float32.
+    """min over centres x[centre_idx] of `sq_dists` for every row of x -> (N,) float32 (`min_dists_to`)."""
+    return min_dists_to(x, x[centre_idx], chunk_size)
+
+
+def min_dists_to(x: np.ndarray, centres: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
+    """min over the rows c of `centres` of `sq_dists(c, ...)` for every row of x -> (N,) float32.
 
     Bit-identical to eager passes against every centre, but the bulk is a GEMM: a candidate
     centre c of point p must satisfy A_pc <= ((A_min + δ)(1 + γ)) / (1 − γ) + δ, where A is the
     float32 expansion, δ = 2(D + 8)·u·(‖p‖² + max‖c‖²) bounds its error and γ = (D + 4)·u bounds
-    the relative error of `sq_dists` (u = 2⁻²⁴); every other centre is provably farther.
+    the relative error of `sq_dists` (u = 2⁻²⁴); every other centre is provably farther. Any
+    centring vector keeps the bound valid: the pool mean of x is used.
     """
     n, dim = x.shape
     mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    cen = x[centre_idx] - mu                                              # (L, D) centred
+    centres = np.ascontiguousarray(centres, dtype=np.float32)
+    cen = centres - mu                                                    # (L, D) centred
     cn = np.einsum("ij,ij->i", cen, cen)                                  # (L,)
     cen_m2 = cen * np.float32(-2.0)                                       # exact: a power of two
     gamma = (dim + 4) * _U32
@@ -116,11 +123,78 @@ def initial_min_dists(x: np.ndarray, centre_idx: np.ndarray, chunk_size: int = 2
         for b, t in zip(blocks, range(0, cen.shape[0], chunk_size), strict=True):
             rr, cc = np.nonzero(b <= thr32[:, None])
             if rr.size:
-                d = x[s + rr] - x[centre_idx[t + cc]]
+                d = x[s + rr] - centres[t + cc]
                 d *= d
                 np.minimum.at(best, rr, d.sum(axis=1))
         out[s:s + chunk_size] = best
     return out
+
+
+class LazyKCenter:
+    """Lazy greedy k-center state over the rows of `x` (the whole pool, or one rank's shard).
+
+    `min_d` holds each point's squared distance to the nearest centre it has been compared with
+    (-inf for taken points); centres added with `add` are compared lazily. `top()` is the true
+    farthest free point (ties: lowest row), `take(i)` removes it. Picks are those of the eager
+    algorithm bit for bit, whatever rows `x` holds, since every value is an exact `sq_dists` minimum.
+    """
+
+    def __init__(self, x: np.ndarray, min_d: np.ndarray, taken: np.ndarray, budget: int, chunk_size: int) -> None:
+        self.x, self.min_d, self.taken, self.chunk = x, min_d, taken.copy(), chunk_size
+        self.min_d[self.taken] = -np.inf
+        self.centres = np.empty((budget, x.shape[1]), dtype=np.float32)  # centres added so far
+        self.k = 0
+        self.last = np.zeros(x.shape[0], dtype=np.int64)                 # centres included in min_d[i]
+        self.synced = 0                                                  # every point includes centres[:synced]
+        self.limit = max(256, x.shape[0] // 32)
+        self.heap = self._build_heap()
+
+    def _build_heap(self) -> list[int]:
+        free = np.flatnonzero(~self.taken)
+        heap = _heap_keys(self.min_d[free], free).tolist()
+        heapq.heapify(heap)
+        return heap
+
+    def add(self, centre: np.ndarray) -> None:
+        self.centres[self.k] = centre
+        self.k += 1
+
+    def sync_all(self) -> None:
+        """Bring every point up to date with vectorised eager passes."""
+        for c in self.centres[self.synced:self.k]:
+            _pass(self.x, c, self.min_d, self.chunk)
+        self.last[:] = self.k
+        self.synced = self.k
+        self.heap = self._build_heap()
+
+    def top(self) -> tuple[np.float32, int]:
+        """(distance, row) of the farthest free point; (-inf, -1) when none is left."""
+        refreshes = 0
+        while self.heap:
+            i = self.heap[0] & _IDX_MASK
+            if self.last[i] == self.k:                                   # fresh: the true farthest point
+                return self.min_d[i], int(i)
+            if refreshes >= self.limit:                                  # too many stale tops: eager catch-up
+                self.sync_all()
+                refreshes = 0
+                continue
+            new = self.centres[self.last[i]:self.k]
+            v = self.min_d[i]
+            for s in range(0, new.shape[0], self.chunk):
+                v = min(v, sq_dists(new[s:s + self.chunk], self.x[i]).min())   # float32 throughout
+            self.min_d[i], self.last[i] = v, self.k
+            heapq.heapreplace(self.heap, int(_heap_keys(np.float32(v), i)))
+            refreshes += 1
+        return np.float32(-np.inf), -1
+
+    def take(self, i: int) -> None:
+        """Remove row i: `top()`'s answer, or any free row (the random first centre; rebuilds the heap)."""
+        self.taken[i] = True
+        self.min_d[i] = -np.inf
+        if self.heap and self.heap[0] & _IDX_MASK == i:
+            heapq.heappop(self.heap)
+        else:
+            self.heap = self._build_heap()
 
 
 def k_center_greedy(features: object, labelled: np.ndarray, budget: int, *, chunk_size: int = 2048,
@@ -140,56 +214,32 @@ def k_center_greedy(features: object, labelled: np.ndarray, budget: int, *, chun
     picks = np.empty(budget, dtype=np.int64)
     if budget == 0:
         return picks
-    k = 0                                                                 # picks made so far
+    first = None
     if labelled.any():
         min_d = initial_min_dists(x, np.flatnonzero(labelled), chunk_size)
     else:                                                                 # no centre yet: seed one
-        unl = np.flatnonzero(~labelled)
-        picks[0] = unl[0] if rng is None else rng.choice(unl)
+        first = first_centre(labelled, rng)
         min_d = np.full(n, np.inf, dtype=np.float32)
-        _pass(x, x[picks[0]], min_d, chunk_size)
-        k = 1
-    taken = labelled.copy()
-    taken[picks[:k]] = True
-    min_d[taken] = -np.inf
-    last = np.full(n, k, dtype=np.int64)                                  # picks included in min_d[i]
-    limit = max(256, n // 32)
-
-    def build_heap() -> list[int]:
-        free = np.flatnonzero(~taken)
-        heap = _heap_keys(min_d[free], free).tolist()
-        heapq.heapify(heap)
-        return heap
-
-    heap = build_heap()
-    synced = k                                                            # every point includes picks[:synced]
+    greedy = LazyKCenter(x, min_d, labelled, budget, chunk_size)
+    k = 0
+    if first is not None:
+        greedy.take(first)
+        greedy.add(x[first])
+        greedy.sync_all()
+        picks[0], k = first, 1
     while k < budget:
-        refreshes = 0
-        while True:
-            i = heap[0] & _IDX_MASK
-            if last[i] == k:                                              # fresh: the true farthest point
-                heapq.heappop(heap)
-                break
-            if refreshes >= limit:                                        # too many stale tops: eager catch-up
-                for c in picks[synced:k]:
-                    _pass(x, x[c], min_d, chunk_size)
-                last[:] = k
-                synced = k
-                heap = build_heap()
-                refreshes = 0
-                continue
-            new = picks[last[i]:k]
-            v = min_d[i]
-            for s in range(0, new.size, chunk_size):
-                v = min(v, sq_dists(x[new[s:s + chunk_size]], x[i]).min())   # float32 throughout
-            min_d[i], last[i] = v, k
-            heapq.heapreplace(heap, int(_heap_keys(np.float32(v), i)))
-            refreshes += 1
+        _, i = greedy.top()
+        greedy.take(i)
+        greedy.add(x[i])
         picks[k] = i
-        taken[i] = True
-        min_d[i] = -np.inf
         k += 1
     return picks
+
+
+def first_centre(labelled: np.ndarray, rng: np.random.Generator | None) -> int:
+    """With nothing labelled: a uniformly random unlabelled index from `rng` (the lowest when None)."""
+    unl = np.flatnonzero(~labelled)
+    return int(unl[0] if rng is None else rng.choice(unl))
 
 
 class CoresetStrategy(Strategy):

@@ -59,19 +59,53 @@ def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np
     scored images (see module docstring); None scores them at their own size.
     """
     needs = frozenset(needs)
+    idx = check_request(dataset, pool_indices, needs, batch_size=batch_size, aux=aux)
+    rows = collect_rows(model, dataset, idx, needs, device=device, batch_size=batch_size, aux=aux,
+                        score_fn=score_fn, num_workers=num_workers, amp=amp, show_progress=show_progress,
+                        score_size=score_size)
+    return expand(rows, idx, needs, len(dataset))
+
+
+def check_request(dataset: Dataset, pool_indices: Sequence[int] | np.ndarray, needs: frozenset[str], *,
+                  batch_size: int, aux: nn.Module | None) -> np.ndarray:
+    """The input checks of `collect`; returns the indices as a flat int64 array."""
     if not needs <= EVIDENCE_KINDS:
         raise UserError(f"unknown evidence {sorted(needs - EVIDENCE_KINDS)}; known: {', '.join(sorted(EVIDENCE_KINDS))}")
     if "predicted_loss" in needs and aux is None:
         raise UserError("evidence 'predicted_loss' needs the LLAL module: pass aux=LossPredictionModule(...)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
-    size = check_score_size(score_size)
     n = len(dataset)
     idx = np.asarray(pool_indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise UserError(f"pool indices must lie in [0, {n}); got range [{idx.min()}, {idx.max()}]")
+    return idx
+
+
+def expand(rows: dict[str, np.ndarray], idx: np.ndarray, needs: frozenset[str], n: int) -> Evidence:
+    """Compact evidence (row j = image idx[j]) as `Evidence` over all n images, NaN elsewhere."""
+    store: dict[str, np.ndarray] = {}
+    dim = None
+    for k, v in rows.items():
+        if k == "embedding":
+            dim = v.shape[1]
+            full = np.full((n, dim), np.nan, dtype=np.float32)
+        else:
+            full = np.full(n, np.nan, dtype=np.float64)
+        full[idx] = v
+        store[k] = full
+    return _evidence(needs, n, dim=dim, store=store)
+
+
+def collect_rows(model: nn.Module, dataset: Dataset, idx: np.ndarray, needs: frozenset[str], *,
+                 device: str | torch.device, batch_size: int, aux: nn.Module | None = None,
+                 score_fn: ScoreFn | None = None, num_workers: int = 0, amp: bool = False,
+                 show_progress: bool = True, score_size: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """The forward passes of `collect` over `dataset[idx]`: kind -> array with one row per entry of
+    idx ((m,) float64 scalars, (m, D) float32 embedding); memory proportional to len(idx)."""
+    size = check_score_size(score_size)
     if not needs or idx.size == 0:
-        return _evidence(needs, n, dim=None, store={})
+        return {}
     score_fn = score_fn if score_fn is not None else ImageScorer()
     use_feats = bool(needs & FEATURE_KINDS)
     use_valid = "image_score" in needs and bool(getattr(score_fn, "exclude_ignored", False))
@@ -80,32 +114,30 @@ def collect(model: nn.Module, dataset: Dataset, pool_indices: Sequence[int] | np
         raise UserError("dataset has no ignore_index; it is needed for true loss / ignore masks")
     per_sample_loss = _per_sample_loss() if "true_loss" in needs else None
     device = torch.device(device)
-    scalars = {k: np.full(n, np.nan, dtype=np.float64) for k in needs if k != "embedding"}
-    emb: dict[str, np.ndarray] = {}     # "embedding" -> (n, D), allocated at the first batch
+    m = idx.size
+    scalars = {k: np.full(m, np.nan, dtype=np.float64) for k in needs if k != "embedding"}
+    emb: dict[str, np.ndarray] = {}     # "embedding" -> (m, D), allocated at the first batch
     loader = DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=device.type == "cuda",
                         collate_fn=functools.partial(collate_groups, size=size))
-    modules = [m for m in (model, aux) if m is not None]
-    was_training = [m.training for m in modules]
-    for m in modules:
-        m.eval()
+    modules = [mod for mod in (model, aux) if mod is not None]
+    was_training = [mod.training for mod in modules]
+    for mod in modules:
+        mod.eval()
     pos = 0
     batches = track(loader, "collecting evidence", total=len(loader)) if show_progress else loader
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             for groups in batches:
                 for pos_in_batch, images, targets in groups:
-                    rows = idx[pos + pos_in_batch]
-                    _forward_group(model, aux, images, targets, rows, needs, device, score_fn, use_feats,
-                                   use_valid, ignore_index, per_sample_loss, scalars, emb, n)
+                    _forward_group(model, aux, images, targets, pos + pos_in_batch, needs, device, score_fn,
+                                   use_feats, use_valid, ignore_index, per_sample_loss, scalars, emb, m)
                 pos += sum(len(g[0]) for g in groups)
     finally:
-        for m, t in zip(modules, was_training, strict=True):
-            m.train(t)
-    log.debug("collected %s for %d images", sorted(needs), idx.size)
-    embedding = emb.get("embedding")
-    return _evidence(needs, n, dim=None if embedding is None else embedding.shape[1],
-                     store={**scalars, "embedding": embedding})
+        for mod, t in zip(modules, was_training, strict=True):
+            mod.train(t)
+    log.debug("collected %s for %d images", sorted(needs), m)
+    return {**scalars, **emb}
 
 
 def _forward_group(model: nn.Module, aux: nn.Module | None, images: torch.Tensor, targets: torch.Tensor,

@@ -1,0 +1,119 @@
+"""SyncBatchNorm for distributed training: batch statistics over the whole global batch.
+
+On CUDA this is `torch.nn.SyncBatchNorm`. torch's version refuses CPU tensors, so CPU runs (gloo)
+use `CpuSyncBatchNorm`: per-channel sums and sums of squares (float64) all-reduced over the ranks
+in the forward pass, the two gradient sums all-reduced in the backward pass — the same maths as
+one BatchNorm over the concatenated batch (Ioffe & Szegedy's backward with global sums).
+
+`sync_batchnorm(modules, device)` swaps the layers in place for the duration of a `with` block;
+the new layers share the parameters and buffers of the old ones, so what training changes stays
+in the caller's model, whose own layers come back on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from al import distributed
+
+
+class _SyncBN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, eps: float, factor: float):  # noqa: ANN001
+        dims = [0, *range(2, x.dim())]
+        n_local = x.numel() // x.shape[1]
+        stats = torch.cat([x.sum(dims, dtype=torch.float64), (x * x).sum(dims, dtype=torch.float64),
+                           torch.tensor([float(n_local)], dtype=torch.float64)])
+        stats = distributed.all_reduce_sum(stats)                             # (2C + 1,)
+        c = x.shape[1]
+        count = stats[-1]
+        mean = stats[:c] / count
+        var = (stats[c:2 * c] / count - mean * mean).clamp(min=0)           # biased, float64
+        invstd = (var + eps).rsqrt()
+        if running_mean is not None:
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp(min=1)
+                running_mean.mul_(1 - factor).add_(mean.to(running_mean.dtype), alpha=factor)
+                running_var.mul_(1 - factor).add_(unbiased.to(running_var.dtype), alpha=factor)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        mean32, invstd32 = mean.to(x.dtype).view(shape), invstd.to(x.dtype).view(shape)
+        xhat = (x - mean32) * invstd32
+        ctx.save_for_backward(xhat, invstd32, weight)
+        ctx.count = float(count)
+        y = xhat
+        if weight is not None:
+            y = y * weight.view(shape) + bias.view(shape)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001
+        xhat, invstd, weight = ctx.saved_tensors
+        dims = [0, *range(2, g.dim())]
+        c = g.shape[1]
+        sum_g = g.sum(dims, dtype=torch.float64)
+        sum_gx = (g * xhat).sum(dims, dtype=torch.float64)
+        glob = distributed.all_reduce_sum(torch.cat([sum_g, sum_gx]))
+        shape = (1, c) + (1,) * (g.dim() - 2)
+        mg = (glob[:c] / ctx.count).to(g.dtype).view(shape)
+        mgx = (glob[c:] / ctx.count).to(g.dtype).view(shape)
+        scale = invstd if weight is None else invstd * weight.view(shape)
+        gx = (g - mg - xhat * mgx) * scale
+        gw = sum_gx.to(g.dtype) if weight is not None else None
+        gb = sum_g.to(g.dtype) if weight is not None else None
+        return gx, gw, gb, None, None, None, None
+
+
+class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training-mode statistics span every rank's part of the batch (any backend)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and distributed.active()):
+            return super().forward(x)
+        factor = 0.0
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        rm = self.running_mean if self.track_running_stats else None
+        rv = self.running_var if self.track_running_stats else None
+        return _SyncBN.apply(x, self.weight, self.bias, rm, rv, self.eps, factor)
+
+
+def _replacement(bn: nn.modules.batchnorm._BatchNorm, cuda: bool) -> nn.Module:
+    cls = nn.SyncBatchNorm if cuda else CpuSyncBatchNorm
+    new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    if bn.affine:
+        new.weight, new.bias = bn.weight, bn.bias                             # shared Parameters
+    if bn.track_running_stats:
+        new.running_mean, new.running_var = bn.running_mean, bn.running_var   # shared buffers
+        new.num_batches_tracked = bn.num_batches_tracked
+    new.train(bn.training)
+    return new
+
+
+@contextlib.contextmanager
+def sync_batchnorm(modules: Sequence[nn.Module], device: torch.device) -> Iterator[int]:
+    """Swap every BatchNorm of `modules` for a synchronised one until exit; yields how many."""
+    cuda = torch.device(device).type == "cuda"
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    for root in modules:
+        for parent in list(root.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                        child, (nn.SyncBatchNorm, CpuSyncBatchNorm)):
+                    parent._modules[name] = _replacement(child, cuda)
+                    swapped.append((parent, name, child))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, name, child in reversed(swapped):
+            child.train(parent._modules[name].training)
+            parent._modules[name] = child
+
