@@ -18,7 +18,8 @@ import datetime
 import logging
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ import torch.distributed as dist
 from hwbench.errors import UserError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 TIMEOUT_S = 1800  # a rank that waits this long for the others gives up (a crashed peer)
@@ -56,6 +58,11 @@ def world_size() -> int:
 def is_main() -> bool:
     """Rank 0 (or the only process): the one that writes files and prints results."""
     return rank() == 0
+
+
+def launched_rank_main() -> bool:
+    """Rank 0 of the launch by its environment (`RANK`), valid after the process group is gone."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def local_rank() -> int:
@@ -201,6 +208,28 @@ def broadcast_array(arr: np.ndarray | None, src: int, shape: Sequence[int], dtyp
          else torch.empty(tuple(shape), dtype=torch.from_numpy(np.zeros(0, dtype)).dtype, device=dev))
     dist.broadcast(t, src=src, group=_own_group())
     return t.cpu().numpy()
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """`fn()` on rank 0, its result broadcast to every rank; a `UserError` there is raised on every
+    rank (so no rank waits forever for a peer that gave up). Plain call without a process group."""
+    if not active():
+        return fn()
+    box: tuple = ("crash", "rank 0 failed; see its traceback")
+    if is_main():
+        try:
+            box = ("ok", fn())
+        except UserError as e:
+            box = ("error", str(e))
+        except BaseException:
+            broadcast_object(box)
+            raise
+    box = broadcast_object(box)  # type: ignore[assignment]
+    if box[0] == "error":
+        raise UserError(box[1])
+    if box[0] == "crash":
+        raise RuntimeError(box[1])
+    return box[1]
 
 
 def same_on_all_ranks(obj: object, what: str) -> None:

@@ -99,24 +99,37 @@ def run(config: RunConfig | str | os.PathLike, out_dir: str | os.PathLike, *, re
     if not isinstance(config, RunConfig):
         config = load_config(config)
     rd = RunDir(out_dir)
-    check_dir(rd, resume=resume, force=force)
+    from al import distributed
+
+    main = distributed.launched_rank_main()  # under torchrun only rank 0 touches the directory
+    if main:
+        check_dir(rd, resume=resume, force=force)
     p = prepare(config, initial_labelled)  # every input check happens before the directory is touched
-    with rd.lock():  # one process per run directory; a second one gets a one-line error naming the first
-        check_dir(rd, resume=resume, force=force)  # again: another process may have changed it meanwhile
-        if force and not rd.is_empty():
-            log.info("removing previous run %s (--force)", rd.path)
-            rd.clear()
-        remove_temporaries(rd.path)
-        state, status = open_state(rd, p)
+    device = distributed.setup(p.device)   # under torchrun: join the process group, take this rank's GPU
+    with rd.lock() if main else contextlib.nullcontext():  # one process (group) per run directory
+        state, status = distributed.on_main(lambda: _open(rd, p, resume=resume, force=force))
         if status not in ("already complete", "repaired"):
             steps = 3 * (p.config.al.cycles + 1)
-            with deterministic(p.device), torch_threads(p.config.threads), _progress_bar(progress, steps) as bar:
+            with deterministic(p.device), torch_threads(p.config.threads), \
+                    _progress_bar(progress and main, steps) as bar:
                 bar.advance(steps_done(state))
-                _Loop(p, rd, state, bar).run()
+                _Loop(p, rd, state, bar, device).run()
             state["done"] = True
-            rd.write_state(state)
-            write_done(rd, state)
+            if main:
+                rd.write_state(state)
+                write_done(rd, state)
+        distributed.barrier()
     return _result(state, p.config, rd.path, status)
+
+
+def _open(rd: RunDir, p: Prepared, *, resume: bool, force: bool) -> tuple[dict, str]:
+    """Rank 0 (or the only process), holding the lock: check, clear with --force, open the state."""
+    check_dir(rd, resume=resume, force=force)  # again: another process may have changed it meanwhile
+    if force and not rd.is_empty():
+        log.info("removing previous run %s (--force)", rd.path)
+        rd.clear()
+    remove_temporaries(rd.path)
+    return open_state(rd, p)
 
 
 def _result(state: dict, cfg: RunConfig, out_dir: Path, status: str) -> RunResult:
@@ -142,13 +155,18 @@ def load_result(out_dir: str | os.PathLike) -> RunResult:
 class _Loop:
     """The cycle state machine; each finished step is persisted before the next one starts."""
 
-    def __init__(self, p: Prepared, rd: RunDir, state: dict, bar: Any) -> None:
-        from al.strategies import Evidence, LossPredictionModule, collect
+    def __init__(self, p: Prepared, rd: RunDir, state: dict, bar: Any, device: str) -> None:
+        from al import distributed
+        from al.strategies import LossPredictionModule
+        from al.strategies.sharded import score_and_select
         from al.train import evaluate, train
 
         self.p, self.rd, self.state, self.bar = p, rd, state, bar
         self.cfg = p.config
-        self._train, self._evaluate, self._collect, self._evidence = train, evaluate, collect, Evidence
+        self.device = device                      # this rank's device ("cuda:LOCAL_RANK" under torchrun)
+        self.dist = distributed
+        self.writes = distributed.is_main()       # only rank 0 writes files
+        self._train, self._evaluate, self._score_and_select = train, evaluate, score_and_select
         self._aux_cls = LossPredictionModule
         self.show = bar.enabled
         self.needs = frozenset(p.strategy.needs)
@@ -194,12 +212,13 @@ class _Loop:
         except (RuntimeError, KeyError, TypeError, ValueError):  # keys or shapes of another model
             raise UserError(f"{self.rd.ckpt_path(k)} does not hold this run's {self.cfg.model.name} weights; "
                             "start over with --force") from None
-        dev = self.p.device
+        dev = self.device
         return model.to(dev).eval(), None if aux is None else aux.to(dev).eval()
 
     def finish(self, k: int, step: str) -> None:
         self.state["cycles"][k]["steps"].append(step)
-        self.rd.write_state(self.state)
+        if self.writes:
+            self.rd.write_state(self.state)
         self.bar.advance(1)
 
     # -- steps --------------------------------------------------------------------------------------
@@ -233,16 +252,11 @@ class _Loop:
         labelled[self.labelled_indices(k - 1)] = True
         budget = min(self.p.n_cycle, int((~labelled).sum()))
         rng = np.random.default_rng(c["seeds"]["select"])  # candidates (e.g. LLAL's subset), then select
-        candidates = np.asarray(strategy.candidates(labelled, rng), dtype=np.int64)
-        if self.needs and candidates.size:
-            model, aux = self.load_modules(k - 1)
-            ev = self._collect(model, self.p.pool_score, candidates, self.needs, device=self.p.device,
-                               batch_size=self.cfg.al.batch_size, aux=aux, score_fn=strategy.score_fn,
-                               amp=self.cfg.train.amp, show_progress=self.show,
-                               score_size=self.cfg.al.score_size)
-        else:
-            ev = self._evidence()
-        sel = np.asarray(strategy.select(ev, budget, labelled, rng), dtype=np.int64)
+        sel = np.asarray(self._score_and_select(
+            strategy, None, self.p.pool_score, labelled, budget, rng, device=self.device,
+            batch_size=self.cfg.al.batch_size, amp=self.cfg.train.amp, show_progress=self.show,
+            model_loader=lambda: self.load_modules(k - 1)), dtype=np.int64)   # sharded over torchrun's ranks
+        self.dist.same_on_all_ranks(sel.tolist(), f"the selection of cycle {k}")
         if len(sel) != budget or len(np.unique(sel)) != len(sel) or labelled[sel].any():
             raise RuntimeError(f"strategy {self.cfg.al.strategy!r} returned {len(sel)} indices "
                                f"(budget {budget}), duplicates or labelled ones")
@@ -260,15 +274,17 @@ class _Loop:
         seed = c["seeds"]["train"]
         torch.manual_seed(seed)
         stats = self._train(model, self.p.pool, self.labelled_indices(k), self.cfg.train,
-                            device=self.p.device, seed=seed, aux=aux, show_progress=self.show)
-        self.rd.save_checkpoint(k, model, aux)
+                            device=self.device, seed=seed, aux=aux, show_progress=self.show)
+        if self.writes:
+            self.rd.save_checkpoint(k, model, aux)
+        self.dist.barrier()                           # the other ranks read the checkpoint next
         c["train"] = to_jsonable(stats or {})
         c["train_s"] = round(time.perf_counter() - t0, 4)
 
     def step_eval(self, k: int, c: dict) -> None:
         t0 = time.perf_counter()
         model, _ = self.load_modules(k)
-        res = to_jsonable(self._evaluate(model, self.p.val, self.p.val_indices, device=self.p.device,
+        res = to_jsonable(self._evaluate(model, self.p.val, self.p.val_indices, device=self.device,
                                        batch_size=self.cfg.al.batch_size, amp=self.cfg.train.amp,
                                        show_progress=self.show))
         n_lab = len(self.labelled_indices(k))
@@ -276,7 +292,7 @@ class _Loop:
                        "metric": self.p.metric, "value": res[self.p.metric], "metrics": res,
                        "train": c.get("train", {}), "train_s": c.get("train_s"),
                        "eval_s": round(time.perf_counter() - t0, 4)}
-        if self.cfg.al.keep_checkpoints == "last":
+        if self.cfg.al.keep_checkpoints == "last" and self.writes:
             self.rd.prune_checkpoints(keep=k)
 
 

@@ -3,7 +3,10 @@
 On CUDA this is `torch.nn.SyncBatchNorm`. torch's version refuses CPU tensors, so CPU runs (gloo)
 use `CpuSyncBatchNorm`: per-channel sums and sums of squares (float64) all-reduced over the ranks
 in the forward pass, the two gradient sums all-reduced in the backward pass — the same maths as
-one BatchNorm over the concatenated batch (Ioffe & Szegedy's backward with global sums).
+one BatchNorm over the concatenated batch (Ioffe & Szegedy's backward with global sums). Its
+float64 sums make the statistics (nearly always bit-)independent of how the batch is split, so CPU
+training uses it in one process as well: torch's float32 BatchNorm and this one differ in the last
+bits, and tiny-batch training amplifies such differences into different selections.
 
 `sync_batchnorm(modules, device)` swaps the layers in place for the duration of a `with` block;
 the new layers share the parameters and buffers of the old ones, so what training changes stays
@@ -68,14 +71,15 @@ class _SyncBN(torch.autograd.Function):
 
 
 class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm whose training-mode statistics span every rank's part of the batch (any backend)."""
+    """BatchNorm whose training-mode statistics span every rank's part of the batch (any backend),
+    from float64 sums — in one process too, so that 1 and W processes normalise identically."""
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
             raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and distributed.active()):
+        if not self.training:
             return super().forward(x)
         factor = 0.0
         if self.track_running_stats:

@@ -36,7 +36,9 @@ as one process. `sync_bn` (default: on for segmentation, off for classification)
 for SyncBatchNorm (`al.syncbn`; a CPU implementation for gloo), so normalisation statistics span
 the global batch too: training then computes the single-process maths, up to the order of
 floating-point sums (all-reduces), which is why metrics agree closely but not bit for bit with
-one process. Without `sync_bn` each rank normalises over its own part (plain DDP) and the running
+one process. On CPU the same float64-statistics BatchNorm also runs in one process, so 1 and W
+processes normalise identically; what remains is the order of the gradient sums (~1e-7), which
+tiny-batch training amplifies (as it amplifies a change of torch's thread count). Without `sync_bn` each rank normalises over its own part (plain DDP) and the running
 statistics are averaged over ranks at the end. `train` writes no files.
 
 PreciseBN. With `precise_bn` (default), training ends with one no-grad pass over the labelled
@@ -249,7 +251,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
     device = torch.device(device)
     cuda = device.type == "cuda"
     use_amp, channels_last = cfg.amp and cuda, cfg.channels_last and cuda
-    sync = w > 1 and use_sync_bn(cfg, getattr(dataset, "task", None))
+    sync = use_sync_bn(cfg, getattr(dataset, "task", None)) and (w > 1 or not cuda)  # CPU: in one process too
     torch.manual_seed(seed if r == 0 else stream_seed(seed, "rank", r))  # anything outside al.crn's keys
     loader_generator = torch.Generator().manual_seed(seed + 1)  # DataLoader worker seeds
 

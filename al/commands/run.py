@@ -48,9 +48,15 @@ def run(args: argparse.Namespace) -> int:
                  "root": args.root}
     cfg = load_config(config, overrides=overrides)
 
+    from al import distributed
     from al.loop import run as al_run
 
-    result = al_run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.json)
+    try:
+        result = al_run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.json)
+    finally:
+        distributed.teardown()
+    if not distributed.launched_rank_main():  # under torchrun only rank 0 prints
+        return 0
     if result.status != "completed":  # stderr: stdout stays the table or the JSON list
         from hwbench.console import line
 
