@@ -56,7 +56,6 @@ all-reduced), so every rank returns the same metrics.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -81,7 +80,7 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 __all__ = ["TrainConfig", "train", "evaluate", "recompute_bn_stats", "poly_lr", "param_groups", "make_optimizer",
            "per_sample_loss", "confusion_matrix", "miou_from_confusion", "epoch_batches", "iterate_batches",
-           "config_dict", "use_sync_bn"]
+           "use_sync_bn"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def _autocast(enabled: bool):
 
 
 def use_sync_bn(cfg: TrainConfig, task: str | None) -> bool:
-    """Whether distributed training synchronises BatchNorm: `cfg.sync_bn`, or by default for segmentation."""
+    """`cfg.sync_bn`, by default on for segmentation."""
     return cfg.sync_bn if cfg.sync_bn is not None else task == "segmentation"
 
 
@@ -398,7 +397,3 @@ def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray
     return {"miou": miou, "pixel_acc": 100.0 * int(cm.diag().sum()) / max(total, 1), "iou": iou,
             "loss": loss, "n": len(idx)}
 
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """The config as a plain dict (for run directories and reports)."""
-    return dataclasses.asdict(cfg)
