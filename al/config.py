@@ -164,8 +164,11 @@ def load_config(path_or_preset: str | os.PathLike, *, overrides: dict[str, Any] 
 
 
 def apply_overrides(cfg: RunConfig, *, strategy: str | None = None, model: str | None = None,
-                    seed: int | None = None, device: str | None = None, root: str | None = None) -> RunConfig:
+                    seed: int | None = None, device: str | None = None, root: str | None = None,
+                    sync_bn: bool | None = None) -> RunConfig:
     """Return `cfg` with the CLI overrides that are not None applied."""
+    if sync_bn is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, sync_bn=sync_bn))
     if strategy is not None:
         cfg = dataclasses.replace(cfg, al=dataclasses.replace(cfg.al, strategy=strategy))
     if model is not None:

@@ -39,3 +39,11 @@ def test_skips_cleanly_without_cuda(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "nope", str(tmp_path)], env=_env(),
                          capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_example_scripts_parse() -> None:
+    for script in sorted((ROOT / "examples").glob("*.sh")):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    text = (ROOT / "examples" / "slurm_cells.sh").read_text()
+    assert "--shard \"$I/$N\"" in text and "SLURM_ARRAY_TASK_ID" in text
+    assert "--rdzv_backend=c10d" in (ROOT / "examples" / "multinode_torchrun.sh").read_text()

@@ -14,10 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from al.experiments.cell_runner import merge_partial
     from al.report import load_experiment, write_report
     from al.stats import aggregate, matrix_records
     from hwbench.console import emit, line
 
+    missing = merge_partial(args.experiment)  # an experiment run as cells: merge what has finished
+    if missing:
+        line(f"{len(missing)} cell(s) not finished (the report covers the others): {', '.join(missing)}")
     written = write_report(args.experiment, args.out)
     if args.json:
         d = load_experiment(args.experiment)

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="override seed")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override device")
     parser.add_argument("--root", help="override data.root (dataset directory)")
+    parser.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
+                        help="under torchrun: BatchNorm statistics over the global batch (override train.sync_bn; "
+                             "default on for segmentation, off for classification)")
     parser.add_argument("--list-presets", action="store_true", help="print the shipped presets and exit")
     parser.add_argument("--json", action="store_true",
                         help="print only a JSON list of per-cycle records {cycle, labelled, fraction, metric, value, selected}")
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
                             f"presets: {', '.join(list_presets())}")
         config = saved
     overrides = {"strategy": args.strategy, "model": args.model, "seed": args.seed, "device": args.device,
-                 "root": args.root}
+                 "root": args.root,
+                 "sync_bn": args.sync_bn}
     cfg = load_config(config, overrides=overrides)
 
     from al import distributed

@@ -33,6 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the config's")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment in DIR (finished sub-runs are reused)")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="run independent cells in N local processes, one torch thread each (default: "
+                             "the available cores, at most 8; 1 = serial in this process); same records")
+    parser.add_argument("--list-cells", action="store_true",
+                        help="print every cell (AL run, deployment training) with its dependencies and status")
+    parser.add_argument("--cell", metavar="ID", help="run one cell (its dependencies must be done), e.g. "
+                        "al/s0/deeplabv3plus_resnet20")
+    parser.add_argument("--shard", metavar="I/N", help="run every N-th cell starting at I (plus dependencies "
+                        "nobody runs); N processes with I = 0..N-1 together run the whole matrix")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,10 +59,22 @@ def run(args: argparse.Namespace) -> int:
 
         return show_plan(cfg, device=args.plan_device, precision=args.precision, utilisation=args.utilisation,
                          as_json=args.json)
+    if args.list_cells and not args.out:
+        args.out = "EXPERIMENT_DIR"  # nothing is created; statuses as for a new directory
     if not args.out:
         raise UserError("al surrogate: give --out DIR (the experiment directory), or --plan to only print the cost")
+    if args.list_cells or args.cell or args.shard:
+        from al.commands.cells_view import run_cells
+
+        return run_cells(cfg, args)
+    from al.experiments.cell_runner import default_jobs
+
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
     with progress(transient=True) as bar:
-        result = run_experiment(cfg, args.out, resume=args.resume, chain=args.chain, progress=bar)
+        result = run_experiment(cfg, args.out, resume=args.resume, chain=args.chain, progress=bar, jobs=jobs,
+                                child_args=_child_args(args))
     records = result["chain"] if args.chain else result["records"]
     if args.json:
         out = {"records": records}
@@ -96,3 +117,13 @@ def run(args: argparse.Namespace) -> int:
                  f"(median over pairs): {br.seeds_for_1pt}")
     line(f"report: {args.out}/report.md")
     return 0
+
+
+def _child_args(args: argparse.Namespace) -> list[str]:
+    """The arguments that name this experiment, for `--cell` child processes."""
+    out = [args.config, "--out", args.out]
+    if args.seeds is not None:
+        out += ["--seeds", str(args.seeds)]
+    if args.data_root:
+        out += ["--data-root", args.data_root]
+    return out

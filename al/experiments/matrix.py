@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
 from al.experiments.context import Experiment
 from al.runs.files import read_cached_json, save_state_dict
+from al.runs.lock import DirLock
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
 from hwbench.io import atomic_write_json, write_jsonl
@@ -32,13 +34,23 @@ log = logging.getLogger(__name__)
 
 
 def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray) -> dict:
-    """Train `deployment` from scratch on `indices` (column = surrogate or random); cached as JSON.
+    """Train `deployment` from scratch on `indices` (column = surrogate or random), in the cell's own
+    directory `seed_<s>/train/<deployment>/<column>/` (record.json, model.pt) under its lock; cached.
 
-    Random cells are keyed by size (`random_<n>.json`), so a chain generation and the matrix
-    share one when their sizes agree.
+    Random cells are keyed by size (`random_<n>`), so a chain generation and the matrix share one
+    when their sizes agree.
     """
-    stem = f"{RANDOM}_{len(indices)}" if column == RANDOM else column
-    path = exp.seed_dir(seed) / "train" / deployment / f"{stem}.json"
+    cell = cell_dir(exp, deployment, column, seed, len(indices))
+    with DirLock(cell, what="experiment cell"):
+        return _train_cell(exp, deployment, column, seed, indices, cell / "record.json")
+
+
+def cell_dir(exp: Experiment, deployment: str, column: str, seed: int, n: int) -> Path:
+    """Directory of one deployment-training cell."""
+    return exp.seed_dir(seed) / "train" / deployment / (f"{RANDOM}_{n}" if column == RANDOM else column)
+
+
+def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray, path: Path) -> dict:
     digest = selection_digest(indices)
     rec = read_cached_json(path)
     if rec is not None:
@@ -59,7 +71,7 @@ def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices
            "value": float(metrics[exp.be.metric]), "metrics": metrics, "labelled": int(len(indices)),
            "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
     if exp.cfg.save_deployment_checkpoints:
-        save_state_dict(model, path.with_suffix(".pt"))
+        save_state_dict(model, path.with_name("model.pt"))
     atomic_write_json(path, rec)
     return rec
 

@@ -131,3 +131,20 @@ def test_torchrun_al_run_smoke_matches_one_process(tmp_path) -> None:
     state = json.loads((tmp_path / "two" / "state.json").read_text())
     assert state["done"] and all(c["train"]["world_size"] == 2 for c in state["cycles"])
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+    # killed after cycle 1's selection (state as the loop leaves it then), resumed under torchrun:
+    # cycle 1 retrains, cycle 2 selects with the resumed model -> exactly the uninterrupted run
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "two", cut)
+    (cut / "DONE").unlink()
+    state["done"] = False
+    state["cycles"] = state["cycles"][:2]
+    state["cycles"][1]["steps"] = ["select"]
+    for key in ("record", "train", "train_s"):
+        state["cycles"][1].pop(key)
+    (cut / "state.json").write_text(json.dumps(state))
+    proc = torchrun(["-m", "al", "run", "--out", str(cut), "--resume", "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == two

@@ -26,7 +26,7 @@ def exp(tmp_path_factory):
 
 
 def _weights(exp, seed, deployment, stem):
-    return torch.load(exp.seed_dir(seed) / "train" / deployment / f"{stem}.pt", weights_only=True)
+    return torch.load(exp.seed_dir(seed) / "train" / deployment / stem / "model.pt", weights_only=True)
 
 
 def test_same_images_in_two_cells_of_one_seed_give_bit_identical_weights(exp) -> None:

@@ -156,7 +156,8 @@ def test_end_to_end_report_and_layout(smoke_dir):
     for seed in (0, 1):
         sel = {m: list(read_jsonl(smoke_dir / f"seed_{seed}" / "al" / m / "selections.jsonl")) for m in (RES20, MNV3)}
         assert sel[RES20][0]["selected"] == sel[MNV3][0]["selected"]  # same cycle-0 set
-        cells = {p.stem: json.loads(p.read_text()) for p in (smoke_dir / f"seed_{seed}" / "train" / RES20).glob("*.json")}
+        cells = {p.parent.name: json.loads(p.read_text())
+                 for p in (smoke_dir / f"seed_{seed}" / "train" / RES20).glob("*/record.json")}
         assert set(cells) == {RES20, MNV3, f"{RANDOM}_8"}
         assert {c["labelled"] for c in cells.values()} == {8}  # 4 initial + 1 cycle x 4
 
@@ -192,7 +193,7 @@ def test_resume_after_an_interruption_gives_the_same_records(smoke_dir, tmp_path
     shutil.copytree(smoke_dir, copy)
     for name in ("DONE", "report.md", "records.jsonl"):  # as if killed before the end ...
         (copy / name).unlink()
-    (copy / "seed_1" / "train" / RES20 / f"{MNV3}.json").unlink()  # ... in the middle of a cell
+    (copy / "seed_1" / "train" / RES20 / MNV3 / "record.json").unlink()  # ... in the middle of a cell
     assert main(["surrogate", "surrogate_smoke", "--out", str(copy)]) == 2  # needs --resume
     assert main(["surrogate", "surrogate_smoke", "--out", str(copy), "--resume"]) == 0
     assert list(read_jsonl(copy / "records.jsonl")) == list(read_jsonl(smoke_dir / "records.jsonl"))

@@ -1,0 +1,81 @@
+"""The surrogate matrix as cells: the plan and its dependencies, two concurrent `--shard` processes
+then `al report`, and `--jobs 2`, each against the serial run (one seed of surrogate_smoke)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from al.cli import main
+from al.experiments.surrogate import run_experiment
+from hwbench.io import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[3]
+RES20, MNV3 = "deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small"
+
+
+def _al(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "al", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("serial") / "exp"
+    return run_experiment("surrogate_smoke", out, seeds=1)["records"]
+
+
+def test_list_cells_names_every_unit_and_its_dependencies(capsys) -> None:
+    assert main(["surrogate", "surrogate_smoke", "--seeds", "1", "--list-cells", "--json"]) == 0
+    cells = {c["cell"]: c for c in json.loads(capsys.readouterr().out)}
+    assert set(cells) == {f"al/s0/{RES20}", f"al/s0/{MNV3}", f"train/s0/{RES20}/{RES20}",
+                          f"train/s0/{RES20}/{MNV3}", f"train/s0/{RES20}/random_8"}
+    assert cells[f"train/s0/{RES20}/{MNV3}"]["deps"] == [f"al/s0/{MNV3}"]
+    assert cells[f"train/s0/{RES20}/random_8"]["deps"] == [] and cells[f"al/s0/{RES20}"]["deps"] == []
+    assert {c["status"] for c in cells.values()} == {"ready", "waiting"}
+    assert not Path("EXPERIMENT_DIR").exists()
+
+
+def test_two_shards_at_once_then_report_equal_the_serial_matrix(serial, tmp_path, capsys) -> None:
+    out = tmp_path / "exp"
+    procs = [_al("surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(out), "--shard", f"{i}/2")
+             for i in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-2000:]
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    assert main(["report", str(out)]) == 0
+    assert list(read_jsonl(out / "records.jsonl")) == serial
+    assert (out / "report.md").is_file()
+    # a cell not finished: `al report` merges the others and names it
+    for name in ("DONE", "records.jsonl"):
+        (partial / name).unlink(missing_ok=True)
+    shutil.rmtree(partial / "seed_0" / "train" / RES20 / MNV3)
+    capsys.readouterr()
+    assert main(["report", str(partial)]) == 0
+    err = capsys.readouterr().err
+    assert "1 cell(s) not finished" in err and f"train/s0/{RES20}/{MNV3}" in err
+    assert list(read_jsonl(partial / "records.jsonl")) == [r for r in serial if r["surrogate"] != MNV3]
+
+
+def test_jobs_two_equals_serial(serial, tmp_path) -> None:
+    p = _al("surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(tmp_path / "exp"), "--jobs", "2", "--json")
+    stdout, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-2000:]
+    assert json.loads(stdout)["records"] == serial
+
+
+def test_cell_with_unfinished_dependency_is_refused(tmp_path, capsys) -> None:
+    rc = main(["surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(tmp_path / "e"),
+               "--cell", f"train/s0/{RES20}/{MNV3}"])
+    assert rc == 2 and f"depends on al/s0/{MNV3}" in capsys.readouterr().err
+    assert main(["surrogate", "surrogate_smoke", "--out", str(tmp_path / "e"), "--shard", "2/2"]) == 2
