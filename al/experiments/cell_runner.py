@@ -77,8 +77,8 @@ def _try_run(exp: Experiment, cells: list[C.Cell], cell: C.Cell) -> bool:
     try:
         C.run_cell(exp, cells, cell)
         return True
-    except UserError:
-        if C.busy(cell):
+    except UserError as e:
+        if "is in use by" in str(e) or C.busy(cell):  # taken by a peer (or a peer's status check): next round
             return False
         raise
 

@@ -133,6 +133,20 @@ def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]
     return out, missing
 
 
+def timing_part(cell: Cell, *, reused: bool) -> dict:
+    """The `timing.json` part of a finished cell, as the serial run records it."""
+    import json
+
+    if cell.kind == "train":
+        rec = json.loads((cell.path / "record.json").read_text(encoding="utf-8"))
+        kind, name, seconds = "deployment training", f"{cell.model}<-{cell.column}", rec.get("seconds", 0.0)
+    else:
+        state = json.loads((cell.path / "state.json").read_text(encoding="utf-8"))
+        kind, name = "surrogate AL run", cell.model
+        seconds = sum(c.get(k) or 0.0 for c in state["cycles"] for k in ("select_s", "train_s", "eval_s"))
+    return {"kind": kind, "name": name, "seed": cell.seed, "seconds": round(float(seconds), 3), "reused": reused}
+
+
 def shard_of(cells: list[Cell], i: int, n: int) -> list[Cell]:
     """Shard i of n: every n-th cell of the plan, starting at i."""
     return [c for k, c in enumerate(cells) if k % n == i]

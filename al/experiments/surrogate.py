@@ -51,9 +51,11 @@ def _run_parallel(exp: Experiment, *, resume: bool, jobs: int, child_args: Seque
     with exp.opened(resume=resume):  # checks and identity, as the serial run; then the cells' own locks
         pass
     plan = cells.plan(exp)
+    done_before = {c.id for c in plan if cells.is_done(c)}
     exp.start_progress(len(plan), f"surrogate experiment: {len(plan)} cells, {jobs} processes")
-    exp.advance(sum(cells.is_done(c) for c in plan))
+    exp.advance(len(done_before))
     cell_runner.run_parallel(exp, plan, jobs, child_args, on_done=lambda c: exp.advance(1, f"done: {c.id}"))
+    exp.timing.parts = [cells.timing_part(c, reused=c.id in done_before) for c in plan]
     records, missing = cell_runner.finish(exp, plan)
     if missing:
         raise RuntimeError(f"cells not finished after the parallel run: {[c.id for c in missing]} (bug)")
