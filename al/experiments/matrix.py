@@ -25,7 +25,7 @@ import numpy as np
 
 from al.experiments.context import Experiment
 from al.runs.files import read_cached_json, save_state_dict
-from al.runs.lock import DirLock
+from al.runs.lock import DirLock, remove_temporaries
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
 from hwbench.io import atomic_write_json, write_jsonl
@@ -42,6 +42,7 @@ def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices
     """
     cell = cell_dir(exp, deployment, column, seed, len(indices))
     with DirLock(cell, what="experiment cell"):
+        remove_temporaries(cell)  # of a write a kill interrupted: this cell's own
         return _train_cell(exp, deployment, column, seed, indices, cell / "record.json")
 
 
