@@ -35,12 +35,12 @@ demo: setup
 	  step 1 "hwbench report: Table 2, peak/roofline, deployability, latency measured on this CPU (background)" \
 	    $(VENV)/bin/hwbench report --out reports/hwbench --measure; \
 	  step 3 "al surrogate digits: the same question on real scans, classifiers, 5 seeds (background)" \
-	    $(VENV)/bin/al surrogate digits --out reports/al/digits --resume; \
+	    $(VENV)/bin/al surrogate digits --out reports/al/digits --resume --jobs 1; \
 	  step 5 "al fleet: two device generations x two surrogates score frames at their latency, one day (background)" \
 	    $(VENV)/bin/al fleet fleet_demo --out reports/al/fleet; \
 	) > $$log 2>&1 & bg=$$!; \
 	step 2 "al surrogate: deployable-on-TX2 surrogates pick data for next-generation models" \
-	  $(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume; \
+	  $(VENV)/bin/al surrogate surrogate_demo --out reports/al --resume --jobs 1; \
 	step 4 "al entropy: entropy histograms of models trained on the same random subset" \
 	  $(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume; \
 	step 6 "al run: every strategy and random on digits, for the AL curves (paper Fig. 3)" \
