@@ -82,14 +82,17 @@ def resolve(spec: str | None, model: str, *, sha256: str | None = None, where: s
     return ref
 
 
-def resolve_models(cfg: Any, models: Sequence[str]) -> tuple[Any, dict[str, WeightsRef]]:
-    """Every model's starting weights for an experiment config with `weights` / `weights_sha256` /
-    `weights_for(model)`; returns the config with the SHA-256s filled in, and model -> `WeightsRef`."""
+def resolve_models(cfg: Any, models: Sequence[str], *, known: Sequence[str] = ()) -> tuple[Any, dict[str, WeightsRef]]:
+    """The starting weights of `models` for an experiment config with `weights` / `weights_sha256` /
+    `weights_for(model)`; returns the config with the SHA-256s filled in, and model -> `WeightsRef`.
+    A per-model `weights` entry must name one of `models` or `known` (models of the config this
+    invocation does not train, e.g. chain models without --chain)."""
     if isinstance(cfg.weights, dict):
-        stray = sorted(set(cfg.weights) - set(models))
+        allowed = dict.fromkeys((*models, *known))
+        stray = sorted(set(cfg.weights) - set(allowed))
         if stray:
             raise UserError(f"weights: {stray[0]!r} is not a model of this experiment; models: "
-                            f"{', '.join(dict.fromkeys(models))}")
+                            f"{', '.join(allowed)}")
     refs = {}
     for m in dict.fromkeys(models):
         ref = resolve(cfg.weights_for(m), m, sha256=cfg.weights_sha256.get(m), where=f"weights ({m})")

@@ -165,8 +165,13 @@ def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | No
 
 
 def without_seeds(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The part of the config that identifies an experiment (seeds and threads may change on resume)."""
-    return dataclasses.replace(cfg, seeds=(0,), threads=0)
+    """The part of the config that identifies an experiment (seeds and threads may change on resume).
+
+    Checkpoint pins of chain models are left out: a matrix run resolves only the models it trains,
+    a `--chain` run of the same directory the chain's too (each sub-run's state pins its own)."""
+    chain_only = set(cfg.chain.models) - set(cfg.deployment) - set(cfg.surrogates.models)
+    pins = {m: h for m, h in cfg.weights_sha256.items() if m not in chain_only}
+    return dataclasses.replace(cfg, seeds=(0,), threads=0, weights_sha256=pins)
 
 
 def config_toml(cfg: ExperimentConfig) -> str:

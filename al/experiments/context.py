@@ -66,11 +66,15 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
     resolved = resolve_surrogates(cfg.surrogates, task)
     check_task(resolved.surrogates, task, "surrogates")
     check_task(cfg.deployment, task, "deployment")
-    models = (*resolved.surrogates, *cfg.deployment, *cfg.chain.models)
-    cfg, backend.weights = resolve_models(cfg, models)
+    chain_models = (cfg.chain.models or tuple(dict.fromkeys((resolved.surrogates[0], *cfg.deployment)))
+                    if chain else ())
+    # only the models this invocation trains: `weights = "pretrain"` must not pre-train chain models
+    # for a matrix run (a stray per-model entry is still an error, whether or not --chain is given)
+    used = (*resolved.surrogates, *cfg.deployment, *chain_models)
+    cfg, backend.weights = resolve_models(cfg, used, known=(*used, *cfg.chain.models))
     p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle)
     if chain:
-        models = cfg.chain.models or tuple(dict.fromkeys((resolved.surrogates[0], *cfg.deployment)))
+        models = chain_models
         check_task(models, task, "chain.models")
         if len(models) < 2:
             raise UserError("chain: needs at least two models (a surrogate and its successor)")

@@ -166,3 +166,24 @@ def test_entropy_config_weights(tmp_path, ckpt) -> None:
     assert resolved.weights_sha256 == {"deeplabv3plus_resnet20": _sha(ckpt)} and refs["deeplabv3plus_resnet20"].path
     with pytest.raises(UserError, match=r"weights \(deeplabv3plus_resnet18\): .*does not fit the model"):
         resolve_models(cfg, cfg.models)  # a Res-20 checkpoint cannot start Res-18
+
+
+def test_chain_only_models_are_resolved_only_for_a_chain(tmp_path, ckpt) -> None:
+    """A matrix run must not load (or pre-train) the weights of a model only the chain trains."""
+    from al.experiments.config import config_toml, without_seeds
+
+    text = (PRESETS / "surrogate_smoke.toml").read_text()
+    path = tmp_path / "exp.toml"
+    missing = tmp_path / "not-there.pth"  # Res-18 is a chain model only
+    path.write_text(text.replace('surrogates = [', f'weights = {{deeplabv3plus_resnet20 = "{ckpt}", '
+                                                   f'deeplabv3plus_resnet18 = "{missing}"}}\nsurrogates = ['))
+    cfg = load_experiment_config(path)
+    matrix = prepare_experiment(cfg)
+    assert set(matrix.backend.weights) == {"deeplabv3plus_resnet20"}
+    with pytest.raises(UserError, match=r"weights \(deeplabv3plus_resnet18\)"):
+        prepare_experiment(cfg, chain=True)
+    torch.save(create_model("resnet18", num_classes=4).state_dict(), missing)
+    chain = prepare_experiment(cfg, chain=True)
+    assert set(chain.backend.weights) == {"deeplabv3plus_resnet20", "deeplabv3plus_resnet18"}
+    # one experiment directory serves both: the identity leaves chain-only pins out
+    assert config_toml(without_seeds(matrix.config)) == config_toml(without_seeds(chain.config))
