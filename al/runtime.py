@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -15,11 +16,25 @@ def deterministic(device: str) -> Iterator[None]:
         yield
         return
     prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _set_deterministic(True, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+        _set_deterministic(prev, warn_only=prev_warn)
+
+
+def _set_deterministic(mode: bool, *, warn_only: bool) -> None:
+    """`torch.use_deterministic_algorithms` without its `import torch._inductor.config` (which pulls in
+    torch._dynamo: ~3 CPU-s per process; nothing here compiles). Inductor's flag is still set when
+    inductor is loaded."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # another torch: the public call
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        return
+    setter(mode, warn_only=warn_only)
+    inductor = sys.modules.get("torch._inductor.config")
+    if inductor is not None:
+        inductor.deterministic = mode
 
 
 @contextlib.contextmanager
@@ -35,3 +50,32 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(prev)
+
+
+_EAGER_OPTIMIZER_METHODS = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def eager_optimizers() -> None:
+    """Let `torch.optim.Optimizer`'s methods run without importing torch._dynamo (~1.6 CPU-s per
+    process, on the first `add_param_group`). torch wraps them in a lazy `torch._disable_dynamo`
+    that imports dynamo on first call only to mark them "never compile"; al never compiles, so
+    each wrapper is pointed at its plain function, which is what it calls in eager mode anyway.
+    Idempotent; a torch without that wrapper is left alone."""
+    for name in _EAGER_OPTIMIZER_METHODS:
+        fn = getattr(torch.optim.Optimizer.__dict__.get(name), "__wrapped__", None)
+        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            fn.__dynamo_disable = fn
+
+
+class EagerSGD(torch.optim.SGD):
+    """`torch.optim.SGD`, whose `step` runs the same update without torch's
+    `_use_grad_for_differentiable` wrapper: that wrapper imports torch._dynamo (for a graph break
+    that only matters under torch.compile) on every process's first step. Same arithmetic, same
+    hooks, same state dict; `differentiable=True` keeps torch's own path."""
+
+    def step(self, closure=None):  # type: ignore[override]
+        plain = getattr(torch.optim.SGD.step, "__wrapped__", None)
+        if plain is None or self.defaults.get("differentiable"):
+            return super().step(closure)
+        with torch.no_grad():
+            return plain(self, closure)

@@ -37,12 +37,32 @@ def split_indices(targets: np.ndarray, val_fraction: float, seed: int) -> dict[s
     return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
 
 
-@functools.lru_cache(maxsize=8)
-def _cached(split: str, size: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_scans() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as `(images (1797, 8, 8) float64 in 0..16, targets (1797,) int64)`.
+
+    Read straight from the CSV that ships inside scikit-learn (what `load_digits` parses), so a
+    process that only needs the scans does not import scikit-learn (~3 CPU-s with SciPy);
+    `load_digits` is the fallback when that file is not where it is expected."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    csv = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if csv is not None and csv.is_file():
+        with gzip.open(csv, "rt") as f:
+            data = np.loadtxt(f, delimiter=",")  # (1797, 65): 64 pixels, then the label
+        return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
-    data = load_digits()
-    images, targets = data.images.astype(np.float32) / 16.0, data.target.astype(np.int64)  # (1797, 8, 8)
+    bunch = load_digits()
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(split: str, size: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    scans, labels = load_scans()
+    images, targets = scans.astype(np.float32) / 16.0, labels  # (1797, 8, 8)
     idx = split_indices(targets, val_fraction, seed)[split]
     x = torch.from_numpy(images[idx])[:, None]  # (N, 1, 8, 8)
     if size != 8:
