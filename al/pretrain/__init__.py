@@ -55,6 +55,20 @@ class Recipe:
 
 RECIPE = Recipe()
 
+# CPU budget: MobileNetV3's depthwise convolutions are slow to train on a CPU (63 CPU-s with the
+# full recipe on a 2-core AMD EPYC, Res-20: 16), so it sees half the crops (29 CPU-s, held-out top-1
+# 40.4 % instead of 45.6 %). The ImageNet-width ResNets keep the full recipe: with 2,048 crops
+# Res-18 reached 35 % top-1 and started the demo's segmentation lower (18.4 mIoU) than random
+# weights (20.3), with 8,192 crops 50.7 % and 24.7 mIoU, at 199 CPU-s (README, Pretrained starts).
+TRAIN_CROPS_BY_BACKBONE = {"mobilenetv3_small": 4096}
+
+
+def recipe_for(backbone: str, base: Recipe | None = None) -> Recipe:
+    """`base` (default `RECIPE`) with the backbone's crop budget applied (never more crops than `base`)."""
+    base = base or RECIPE
+    cap = TRAIN_CROPS_BY_BACKBONE.get(backbone)
+    return base if cap is None or cap >= base.train_crops else dataclasses.replace(base, train_crops=cap)
+
 
 def backbone_of(model: str) -> str:
     """`deeplabv3plus_resnet20` -> `resnet20`; a backbone or classifier name is its own backbone."""
@@ -128,17 +142,19 @@ def _job(args: tuple[str, Recipe, int]) -> tuple[str, bytes, dict[str, Any]]:
     return backbone, data, meta
 
 
-def pretrain(models: Sequence[str] = DEFAULT_BACKBONES, *, recipe: Recipe = RECIPE, seed: int = 0,
+def pretrain(models: Sequence[str] = DEFAULT_BACKBONES, *, recipe: Recipe | None = None, seed: int = 0,
              cache_dir: str | os.PathLike | None = None, jobs: int | None = None, force: bool = False,
              on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Ensure a cached checkpoint for each backbone of `models`; returns their metadata (with `path`,
     `sha256`, `cached`: whether it was already there). Missing ones train in up to `jobs`
-    processes (default: one per CPU core), each on one thread."""
+    processes (default: one per CPU core), each on one thread. Each backbone trains with
+    `recipe_for(backbone, recipe)` (`recipe` default: `RECIPE`)."""
     from al.pretrain.cache import cache_root, entry_key, lookup, store
 
     root = cache_root(cache_dir)
     names = list(dict.fromkeys(backbone_of(m) for m in models))
-    keys = {b: entry_key(b, SOURCE, dataclasses.asdict(recipe), seed) for b in names}
+    recipes = {b: recipe_for(b, recipe) for b in names}
+    keys = {b: entry_key(b, SOURCE, dataclasses.asdict(recipes[b]), seed) for b in names}
     done: dict[str, dict[str, Any]] = {}
     todo = []
     for b in names:
@@ -162,21 +178,21 @@ def pretrain(models: Sequence[str] = DEFAULT_BACKBONES, *, recipe: Recipe = RECI
     workers = min(len(todo), jobs or os.cpu_count() or 1)
     if workers <= 1:
         for b in todo:
-            finish(*_job((b, recipe, seed)))
+            finish(*_job((b, recipes[b], seed)))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for b, data, meta in pool.map(_job, [(b, recipe, seed) for b in todo]):
+            for b, data, meta in pool.map(_job, [(b, recipes[b], seed) for b in todo]):
                 finish(b, data, meta)
     return [done[b] for b in names]
 
 
 def pretrained_checkpoint(model: str, *, seed: int = 0, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The cached default-recipe checkpoint for `model`'s backbone, trained first if missing."""
-    return pretrain([model], recipe=RECIPE, seed=seed, cache_dir=cache_dir, jobs=1)[0]
+    return pretrain([model], recipe=RECIPE, seed=seed, cache_dir=cache_dir, jobs=1)[0]  # RECIPE read at call time
 
 
-__all__ = ["BACKBONES", "DEFAULT_BACKBONES", "RECIPE", "Recipe", "SOURCE", "backbone_of", "pretrain",
-           "pretrained_checkpoint", "train_backbone"]
+__all__ = ["BACKBONES", "DEFAULT_BACKBONES", "RECIPE", "Recipe", "SOURCE", "TRAIN_CROPS_BY_BACKBONE", "backbone_of",
+           "pretrain", "pretrained_checkpoint", "recipe_for", "train_backbone"]
