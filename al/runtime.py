@@ -73,6 +73,10 @@ class EagerSGD(torch.optim.SGD):
     that only matters under torch.compile) on every process's first step. Same arithmetic, same
     hooks, same state dict; `differentiable=True` keeps torch's own path."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        eager_optimizers()  # add_param_group, zero_grad, state_dict without the dynamo import
+        super().__init__(*args, **kwargs)
+
     def step(self, closure=None):  # type: ignore[override]
         plain = getattr(torch.optim.SGD.step, "__wrapped__", None)
         if plain is None or self.defaults.get("differentiable"):

@@ -72,7 +72,7 @@ from al.batching import epoch_batches, index_list, iterate_batches, plan_epoch, 
 from al.crn import sample_dropout, stream_seed
 from al.ddp import TrainStep, average_buffers, gather_rows, wrap
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
-from al.runtime import EagerSGD, eager_optimizers
+from al.runtime import EagerSGD  # torch's SGD without importing torch._dynamo
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,6 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
 
 
 def make_optimizer(modules: Sequence[nn.Module], cfg: TrainConfig) -> torch.optim.SGD:
-    eager_optimizers()  # no torch._dynamo import for the optimizer's methods (al.runtime)
     groups = param_groups(modules, cfg.weight_decay)
     if not groups:
         raise UserError("train: the model has no trainable parameters")

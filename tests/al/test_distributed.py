@@ -113,10 +113,12 @@ def test_ddp_training_matches_one_process(two_and_one) -> None:
 
 
 def test_torchrun_al_run_smoke_matches_one_process(tmp_path) -> None:
-    """`torchrun --nproc_per_node=2 -m al run smoke` == `al run smoke`: the same selections in every
-    cycle. Metrics agree to a fraction of a point, not exactly: the ranks sum gradients in another
-    order than one process (~1e-7 relative per step), and these tiny trainings amplify that much as
-    they amplify a change of torch's thread count."""
+    """`torchrun --nproc_per_node=2 -m al run smoke` ~ `al run smoke`: the same random cycle-0 set
+    and nearly the same selections after it. Not exactly: the ranks sum gradients in another order
+    than one process (~1e-7 relative per step), and these tiny trainings amplify that much as they
+    amplify a change of torch's thread count, enough to flip a near-tie in the entropy ranking
+    (seen on a 2-core AMD EPYC, AVX2: 1 of the 10 picks of cycle 2; identical on an AVX-512 machine).
+    Metrics agree to a fraction of a point."""
     import json
 
     from al.loop import run
@@ -125,7 +127,9 @@ def test_torchrun_al_run_smoke_matches_one_process(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads(proc.stdout)
     one = run("smoke", tmp_path / "one", progress=False).records()
-    assert [r["selected"] for r in two] == [r["selected"] for r in one]
+    assert two[0]["selected"] == one[0]["selected"]
+    for a, b in zip(two[1:], one[1:], strict=True):  # at most one near-tie flip per cycle
+        assert len(a["selected"]) == len(b["selected"]) and len(set(a["selected"]) - set(b["selected"])) <= 1
     for a, b in zip(two, one, strict=True):
         assert a["value"] == pytest.approx(b["value"], abs=1.0)          # mIoU points
     state = json.loads((tmp_path / "two" / "state.json").read_text())
