@@ -1,5 +1,6 @@
-"""The surrogate matrix as cells: the plan and its dependencies, two concurrent `--shard` processes
-then `al report`, and `--jobs 2`, each against the serial run (one seed of surrogate_smoke)."""
+"""The surrogate matrix as cells: the plan and its dependencies (surrogate_smoke), two concurrent `--shard`
+processes then `al report`, and `--jobs 2`, each against the serial run of a smaller matrix (`cells_config`:
+one seed of surrogate_smoke with MNV3 as its only surrogate, so 3 cells, one cell process each)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from al.experiments.surrogate import run_experiment
 from hwbench.io import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[3]
+SMOKE = ROOT / "al" / "presets" / "surrogate_smoke.toml"
 RES20, MNV3 = "deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small"
 
 
@@ -28,9 +30,25 @@ def _al(*args: str) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory) -> list[dict]:
+def cells_config(tmp_path_factory) -> str:
+    """surrogate_smoke, one seed, MNV3 the only surrogate: cells al/s0/MNV3 -> train/s0/Res-20/MNV3,
+    and train/s0/Res-20/random_8 (each `--jobs` cell process pays ~3 CPU-s of start-up)."""
+    text = SMOKE.read_text()
+    for old, new in ((f'surrogates = ["{RES20}", "{MNV3}"]', f'surrogates = ["{MNV3}"]'),
+                     ("seeds = [0, 1]", "seeds = [0]"), ('name = "surrogate_smoke"', 'name = "cells_smoke"')):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path_factory.mktemp("config") / "cells_smoke.toml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def serial(cells_config, tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("serial") / "exp"
-    return run_experiment("surrogate_smoke", out, seeds=1)["records"]
+    recs = run_experiment(cells_config, out)["records"]
+    assert [(r["seed"], r["deployment"], r["surrogate"]) for r in recs] == [(0, RES20, MNV3), (0, RES20, "random")]
+    return recs
 
 
 def test_list_cells_names_every_unit_and_its_dependencies(capsys) -> None:
@@ -44,9 +62,9 @@ def test_list_cells_names_every_unit_and_its_dependencies(capsys) -> None:
     assert not Path("EXPERIMENT_DIR").exists()
 
 
-def test_two_shards_at_once_then_report_equal_the_serial_matrix(serial, tmp_path, capsys) -> None:
+def test_two_shards_at_once_then_report_equal_the_serial_matrix(cells_config, serial, tmp_path, capsys) -> None:
     out = tmp_path / "exp"
-    procs = [_al("surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(out), "--shard", f"{i}/2")
+    procs = [_al("surrogate", cells_config, "--out", str(out), "--shard", f"{i}/2")
              for i in (0, 1)]
     for p in procs:
         _, err = p.communicate(timeout=900)
@@ -67,8 +85,8 @@ def test_two_shards_at_once_then_report_equal_the_serial_matrix(serial, tmp_path
     assert list(read_jsonl(partial / "records.jsonl")) == [r for r in serial if r["surrogate"] != MNV3]
 
 
-def test_jobs_two_equals_serial(serial, tmp_path) -> None:
-    p = _al("surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(tmp_path / "exp"), "--jobs", "2", "--json")
+def test_jobs_two_equals_serial(cells_config, serial, tmp_path) -> None:
+    p = _al("surrogate", cells_config, "--out", str(tmp_path / "exp"), "--jobs", "2", "--json")
     stdout, err = p.communicate(timeout=900)
     assert p.returncode == 0, err[-2000:]
     assert json.loads(stdout)["records"] == serial
