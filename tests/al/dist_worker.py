@@ -1,8 +1,14 @@
-"""Run under `torchrun --nproc_per_node=W tests/al/dist_worker.py OUT_DIR`: distributed pieces whose
-results `test_distributed.py` compares with one process. Rank 0 writes `OUT_DIR/results.pt`."""
+"""Run under `torchrun --nproc_per_node=W tests/al/dist_worker.py OUT_DIR [AL_RUN_ARGS...]`: distributed
+pieces whose results `test_distributed.py` compares with one process. Rank 0 writes `OUT_DIR/results.pt`.
+
+With AL_RUN_ARGS, the same processes then run `al run AL_RUN_ARGS` in that process group (what
+`torchrun -m al run AL_RUN_ARGS` runs, its stdout included), so that the test needs one launch, not
+two: every rank pays ~7 CPU-s just importing torch and torch._dynamo (which DistributedDataParallel
+imports), far more than the cases themselves."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -88,15 +94,23 @@ def run_all() -> dict:
     return results
 
 
-def main(out: str) -> None:
+def main(out: str, al_run_args: list[str]) -> int:
     torch.set_num_threads(1)
     distributed.setup("cpu")
     results = run_all()
     if distributed.is_main():
         torch.save(results, f"{out}/results.pt")
     distributed.barrier()
-    distributed.teardown()
+    if not al_run_args:
+        distributed.teardown()
+        return 0
+    from al.cli import main as al_main
+
+    return al_main(["run", *al_run_args])  # joins the same process group; leaves it at the end
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    rc = main(sys.argv[1], sys.argv[2:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)  # everything is written; skips ~1.5 CPU-s of interpreter teardown (torch._dynamo, sympy)

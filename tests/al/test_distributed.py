@@ -1,10 +1,13 @@
 """torch.distributed on CPU (gloo): two `torchrun` processes against one process.
 
-One launch of `dist_worker.py` runs every case; the same functions run here in one process as the
-reference. Oracles: k-center picks equal the single-process greedy (itself checked against brute
-force in test_strategies_coreset.py); selections of every strategy are identical; SyncBatchNorm +
-per-sample dropout over two ranks equal one BatchNorm over the concatenated batch; DDP training
-with SyncBatchNorm equals single-process training up to float summation order.
+One launch of `dist_worker.py` runs every case, then `al run smoke` in the same two processes; the
+same functions run here in one process as the reference. (Launches are what costs: every rank
+spends ~7 CPU-s importing torch and torch._dynamo, which DistributedDataParallel imports.)
+
+Oracles: k-center picks equal the single-process greedy (itself checked against brute force in
+test_strategies_coreset.py); selections of every strategy are identical; SyncBatchNorm + per-sample
+dropout over two ranks equal one BatchNorm over the concatenated batch; DDP training with
+SyncBatchNorm equals single-process training up to float summation order.
 """
 
 from __future__ import annotations
@@ -42,10 +45,18 @@ def torchrun(args: list[str], *, nproc: int = 2, timeout: int = 300, env: dict |
 
 
 @pytest.fixture(scope="module")
-def two_and_one(tmp_path_factory):
+def launch(tmp_path_factory) -> tuple[Path, str]:
+    """One torchrun launch of dist_worker.py: the cases (OUT/results.pt), then `al run smoke --out
+    OUT/two --json` in the same two processes. Returns OUT and the launch's stdout (that JSON)."""
     out = tmp_path_factory.mktemp("dist")
-    proc = torchrun([str(HERE / "dist_worker.py"), str(out)])
+    proc = torchrun([str(HERE / "dist_worker.py"), str(out), "smoke", "--out", str(out / "two"), "--json"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def two_and_one(launch):
+    out, _ = launch
     got = torch.load(out / "results.pt", weights_only=False)
     ref = _worker().run_all()                                   # the same cases, one process
     return got, ref
@@ -112,36 +123,37 @@ def test_ddp_training_matches_one_process(two_and_one) -> None:
                 torch.testing.assert_close(g[part][k], v, rtol=1e-2, atol=1e-3, msg=f"{part}.{k}")
 
 
-def test_torchrun_al_run_smoke_matches_one_process(tmp_path) -> None:
+def test_torchrun_al_run_smoke_matches_one_process(launch, tmp_path) -> None:
     """`torchrun --nproc_per_node=2 -m al run smoke` ~ `al run smoke`: the same random cycle-0 set
     and nearly the same selections after it. Not exactly: the ranks sum gradients in another order
     than one process (~1e-7 relative per step), and these tiny trainings amplify that much as they
     amplify a change of torch's thread count, enough to flip a near-tie in the entropy ranking
     (seen on a 2-core AMD EPYC, AVX2: 1 of the 10 picks of cycle 2; identical on an AVX-512 machine).
-    Metrics agree to a fraction of a point."""
+    Metrics agree to a fraction of a point. The two-process run shares the `launch` of the cases
+    above (al's CLI in the same torchrun processes); the resume below is a fresh `torchrun -m al`."""
     import json
 
     from al.loop import run
 
-    proc = torchrun(["-m", "al", "run", "smoke", "--out", str(tmp_path / "two"), "--json"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    two = json.loads(proc.stdout)
+    out, stdout = launch                                    # `al run smoke --out OUT/two --json`, 2 processes
+    two_dir = out / "two"
+    two = json.loads(stdout)
     one = run("smoke", tmp_path / "one", progress=False).records()
     assert two[0]["selected"] == one[0]["selected"]
     for a, b in zip(two[1:], one[1:], strict=True):  # at most one near-tie flip per cycle
         assert len(a["selected"]) == len(b["selected"]) and len(set(a["selected"]) - set(b["selected"])) <= 1
     for a, b in zip(two, one, strict=True):
         assert a["value"] == pytest.approx(b["value"], abs=1.0)          # mIoU points
-    state = json.loads((tmp_path / "two" / "state.json").read_text())
+    state = json.loads((two_dir / "state.json").read_text())
     assert state["done"] and all(c["train"]["world_size"] == 2 for c in state["cycles"])
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert sorted(p.name for p in two_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
     # killed after cycle 1's selection (state as the loop leaves it then), resumed under torchrun:
     # cycle 1 retrains, cycle 2 selects with the resumed model -> exactly the uninterrupted run
     import shutil
 
     cut = tmp_path / "cut"
-    shutil.copytree(tmp_path / "two", cut)
+    shutil.copytree(two_dir, cut)
     (cut / "DONE").unlink()
     state["done"] = False
     state["cycles"] = state["cycles"][:2]
