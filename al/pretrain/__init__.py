@@ -59,7 +59,7 @@ RECIPE = Recipe()
 # full recipe on a 2-core AMD EPYC, Res-20: 16), so it sees half the crops (29 CPU-s, held-out top-1
 # 40.4 % instead of 45.6 %). The ImageNet-width ResNets keep the full recipe: with 2,048 crops
 # Res-18 reached 35 % top-1 and started the demo's segmentation lower (18.4 mIoU) than random
-# weights (20.3), with 8,192 crops 50.7 % and 24.7 mIoU, at 199 CPU-s (README, Pretrained starts).
+# weights (21.2), with 8,192 crops 50.7 % and 24.7 mIoU, at 199 CPU-s (README, Pretrained starts).
 TRAIN_CROPS_BY_BACKBONE = {"mobilenetv3_small": 4096}
 
 
