@@ -54,15 +54,15 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def parse_hw(text: str) -> tuple[int, int]:
-    """'1024x2048' -> (1024, 2048); anything else is a `UserError`."""
+def parse_hw(text: str, what: str = "--input") -> tuple[int, int]:
+    """'1024x2048' -> (1024, 2048); anything else is a `UserError` naming `what` (a flag or config key)."""
     parts = str(text).lower().replace("×", "x").split("x")
     try:
         h, w = (int(p) for p in parts)
     except ValueError:
-        raise UserError(f"--input must be HxW (e.g. 1024x2048), got {text!r}") from None
+        raise UserError(f"{what} must be HxW (e.g. 1024x2048), got {text!r}") from None
     if h <= 0 or w <= 0:
-        raise UserError(f"--input must be positive HxW (e.g. 1024x2048), got {text!r}")
+        raise UserError(f"{what} must be positive HxW (e.g. 1024x2048), got {text!r}")
     return h, w
 
 

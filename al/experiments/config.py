@@ -32,13 +32,9 @@ class DeploySource:
     candidates: tuple[str, ...] = () # restrict to these models (default: every zoo model of the data's task)
 
     def input_hw(self) -> tuple[int, int]:
-        try:
-            h, w = (int(x) for x in self.input.lower().split("x"))
-        except ValueError:
-            raise UserError(f"surrogates.from_deploy.input {self.input!r}: expected HxW, e.g. \"1024x2048\"") from None
-        if h < 1 or w < 1:
-            raise UserError(f"surrogates.from_deploy.input {self.input!r}: sizes must be positive")
-        return h, w
+        from hwbench.count import parse_hw
+
+        return parse_hw(self.input, "surrogates.from_deploy.input")
 
 
 @dataclass(frozen=True)

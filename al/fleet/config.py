@@ -46,13 +46,9 @@ class LatencySpec:
     backend: str | None = None       # measured / predicted: only records of this backend (e.g. tensorrt)
 
     def input_hw(self) -> tuple[int, int]:
-        try:
-            h, w = (int(x) for x in self.input.lower().split("x"))
-        except ValueError:
-            raise UserError(f"latency.input {self.input!r}: expected HxW, e.g. \"1024x2048\"") from None
-        if h < 1 or w < 1:
-            raise UserError(f"latency.input {self.input!r}: sizes must be positive")
-        return h, w
+        from hwbench.count import parse_hw
+
+        return parse_hw(self.input, "latency.input")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from al.report.paper_side import (
     SIDE_HEADER,
     paper_rows,
     paper_summary,
-    paper_table_for,
+    paper_table_of,
     scale_label,
     side_by_side_rows,
 )
@@ -75,7 +75,7 @@ pre{background:#f6f8fa;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}i
 def paper_html(d: ExperimentData, m: Matrix) -> list[str]:
     """The paper's table beside ours (same colour code), and the pairs both have."""
     exp = d.experiment
-    table = paper_table_for(exp.get("dataset", ""), {"miou": "segmentation", "top1": "classification"}.get(m.metric))
+    table = paper_table_of(exp.get("dataset", ""), m.metric)
     if table is None:
         return []
     header, rows = paper_rows(table)

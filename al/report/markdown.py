@@ -11,7 +11,7 @@ from al.report.paper_side import (
     SIDE_HEADER,
     paper_rows,
     paper_summary,
-    paper_table_for,
+    paper_table_of,
     scale_label,
     side_by_side_rows,
 )
@@ -76,7 +76,7 @@ def matrix_markdown(m: Matrix, *, digits: int = 1) -> str:
 def paper_markdown(d: ExperimentData, m: Matrix) -> list[str]:
     """The paper's table for this data beside ours, and the pairs both have (`paper_side`)."""
     exp = d.experiment
-    table = paper_table_for(exp.get("dataset", ""), {"miou": "segmentation", "top1": "classification"}.get(m.metric))
+    table = paper_table_of(exp.get("dataset", ""), m.metric)
     if table is None:
         return []
     header, rows = paper_rows(table)

@@ -29,6 +29,11 @@ def paper_table_for(dataset: str, task: str | None) -> PaperTable | None:
     return None
 
 
+def paper_table_of(dataset: str, metric: str) -> PaperTable | None:
+    """`paper_table_for` a report's experiment: its dataset and metric (miou -> segmentation, top1 -> classification)."""
+    return paper_table_for(dataset, {"miou": "segmentation", "top1": "classification"}.get(metric))
+
+
 def scale_label(dataset: str, table: PaperTable, n_labelled: int | None, pool: int | None) -> str:
     """One sentence: whose data, which scale, so nobody reads the two tables as the same experiment."""
     ours = EMBEDDED.get(dataset, dataset)
