@@ -1,4 +1,5 @@
-"""`al surrogate CONFIG --out DIR --list-cells | --cell ID | --shard I/N`: the matrix as cells."""
+"""`al surrogate CONFIG --out DIR --list-cells | --cell ID | --shard I/N` (and `--jobs N`'s `--worker`
+processes): the matrix as cells."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def run_cells(cfg: Any, args: argparse.Namespace) -> int:
     from hwbench.console import emit, line
     from hwbench.errors import UserError
 
-    if sum(bool(x) for x in (args.list_cells, args.cell, args.shard)) > 1 or args.chain:
+    if sum(bool(x) for x in (args.list_cells, args.cell, args.shard, args.worker)) > 1 or args.chain:
         raise UserError("give one of --list-cells, --cell ID, --shard I/N (and not --chain)")
     shard = cells.parse_shard(args.shard) if args.shard else None
     exp, plan = open_cells(cfg, args.out, create=not args.list_cells)
@@ -26,6 +27,9 @@ def run_cells(cfg: Any, args: argparse.Namespace) -> int:
                  title=f"{len(plan)} cells of {cfg.name}", columns=["cell", "deps", "status"])
         return 0
     with torch_threads(cell_threads(cfg)):
+        if args.worker:  # one of `--jobs N`'s workers: any ready cell nobody holds; the parent finishes
+            cell_runner.run_shard(exp, plan, 0, 1)
+            return 0
         if args.cell:
             cells.run_cell(exp, plan, cells.find(plan, args.cell))
             ran = [args.cell]

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment in DIR (finished sub-runs are reused)")
     parser.add_argument("--jobs", type=int, metavar="N",
-                        help="run independent cells in N local processes, one torch thread each (default: "
+                        help="run the cells in N local worker processes, one torch thread each (default: "
                              "the available cores, at most 8; 1 = serial in this process); same records")
     parser.add_argument("--list-cells", action="store_true",
                         help="print every cell (AL run, deployment training) with its dependencies and status")
@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "al/s0/deeplabv3plus_resnet20")
     parser.add_argument("--shard", metavar="I/N", help="run every N-th cell starting at I (plus dependencies "
                         "nobody runs); N processes with I = 0..N-1 together run the whole matrix")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker process
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         args.out = "EXPERIMENT_DIR"  # nothing is created; statuses as for a new directory
     if not args.out:
         raise UserError("al surrogate: give --out DIR (the experiment directory), or --plan to only print the cost")
-    if args.list_cells or args.cell or args.shard:
+    if args.list_cells or args.cell or args.shard or args.worker:
         from al.commands.cells_view import run_cells
 
         return run_cells(cfg, args)

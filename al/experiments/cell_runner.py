@@ -1,5 +1,6 @@
 """Running the cells of a surrogate experiment (`al.experiments.cells`): one (`--cell`), a shard
-(`--shard I/N`), or all of them in N local processes (`--jobs N`), then the matrix they make.
+(`--shard I/N`), or all of them in N local worker processes (`--jobs N`: each worker takes the next
+ready cell nobody holds), then the matrix they make.
 
 Several processes share one experiment directory: each takes the experiment lock only for a
 moment (to create or check the directory's identity, and to write the final records and report;
@@ -117,42 +118,44 @@ def default_jobs() -> int:
 
 def run_parallel(exp: Experiment, cells: list[C.Cell], jobs: int, child_args: Sequence[str],
                  on_done: Callable[[C.Cell], Any] | None = None) -> None:
-    """Run every unfinished cell in up to `jobs` child processes (`al surrogate ... --cell ID`, one
-    torch thread each), as soon as its dependencies are done."""
+    """Run every unfinished cell in `jobs` worker processes (`al surrogate ... --worker`, one torch
+    thread each). Each worker takes the next ready cell nobody holds (`run_shard` over the whole plan),
+    so a process starts once per worker, not once per cell; `on_done` is called as cells finish."""
+    import tempfile
+
     env = {**os.environ, THREADS_ENV: "1", "OMP_NUM_THREADS": "1"}
-    running: dict[str, tuple[subprocess.Popen, Any]] = {}
     pending = [c for c in cells if not C.is_done(c)]
+    n = min(jobs, len(pending))
+    cmd = [sys.executable, "-m", "al", "surrogate", *child_args, "--worker"]
+    workers: list[tuple[subprocess.Popen, Any]] = []
     try:
-        while pending or running:
-            for cid, (proc, err) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[cid]
+        for _ in range(n):
+            err = tempfile.TemporaryFile()
+            workers.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), err))
+        while True:
+            for cell in [c for c in pending if C.is_done(c)]:
+                pending.remove(cell)
+                if on_done is not None:
+                    on_done(cell)
+            codes = [proc.poll() for proc, _ in workers]
+            failed = [(w, rc) for w, rc in zip(workers, codes, strict=True) if rc not in (None, 0)]
+            if failed:
+                (_, err), rc = failed[0]
                 err.seek(0)
                 tail = err.read().decode("utf-8", "replace").strip().splitlines()
-                err.close()
-                if proc.returncode != 0:
-                    raise UserError(f"cell {cid} failed (exit {proc.returncode}): "
-                                    f"{tail[-1] if tail else 'no message'}; rerun it alone with --cell {cid}")
-                if on_done is not None:
-                    on_done(C.find(cells, cid))
-            for cell in list(pending):
-                if len(running) >= jobs:
-                    break
-                if C.is_done(cell):
-                    pending.remove(cell)
-                elif C.status(cells, cell) == "ready":
-                    import tempfile
-
-                    err = tempfile.TemporaryFile()
-                    cmd = [sys.executable, "-m", "al", "surrogate", *child_args, "--cell", cell.id]
-                    running[cell.id] = (subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), err)
-                    pending.remove(cell)
+                raise UserError(f"a cell worker failed (exit {rc}): {tail[-1] if tail else 'no message'}; "
+                                "rerun with --jobs 1 or run the cell alone with --cell ID (--list-cells)")
+            if all(rc is not None for rc in codes):
+                break
             time.sleep(POLL_S / 5)
+        for cell in [c for c in pending if C.is_done(c)]:
+            if on_done is not None:
+                on_done(cell)
     finally:
-        for proc, err in running.values():
-            proc.terminate()
-            proc.wait()
+        for proc, err in workers:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
             err.close()
 
 

@@ -3,7 +3,9 @@
 `experiment.json` names the kind of experiment and the SHA-256 of the resolved config that
 identifies it, and is written first; `DONE` is written last and removed while a resumed
 experiment runs again. A directory holding nothing but `experiment.toml`, the lock file and
-temporaries of interrupted writes (a kill before `experiment.json` landed) counts as new.
+temporaries of interrupted writes (a kill before `experiment.json` landed) counts as new, and so does
+one whose only other entries are other studies' directories (`<experiment>/entropy`, `/fleet`, a
+folder of `al run` directories: the layout `al report` reads), whichever was started first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from al.runs.lock import DirLock, is_bookkeeping, remove_temporaries
 from hwbench.errors import UserError
 
 INFO = "experiment.json"
+RUN_STATE = "state.json"  # an `al run` directory (al.runs.run_dir)
 
 
 @contextlib.contextmanager
@@ -39,11 +42,26 @@ def experiment_dir(out: str | Path, toml: str, *, resume: bool, kind: str,
         yield out
 
 
+def _is_study(path: Path, *, depth: int) -> bool:
+    """`path` is another study's directory inside an experiment's (never one of its own `seed_*`): it holds
+    an experiment or a run, or is still being created (nothing but bookkeeping), or holds only such
+    directories (`depth` levels down)."""
+    if not path.is_dir() or path.is_symlink() or path.name.startswith("seed_"):
+        return False
+    if (path / INFO).is_file() or (path / RUN_STATE).is_file():
+        return True
+    children = list(path.iterdir())
+    if all(is_bookkeeping(c.name) for c in children):
+        return True
+    return depth > 1 and all(is_bookkeeping(c.name) or _is_study(c, depth=depth - 1) for c in children)
+
+
 def check_out_dir(out: Path, toml: str, *, resume: bool, kind: str, expect: dict | None = None) -> None:
     """`UserError` unless `out` is new, empty, or (with `resume`) holds this very experiment."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
-    if not out.is_dir() or all(is_bookkeeping(p.name) or p.name == "experiment.toml" for p in out.iterdir()):
+    if not out.is_dir() or all(is_bookkeeping(p.name) or p.name == "experiment.toml" or _is_study(p, depth=2)
+                               for p in out.iterdir()):
         return
     info_path = out / INFO
     if not info_path.is_file():

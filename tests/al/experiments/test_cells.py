@@ -1,6 +1,6 @@
 """The surrogate matrix as cells: the plan and its dependencies (surrogate_smoke), two concurrent `--shard`
 processes then `al report`, and `--jobs 2`, each against the serial run of a smaller matrix (`cells_config`:
-one seed of surrogate_smoke with MNV3 as its only surrogate, so 3 cells, one cell process each)."""
+one seed of surrogate_smoke with MNV3 as its only surrogate, so 3 cells)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _al(*args: str) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def cells_config(tmp_path_factory) -> str:
     """surrogate_smoke, one seed, MNV3 the only surrogate: cells al/s0/MNV3 -> train/s0/Res-20/MNV3,
-    and train/s0/Res-20/random_8 (each `--jobs` cell process pays ~3 CPU-s of start-up)."""
+    and train/s0/Res-20/random_8."""
     text = SMOKE.read_text()
     for old, new in ((f'surrogates = ["{RES20}", "{MNV3}"]', f'surrogates = ["{MNV3}"]'),
                      ("seeds = [0, 1]", "seeds = [0]"), ('name = "surrogate_smoke"', 'name = "cells_smoke"')):
@@ -97,3 +97,16 @@ def test_cell_with_unfinished_dependency_is_refused(tmp_path, capsys) -> None:
                "--cell", f"train/s0/{RES20}/{MNV3}"])
     assert rc == 2 and f"depends on al/s0/{MNV3}" in capsys.readouterr().err
     assert main(["surrogate", "surrogate_smoke", "--out", str(tmp_path / "e"), "--shard", "2/2"]) == 2
+
+
+def test_a_failing_worker_is_reported_in_one_line(cells_config, serial, tmp_path) -> None:
+    """`--jobs` workers are `al surrogate ... --worker` processes: one that exits non-zero stops the run with
+    its last stderr line (here: the workers are pointed at a preset that does not exist)."""
+    from al.experiments import cell_runner, cells
+    from al.experiments.cell_runner import open_cells
+    from hwbench.errors import UserError
+
+    exp, plan = open_cells(cells_config, tmp_path / "exp")
+    with pytest.raises(UserError, match=r"a cell worker failed \(exit 2\): .*no_such_preset"):
+        cell_runner.run_parallel(exp, plan, 2, ["no_such_preset", "--out", str(tmp_path / "exp")])
+    assert not any(cells.is_done(c) for c in plan)

@@ -85,3 +85,28 @@ def test_clear_keeps_the_held_lock_file(tmp_path: Path) -> None:
         (d / "checkpoints" / "cycle_000.pt").write_bytes(b"x")
         RunDir(d).clear()
         assert [p.name for p in d.iterdir()] == [LOCK_NAME]
+
+
+def test_other_studies_inside_a_new_experiment_directory_do_not_make_it_used(tmp_path: Path) -> None:
+    """`al report DIR` reads DIR/entropy, DIR/fleet and folders of `al run` directories: started before the
+    matrix (as `make demo`'s two lanes may), they must not make DIR 'not empty'; anything else still does."""
+    out = tmp_path / "exp"
+    (out / "entropy").mkdir(parents=True)
+    (out / "entropy" / "experiment.json").write_text("{}")
+    (out / "strategies" / "entropy").mkdir(parents=True)
+    (out / "strategies" / "entropy" / "state.json").write_text("{}")
+    (out / "digits").mkdir()
+    (out / "digits" / LOCK_NAME).write_text("123")  # another experiment being created right now
+    check_out_dir(out, "x", resume=False, kind="surrogate")  # no error
+    for bad in ("seed_0/x", "notes/readme.txt", "strategies/stray.txt"):
+        probe = out / bad
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text("not a study")
+        with pytest.raises(UserError, match="is not empty and holds no experiment"):
+            check_out_dir(out, "x", resume=False, kind="surrogate")
+        probe.unlink()
+        if probe.parent != out and not any(probe.parent.iterdir()):
+            probe.parent.rmdir()
+    (out / "results.csv").write_text("a,b\n")
+    with pytest.raises(UserError, match="is not empty and holds no experiment"):
+        check_out_dir(out, "x", resume=False, kind="surrogate")
