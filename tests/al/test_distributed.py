@@ -128,9 +128,11 @@ def test_torchrun_al_run_smoke_matches_one_process(launch, tmp_path) -> None:
     and nearly the same selections after it. Not exactly: the ranks sum gradients in another order
     than one process (~1e-7 relative per step), and these tiny trainings amplify that much as they
     amplify a change of torch's thread count, enough to flip a near-tie in the entropy ranking
-    (seen on a 2-core AMD EPYC, AVX2: 1 of the 10 picks of cycle 2; identical on an AVX-512 machine).
-    Metrics agree to a fraction of a point. The two-process run shares the `launch` of the cases
-    above (al's CLI in the same torchrun processes); the resume below is a fresh `torchrun -m al`."""
+    (seen on 2-core AMD EPYCs, AVX2 and AVX-512 alike: 1 of the 10 picks of cycle 2). A model trained
+    on the same images agrees to a fraction of a point; one trained on a set with one image swapped
+    can differ by a few points (2.1 seen), which says nothing about DDP, so only the former is compared.
+    The two-process run shares the `launch` of the cases above (al's CLI in the same torchrun
+    processes); the resume below is a fresh `torchrun -m al`."""
     import json
 
     from al.loop import run
@@ -142,8 +144,11 @@ def test_torchrun_al_run_smoke_matches_one_process(launch, tmp_path) -> None:
     assert two[0]["selected"] == one[0]["selected"]
     for a, b in zip(two[1:], one[1:], strict=True):  # at most one near-tie flip per cycle
         assert len(a["selected"]) == len(b["selected"]) and len(set(a["selected"]) - set(b["selected"])) <= 1
+    same_data = True                                  # a cycle trains on every selection so far
     for a, b in zip(two, one, strict=True):
-        assert a["value"] == pytest.approx(b["value"], abs=1.0)          # mIoU points
+        same_data = same_data and sorted(a["selected"]) == sorted(b["selected"])
+        if same_data:  # the same images: the same model up to summation order
+            assert a["value"] == pytest.approx(b["value"], abs=0.25)     # mIoU points
     state = json.loads((two_dir / "state.json").read_text())
     assert state["done"] and all(c["train"]["world_size"] == 2 for c in state["cycles"])
     assert sorted(p.name for p in two_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
