@@ -43,8 +43,8 @@ demo: setup
 	  step 7 "al run: every strategy and random on digits, for the AL curves (paper Fig. 3) (background)" \
 	    sh -c 'for s in entropy llal coreset true_loss random; do $(VENV)/bin/al run smoke_digits --strategy $$s --out reports/al/strategies/$$s --resume > /dev/null || exit 1; done'; \
 	) > $$log 2>&1 & bg=$$!; \
-	step 2 "al pretrain: the surrogates' backbones, once, on the pretrain drives (cached in $${HWBENCH_CACHE_DIR:-~/.cache/hwbench})" \
-	  $(VENV)/bin/al pretrain deeplabv3plus_resnet20 deeplabv3plus_mobilenetv3_small --jobs 1; \
+	step 2 "al pretrain: the backbones of the surrogates and the deployment model, once, on the pretrain drives (cached in $${HWBENCH_CACHE_DIR:-~/.cache/hwbench})" \
+	  $(VENV)/bin/al pretrain deeplabv3plus_resnet20 deeplabv3plus_mobilenetv3_small deeplabv3plus_resnet18 --jobs 1; \
 	step 4 "al entropy: entropy histograms of models trained on the same random subset" \
 	  $(VENV)/bin/al entropy entropy_demo --out reports/al/entropy --resume; \
 	step 6 "al surrogate: deployable-on-TX2 surrogates pick data for a next-generation model, 12 seeds (2 workers, nice)" \
