@@ -8,7 +8,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help="backbones or their deeplabv3plus_ models (default: resnet20 mobilenetv3_small, "
+                        help="backbones or their deeplabv3plus_ models (default: resnet20 mobilenetv3_small resnet18, "
                              "the demo's)")
     parser.add_argument("--all", action="store_true", help="every zoo backbone (resnet20, mobilenetv3_small, "
                                                            "resnet18, resnet34, resnet50, xception65)")

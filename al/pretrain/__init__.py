@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "synthetic_streets-pretrain-crops/v1"
 BACKBONES = ("resnet20", "mobilenetv3_small", "resnet18", "resnet34", "resnet50", "xception65")
-DEFAULT_BACKBONES = ("resnet20", "mobilenetv3_small")  # the demo's
+DEFAULT_BACKBONES = ("resnet20", "mobilenetv3_small", "resnet18")  # the demo's
 
 
 @dataclass(frozen=True)
