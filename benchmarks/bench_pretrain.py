@@ -1,4 +1,5 @@
-"""Benchmark: `al pretrain` for the demo's backbones, and what the pretrained start is worth.
+"""Benchmark: `al pretrain` for the surrogates' backbones (the demo also pre-trains its deployment
+model's, resnet18: ~50 CPU-s, README "Pretrained starts"), and what the pretrained start is worth.
 
 1. CPU seconds to pre-train resnet20 and mobilenetv3_small with the default recipe (one thread
    each; `al pretrain` trains them in parallel, one per core, so the wall time on 2 idle cores
