@@ -28,6 +28,7 @@ def run_cells(cfg: Any, args: argparse.Namespace) -> int:
         return 0
     with torch_threads(cell_threads(cfg)):
         if args.worker:  # one of `--jobs N`'s workers: any ready cell nobody holds; the parent finishes
+            cell_runner.exit_with_parent()
             cell_runner.run_shard(exp, plan, 0, 1)
             return 0
         if args.cell:

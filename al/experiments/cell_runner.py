@@ -31,6 +31,7 @@ T = TypeVar("T")
 LOCK_WAIT_S = 120.0
 POLL_S = 0.5
 THREADS_ENV = "AL_CELL_THREADS"   # set for --jobs children: torch threads per cell process
+PARENT_ENV = "AL_WORKER_PARENT"   # set for --jobs workers: the PID of the process that started them
 
 
 def retry_busy(fn: Callable[[], T], what: str, wait_s: float = LOCK_WAIT_S) -> T:
@@ -107,6 +108,22 @@ def run_shard(exp: Experiment, cells: list[C.Cell], i: int, n: int) -> list[str]
     return ran
 
 
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a `--jobs` worker: end this process soon after its parent dies (a SIGKILL gives the parent
+    no chance to stop its workers); a cell cut short is redone by `--resume`."""
+    import threading
+
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())  # the PID the parent gave: it may be gone already
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.warning("the al surrogate process that started this worker is gone; stopping")
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def default_jobs() -> int:
     """The cores this process may use, capped at 8."""
     try:
@@ -123,7 +140,7 @@ def run_parallel(exp: Experiment, cells: list[C.Cell], jobs: int, child_args: Se
     so a process starts once per worker, not once per cell; `on_done` is called as cells finish."""
     import tempfile
 
-    env = {**os.environ, THREADS_ENV: "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, THREADS_ENV: "1", "OMP_NUM_THREADS": "1", PARENT_ENV: str(os.getpid())}
     pending = [c for c in cells if not C.is_done(c)]
     n = min(jobs, len(pending))
     cmd = [sys.executable, "-m", "al", "surrogate", *child_args, "--worker"]

@@ -110,3 +110,48 @@ def test_a_failing_worker_is_reported_in_one_line(cells_config, serial, tmp_path
     with pytest.raises(UserError, match=r"a cell worker failed \(exit 2\): .*no_such_preset"):
         cell_runner.run_parallel(exp, plan, 2, ["no_such_preset", "--out", str(tmp_path / "exp")])
     assert not any(cells.is_done(c) for c in plan)
+
+
+def test_workers_end_when_the_parent_is_killed(cells_config, tmp_path) -> None:
+    """SIGKILL gives `al surrogate --jobs 2` no chance to stop its workers: they notice and exit, before
+    finishing any cell (the parent is killed while they start up)."""
+    import signal
+    import time
+
+    p = _al("surrogate", cells_config, "--out", str(tmp_path / "exp"), "--jobs", "2")
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _children(p.pid, "--worker")
+    assert workers, "no worker process started"
+    p.send_signal(signal.SIGKILL)                 # at once: the workers are still starting up
+    p.communicate(timeout=30)
+    deadline = time.monotonic() + 30               # left alone, they run all 3 cells (~10 s)
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
+    assert not (tmp_path / "exp" / "seed_0" / "train" / RES20 / "random_8" / "record.json").is_file()
+
+
+def _children(parent: int, arg: str) -> list[int]:
+    """PIDs of `parent`'s child processes with `arg` on their command line (Linux /proc)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            ppid = int((d / "stat").read_text().split(")")[-1].split()[1])
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and arg.encode() in argv:
+            found.append(int(d.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().split(")")[-1].split()[0] == "Z")  # a zombie has ended
