@@ -1,5 +1,5 @@
 """Generation chains (`al surrogate --chain`): model i selects (AL cycles) for model i+1, which
-trains from scratch on the inherited set (compared with random of the same size) and then, as the
+trains afresh (from its starting weights) on the inherited set (compared with random of the same size) and then, as the
 new surrogate, continues the cycles for model i+2.
 
 `run_chain` is the algorithm over a `ChainOps` (tests use a stub); `_ChainOps` persists every step
@@ -34,10 +34,10 @@ class ChainOps(Protocol):
         """AL run of the oldest model: (labelled in order, cycle-0 set)."""
 
     def train_inherited(self, gen: int, model: str, labelled: np.ndarray) -> tuple[float, Any]:
-        """Train `model` from scratch on the inherited set: (metric value, trained model handle)."""
+        """Train a fresh `model` on the inherited set: (metric value, trained model handle)."""
 
     def train_random(self, gen: int, model: str, n: int, initial: np.ndarray) -> float:
-        """Train `model` from scratch on a random set of size n containing `initial`: metric value."""
+        """Train a fresh `model` on a random set of size n containing `initial`: metric value."""
 
     def continue_cycles(self, gen: int, model: str, handle: Any, labelled: np.ndarray, cycles: int) -> np.ndarray:
         """`model` (already trained on `labelled`) runs `cycles` more AL cycles: the new labelled set."""
