@@ -8,8 +8,8 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help="backbones or their deeplabv3plus_ models (default: resnet20 mobilenetv3_small resnet18, "
-                             "the demo's)")
+                        help="backbones or their deeplabv3plus_ models (default: the demo's, resnet20 "
+                             "mobilenetv3_small resnet18)")
     parser.add_argument("--all", action="store_true", help="every zoo backbone (resnet20, mobilenetv3_small, "
                                                            "resnet18, resnet34, resnet50, xception65)")
     parser.add_argument("--seed", type=int, default=0, help="pre-training seed (default 0; part of the cache key)")

@@ -54,8 +54,9 @@ class Backend:
 
     def train_model(self, name: str, indices: np.ndarray, *, seed: int, cfg: TrainConfig | None = None,
                     aux: Any = None, init_seed: int | None = None) -> Any:
-        """A fresh `name` (its starting weights: random, or its `weights` checkpoint) trained on pool `indices` (a set: sorted first, so two cells with
-        the same images in another order train identically — common random numbers)."""
+        """A fresh `name` (from its starting weights: random, or its `weights` checkpoint) trained on pool
+        `indices` (a set: sorted first, so two cells with the same images in another order train
+        identically — common random numbers)."""
         import torch
 
         from al.train import train

@@ -150,24 +150,20 @@ def run_parallel(exp: Experiment, cells: list[C.Cell], jobs: int, child_args: Se
             err = tempfile.TemporaryFile()
             workers.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), err))
         while True:
+            codes = [proc.poll() for proc, _ in workers]  # before the cells: a worker's last cell is seen
             for cell in [c for c in pending if C.is_done(c)]:
                 pending.remove(cell)
                 if on_done is not None:
                     on_done(cell)
-            codes = [proc.poll() for proc, _ in workers]
-            failed = [(w, rc) for w, rc in zip(workers, codes, strict=True) if rc not in (None, 0)]
-            if failed:
-                (_, err), rc = failed[0]
-                err.seek(0)
-                tail = err.read().decode("utf-8", "replace").strip().splitlines()
-                raise UserError(f"a cell worker failed (exit {rc}): {tail[-1] if tail else 'no message'}; "
-                                "rerun with --jobs 1 or run the cell alone with --cell ID (--list-cells)")
-            if all(rc is not None for rc in codes):
-                break
+            for (_, err), rc in zip(workers, codes, strict=True):
+                if rc not in (None, 0):
+                    err.seek(0)
+                    tail = err.read().decode("utf-8", "replace").strip().splitlines()
+                    raise UserError(f"a cell worker failed (exit {rc}): {tail[-1] if tail else 'no message'}; "
+                                    "rerun with --jobs 1 or run the cell alone with --cell ID (--list-cells)")
+            if None not in codes:
+                return
             time.sleep(POLL_S / 5)
-        for cell in [c for c in pending if C.is_done(c)]:
-            if on_done is not None:
-                on_done(cell)
     finally:
         for proc, err in workers:
             if proc.poll() is None:

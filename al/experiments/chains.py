@@ -1,6 +1,6 @@
 """Generation chains (`al surrogate --chain`): model i selects (AL cycles) for model i+1, which
-trains afresh (from its starting weights) on the inherited set (compared with random of the same size) and then, as the
-new surrogate, continues the cycles for model i+2.
+trains afresh (from its starting weights) on the inherited set (compared with random of the same
+size) and then, as the new surrogate, continues the cycles for model i+2.
 
 `run_chain` is the algorithm over a `ChainOps` (tests use a stub); `_ChainOps` persists every step
 under seed_<s>/chain/ of the experiment directory.

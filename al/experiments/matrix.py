@@ -4,9 +4,9 @@ For every seed:
 
 1. every surrogate runs its own active-learning cycles with `al.loop.run` (same cycle-0 set for
    all surrogates of the seed: `al.seeds.initial_selection` depends on dataset, pool and seed only);
-2. every deployment model trains afresh (from its starting weights) on each surrogate's final selection, and on a random
-   selection of the same size, and is evaluated on the validation split. The random selection
-   CONTAINS the shared cycle-0 set plus a seeded random draw from the rest of the pool, so it
+2. every deployment model trains afresh (from its starting weights) on each surrogate's final
+   selection, and on a random selection of the same size, and is evaluated on the validation
+   split. The random selection CONTAINS the shared cycle-0 set plus a seeded random draw from the rest of the pool, so it
    differs from the surrogates' selections only in what the cycles picked (fair comparison).
    A deployment model starts from the same initial weights and training seed in every column of
    a row, so the columns differ only in their data.
@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray) -> dict:
-    """Train a fresh `deployment` (from its starting weights) on `indices` (column = surrogate or random), in the cell's own
-    directory `seed_<s>/train/<deployment>/<column>/` (record.json, model.pt) under its lock; cached.
+    """Train a fresh `deployment` (from its starting weights) on `indices` (column = surrogate or
+    random), in the cell's own directory `seed_<s>/train/<deployment>/<column>/` (record.json,
+    model.pt) under its lock; cached.
 
     Random cells are keyed by size (`random_<n>`), so a chain generation and the matrix share one
     when their sizes agree.

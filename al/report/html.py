@@ -123,7 +123,8 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str], image_dir: Path
         legend = "".join(f'<span style="background:{scale_colour(t)}">{w}</span>'
                          for t, w in ((0.0, "worst"), (0.5, ""), (1.0, "best")))
         out += [f"<h2>Deployment models trained on surrogate-selected data: {esc(metric_label(metric))}</h2>",
-                "<p>Rows: deployment models trained afresh (from their starting weights: random, or a <code>weights</code> checkpoint) on each surrogate's final selection; "
+                "<p>Rows: deployment models trained afresh (from their starting weights: random, or a "
+                "<code>weights</code> checkpoint) on each surrogate's final selection; "
                 "<code>random</code>: a random selection of the same size containing the shared cycle-0 set. "
                 f"Colour per row: <span class='legend'>{legend}</span>; bold: best surrogate; {UP}/{DOWN} vs random; "
                 f"{SELF_MARK} the model picked for itself; random (own column) is not colour-coded, "

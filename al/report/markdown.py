@@ -101,7 +101,8 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
     if d.records:
         m = aggregate(d.records, rows=exp.get("deployment"), columns=exp.get("surrogates"), metric=metric)
         out += [f"## Deployment models trained on surrogate-selected data — {metric_label(metric)}", "",
-                "Rows: deployment model trained afresh (from its starting weights: random, or its `weights` checkpoint) on the final selection of the column's surrogate; "
+                "Rows: deployment model trained afresh (from its starting weights: random, or its `weights` "
+                "checkpoint) on the final selection of the column's surrogate; "
                 f"`random`: a random selection of the same size that contains the shared cycle-0 set. "
                 f"Colour within each row, worst to best: {' '.join(SQUARES)} (as the paper's Table 3); "
                 f"**bold**: best surrogate in the row; {UP}/{DOWN}: mean above/below random; "
@@ -117,7 +118,8 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
                     md_table(COMPARISON_HEADER, comp), ""]
     if d.chain:
         out += ["## Generation chain", "",
-                "Each model trains afresh (from its starting weights) on the set its predecessors selected, is compared with a random "
+                "Each model trains afresh (from its starting weights) on the set its predecessors selected, "
+                "is compared with a random "
                 "set of the same size (containing the same cycle-0 set), then continues the cycles as the next "
                 "surrogate.", "", md_table(CHAIN_HEADER, chain_rows(d.chain)), ""]
     if d.deploy:

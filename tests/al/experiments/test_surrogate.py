@@ -137,7 +137,7 @@ def test_surrogates_from_deploy_follow_the_paper_latencies():
 
 @pytest.fixture(scope="module")
 def smoke_dir(tmp_path_factory):
-    # serial, in this process: each `--jobs` cell process pays ~3 CPU-s of start-up (10 cells here);
+    # serial, in this process: each `--jobs` worker process pays ~3 CPU-s of start-up;
     # parallel runs are checked against serial ones in test_cells.py; the resumes below run the cells' runner
     out = tmp_path_factory.mktemp("exp") / "smoke"
     assert main(["surrogate", "surrogate_smoke", "--out", str(out), "--jobs", "1"]) == 0
@@ -167,7 +167,7 @@ def test_end_to_end_report_and_layout(smoke_dir):
 def test_json_records_and_resume_reuses_everything(smoke_dir, capsys):
     before = list(read_jsonl(smoke_dir / "records.jsonl"))
     capsys.readouterr()
-    # the cells' runner resumes the serial run's directory: nothing left to run, no cell process
+    # the cells' runner resumes the serial run's directory: nothing left to run, no worker started
     assert main(["surrogate", "surrogate_smoke", "--out", str(smoke_dir), "--json", "--resume", "--jobs", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     recs = out["records"]
@@ -198,7 +198,7 @@ def test_resume_after_an_interruption_gives_the_same_records(smoke_dir, tmp_path
         (copy / name).unlink()
     (copy / "seed_1" / "train" / RES20 / MNV3 / "record.json").unlink()  # ... in the middle of a cell
     assert main(["surrogate", "surrogate_smoke", "--out", str(copy)]) == 2  # needs --resume
-    # the cells' runner resumes a serial run's directory: one `--cell` process for the missing cell
+    # the cells' runner resumes a serial run's directory: one worker process for the one missing cell
     assert main(["surrogate", "surrogate_smoke", "--out", str(copy), "--resume", "--jobs", "2"]) == 0
     assert list(read_jsonl(copy / "records.jsonl")) == list(read_jsonl(smoke_dir / "records.jsonl"))
     timing = json.loads((copy / "timing.json").read_text())
