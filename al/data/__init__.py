@@ -37,6 +37,9 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
                 "al.data.ade20k:ADE20K"),
     DatasetInfo("folder", "classification", True, "ImageNet-style class folders root/{train,val}/<class>/*.jpg",
                 "al.data.folder:ImageFolder"),
+    DatasetInfo("idx", "classification", True,
+                "IDX files of the MNIST family (MNIST, Fashion-MNIST, KMNIST, EMNIST), gzip or not: "
+                "root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", "al.data.idx:IDX"),
     DatasetInfo("synthetic_streets", "segmentation", False,
                 "embedded drives of street scenes, 8 classes, 600/240/240 frames (train/val/test) of 64x128",
                 "al.data.synthetic:SyntheticStreets"),

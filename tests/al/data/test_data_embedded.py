@@ -18,7 +18,7 @@ def streets():
 
 
 def test_registry_names_and_errors() -> None:
-    assert list_datasets() == ["ade20k", "cityscapes", "digits", "folder", "synthetic_streets"]
+    assert list_datasets() == ["ade20k", "cityscapes", "digits", "folder", "idx", "synthetic_streets"]
     with pytest.raises(UserError, match="unknown dataset 'citiscapes'; known: ade20k, cityscapes, digits"):
         build_dataset("citiscapes")
     with pytest.raises(UserError, match="unknown option.*'crop'; known: n, size, seed"):
