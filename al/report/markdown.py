@@ -37,7 +37,7 @@ from al.report.tables import (
 from al.stats import Matrix, aggregate, compare_to_random, row_scale
 
 PAIRED_TEXT = ("Δ = mean over seeds of (surrogate − random of the same seed), in percentage points; 95 % CI: "
-               "t-interval over seeds (bootstrap from 10 seeds on); p: two-sided paired t-test; verdict: beat / "
+               "t-interval over seeds (any seed count); p: two-sided paired t-test; verdict: beat / "
                "lose when the CI lies above / below 0, else tie; last column: seeds needed for a CI half-width "
                "of 1 p.p. at this pair's spread.")
 

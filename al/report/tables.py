@@ -204,8 +204,8 @@ def honest_note(d: ExperimentData) -> list[str]:
         n_seeds = len({r["seed"] for r in (d.records or d.chain)})
         notes.append(f"Means and ± are over {n_seeds} seed(s); ± is the sample standard deviation (ddof=1). "
                      "Δ is the mean of the per-seed differences surrogate − random; its 95 % CI is a "
-                     "t-interval over seeds (a percentile bootstrap from 10 seeds on) and p a two-sided "
-                     "paired t-test. A pair that ties has a CI holding 0: the data cannot tell it from random.")
+                     "t-interval over seeds and p the paired t-test of the same "
+                     "differences. A pair that ties has a CI holding 0: the data cannot tell it from random.")
         notes.append("Common random numbers: each seed shares its cycle-0 set, the deployment model's initial "
                      "weights and its training seed (batch order, augmentation) across a row's columns, so "
                      "a surrogate cell and its random cell differ only in the data the surrogate selected.")
