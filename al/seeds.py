@@ -54,6 +54,20 @@ def random_selection(initial: np.ndarray, pool_size: int, n: int, *, seed: int) 
     return np.concatenate([initial, np.sort(extra)]).astype(np.int64)
 
 
+def nested_random_selection(initial: np.ndarray, pool_size: int, n: int, *, seed: int) -> np.ndarray:
+    """`n` pool indices: the shared cycle-0 set `initial`, then the first `n - len(initial)` images of one
+    seeded permutation of the rest. Nested: the set of size n contains every smaller one of the same
+    (initial, pool size, seed) -- the random learning curve of a budget sweep adds images, never swaps them.
+    """
+    initial = np.asarray(initial, dtype=np.int64)
+    if n < initial.size or n > pool_size:
+        raise ValueError(f"random selection of {n} cannot hold the {initial.size} initial images of a "
+                         f"{pool_size}-image pool")
+    rest = np.setdiff1d(np.arange(pool_size), initial)
+    order = np.random.default_rng(stable_seed(seed, pool_size, "random-nested")).permutation(rest)
+    return np.concatenate([initial, order[:n - initial.size]]).astype(np.int64)
+
+
 def selection_digest(indices: np.ndarray) -> str:
     """Short digest of a set of indices (order-free): detects a changed selection on resume."""
     return hashlib.sha256(np.sort(np.asarray(indices, dtype=np.int64)).tobytes()).hexdigest()[:16]

@@ -3,7 +3,8 @@ process or as one rank of a `torchrun` launch.
 
 Recipe (the paper's, §4 "Training Parameters"): SGD, momentum 0.9, weight decay 4e-4 on every
 parameter except normalisation (batch-norm) parameters and biases; poly learning rate per
-iteration, `lr * (1 - it / total) ** 0.9`; cross-entropy with the ignore label (`al.losses`).
+iteration, `lr * (1 - it / total) ** 0.9`, optionally after a linear warm-up (`warmup_steps`);
+`min_steps` counts epochs in steps, so a small labelled set still gets enough updates; cross-entropy with the ignore label (`al.losses`).
 AMP (fp16 autocast + GradScaler) and channels_last are used on CUDA only; CPU runs are plain fp32.
 
 Batching (`al.batching`). Each epoch permutes the labelled set with a generator seeded from
@@ -79,7 +80,7 @@ logger = logging.getLogger(__name__)
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
-__all__ = ["TrainConfig", "train", "evaluate", "recompute_bn_stats", "poly_lr", "param_groups", "make_optimizer",
+__all__ = ["TrainConfig", "train", "evaluate", "recompute_bn_stats", "poly_lr", "scheduled_lr", "param_groups", "make_optimizer",
            "per_sample_loss", "confusion_matrix", "miou_from_confusion", "epoch_batches", "iterate_batches",
            "use_sync_bn"]
 
@@ -98,18 +99,26 @@ class TrainConfig:
     channels_last: bool = True
     num_workers: int = 0
     precise_bn: bool = True  # recompute BatchNorm statistics on the labelled set after training
+    warmup_steps: int = 0    # linear learning-rate warm-up over the first N steps, then poly
+    min_steps: int = 0       # train at least N steps: epochs rise for small labelled sets (0: `epochs` as given)
     sync_bn: bool | None = None  # distributed: SyncBatchNorm (None: on for segmentation, off otherwise)
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
                   "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
-                  "poly_power": self.poly_power >= 0, "num_workers": self.num_workers >= 0}
+                  "poly_power": self.poly_power >= 0, "num_workers": self.num_workers >= 0,
+                  "warmup_steps": self.warmup_steps >= 0, "min_steps": self.min_steps >= 0}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise UserError(f"train: {k} = {getattr(self, k)!r} is out of range; "
                             "need epochs >= 1, batch_size >= 1, lr > 0, 0 <= momentum < 1, "
-                            "weight_decay >= 0, poly_power >= 0, num_workers >= 0")
+                            "weight_decay >= 0, poly_power >= 0, num_workers >= 0, warmup_steps >= 0, "
+                            "min_steps >= 0")
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs to run: `epochs`, raised to reach `min_steps` steps (epochs counted in steps)."""
+        return max(self.epochs, math.ceil(self.min_steps / max(steps_per_epoch, 1)))
 
 
 # --- optimisation pieces -------------------------------------------------------------------------
@@ -117,6 +126,12 @@ class TrainConfig:
 def poly_lr(base_lr: float, iteration: int, total_iters: int, power: float = 0.9) -> float:
     """Poly schedule: `base_lr * (1 - iteration / total_iters) ** power` (iteration 0-based)."""
     return base_lr * (1.0 - iteration / max(total_iters, 1)) ** power
+
+
+def scheduled_lr(cfg: TrainConfig, iteration: int, total_iters: int) -> float:
+    """Poly schedule times a linear warm-up: `(it + 1) / warmup_steps` over the first `warmup_steps` steps."""
+    lr = poly_lr(cfg.lr, iteration, total_iters, cfg.poly_power)
+    return lr * min(1.0, (iteration + 1) / cfg.warmup_steps) if cfg.warmup_steps else lr
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
@@ -266,7 +281,8 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
     ignore = int(dataset.ignore_index)
     batch_size = min(cfg.batch_size, n)
     per_epoch = len(plan_epoch(n, batch_size, seed, 0, w))
-    total = cfg.epochs * per_epoch
+    epochs = cfg.epochs_for(per_epoch)
+    total = epochs * per_epoch
     aux_weight = float(getattr(aux, "weight", 1.0))
 
     from al.strategies.learning_loss import stop_gradient
@@ -283,10 +299,10 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
             stack.enter_context(sync_batchnorm(modules, device))
         keys = stack.enter_context(sample_dropout(modules, seed))
         net = wrap(TrainStep(model, aux), device)
-        t_epochs = bar.add_task("train epochs", total=cfg.epochs)
+        t_epochs = bar.add_task("train epochs", total=epochs)
         t_batches = bar.add_task("batches", total=per_epoch)
-        for epoch in range(cfg.epochs):
-            detach = aux is not None and stop_gradient(epoch, cfg.epochs, aux.stop_grad_fraction)
+        for epoch in range(epochs):
+            detach = aux is not None and stop_gradient(epoch, epochs, aux.stop_grad_fraction)
             batches = plan_epoch(n, batch_size, seed, epoch, w)
             parts = [rank_part(b, r, w) for b in batches]
             loss_sum = torch.zeros((), device=device)
@@ -295,7 +311,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
             for b, (x, y, ids) in zip(batches, iterate_batches(dataset, idx, parts, device=device,
                                                                 num_workers=cfg.num_workers, generator=loader_generator,
                                                                 augment_key=(seed, epoch)), strict=True):
-                lr = poly_lr(cfg.lr, it, total, cfg.poly_power)
+                lr = scheduled_lr(cfg, it, total)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 if channels_last:
@@ -327,18 +343,18 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
             history.append(epoch_loss)
             if aux is not None:
                 aux_history.append(float(aux_sum) / len(batches))
-            logger.info("epoch %d/%d loss %.4f lr %.3g", epoch + 1, cfg.epochs, epoch_loss, lr)
+            logger.info("epoch %d/%d loss %.4f lr %.3g", epoch + 1, epochs, epoch_loss, lr)
             bar.advance(t_epochs)
         if cfg.precise_bn:
             recompute_bn_stats(model, dataset, idx, batch_size=batch_size, device=device, aux=aux,
                                channels_last=channels_last, amp=use_amp, num_workers=cfg.num_workers,
-                               generator=loader_generator, augment_key=(seed, cfg.epochs), synced=sync)
+                               generator=loader_generator, augment_key=(seed, epochs), synced=sync)
         elif w > 1 and not sync:
             average_buffers(modules)
     seconds = time.perf_counter() - start
     for m in modules:
         m.eval()
-    out: dict[str, Any] = {"epochs": cfg.epochs, "iterations": it, "batch_size": batch_size, "samples": n,
+    out: dict[str, Any] = {"epochs": epochs, "iterations": it, "batch_size": batch_size, "samples": n,
                            "loss": history[-1], "loss_per_epoch": history, "lr_final": lr, "world_size": w,
                            "sync_bn": sync, "seconds": seconds,
                            "samples_per_s": it * batch_size / max(seconds, 1e-9)}

@@ -196,6 +196,18 @@ def _resnet20(num_classes: int | None, output_stride: int, imagenet_strides: boo
                   stem_stride=strides[0], stem_pool=False, num_classes=num_classes, output_stride=output_stride)
 
 
+# stem layouts of resnet18/34/50: (kernel, stride, max-pool) -> the stem's total stride 4 / 2 / 1
+STEMS = {"imagenet": (7, 2, True), "small": (3, 2, False), "cifar": (3, 1, False)}
+
+
+def _stem(stem: str) -> dict[str, Any]:
+    """Keyword arguments of `ResNet` for a named stem; an unknown name lists the known ones."""
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; known: {', '.join(STEMS)}")
+    k, s, pool = STEMS[stem]
+    return {"stem_kernel": k, "stem_stride": s, "stem_pool": pool}
+
+
 def resnet_backbone(name: str, *, output_stride: int = 16) -> ResNet:
     """Feature backbone (no fc) for DeepLab: resnet18/34/50, or resnet20 with stride-16 layout."""
     if name == "resnet20":
@@ -206,26 +218,32 @@ def resnet_backbone(name: str, *, output_stride: int = 16) -> ResNet:
 
 @register_model(label="Res-18", task="classification", family="resnet", num_classes=1000,
                 default_input=(1, 3, 224, 224), output_stride=32)
-def resnet18(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-18 (11,689,512 params with 1000 classes)."""
+def resnet18(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
+    """ResNet-18 (11,689,512 params with 1000 classes). `stem`: "imagenet" (7×7/2 + max-pool, stride 4),
+    "small" (3×3/2, no pool: 28-32 px inputs keep 14-16 px in layer1) or "cifar" (3×3/1, no pool)."""
     return ResNet(BasicBlock, (2, 2, 2, 2), num_classes=num_classes, output_stride=output_stride,
-                  zero_init_residual=zero_init_residual)
+                  zero_init_residual=zero_init_residual, **_stem(stem))
 
 
 @register_model(label="Res-34", task="classification", family="resnet", num_classes=1000,
                 default_input=(1, 3, 224, 224), output_stride=32)
-def resnet34(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-34 (21,797,672 params with 1000 classes)."""
+def resnet34(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
+    """ResNet-34 (21,797,672 params with 1000 classes). `stem`: "imagenet" (7×7/2 + max-pool, stride 4),
+    "small" (3×3/2, no pool: 28-32 px inputs keep 14-16 px in layer1) or "cifar" (3×3/1, no pool)."""
     return ResNet(BasicBlock, (3, 4, 6, 3), num_classes=num_classes, output_stride=output_stride,
-                  zero_init_residual=zero_init_residual)
+                  zero_init_residual=zero_init_residual, **_stem(stem))
 
 
 @register_model(label="Res-50", task="classification", family="resnet", num_classes=1000,
                 default_input=(1, 3, 224, 224), output_stride=32)
-def resnet50(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-50 v1.5 (25,557,032 params with 1000 classes)."""
+def resnet50(*, num_classes: int = 1000, output_stride: int = 32, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
+    """ResNet-50 v1.5 (25,557,032 params with 1000 classes). `stem`: "imagenet" (7×7/2 + max-pool, stride 4),
+    "small" (3×3/2, no pool: 28-32 px inputs keep 14-16 px in layer1) or "cifar" (3×3/1, no pool)."""
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes=num_classes, output_stride=output_stride,
-                  zero_init_residual=zero_init_residual)
+                  zero_init_residual=zero_init_residual, **_stem(stem))
 
 
 @register_model(label="Res-20", task="classification", family="resnet", num_classes=10,

@@ -317,3 +317,38 @@ def test_zoo_model_trains_with_llal(streets) -> None:
     r = train(model, streets, np.arange(2), TrainConfig(epochs=1, batch_size=2), seed=0, aux=aux)
     assert r["iterations"] == 1 and math.isfinite(r["loss"]) and math.isfinite(r["aux_loss_per_epoch"][0])
     assert "miou" in evaluate(model, streets, np.arange(2), batch_size=2)
+
+
+def test_warmup_and_steps_counted_schedule() -> None:
+    from al.train import TrainConfig, scheduled_lr
+
+    cfg = TrainConfig(lr=0.1, warmup_steps=4, poly_power=1.0, epochs=2, min_steps=50)
+    # warm-up (it + 1) / 4 times the linear (power 1) poly decay over 100 steps, by hand
+    assert [round(scheduled_lr(cfg, it, 100), 6) for it in (0, 1, 3, 10)] == [0.025, 0.0495, 0.097, 0.09]
+    assert scheduled_lr(TrainConfig(lr=0.1), 0, 10) == 0.1               # no warm-up: plain poly
+    assert cfg.epochs_for(7) == 8                                        # ceil(50 / 7) steps-worth of epochs
+    assert cfg.epochs_for(100) == 2                                      # never fewer than `epochs`
+    with pytest.raises(UserError, match="warmup_steps"):
+        TrainConfig(warmup_steps=-1)
+
+
+def test_min_steps_trains_that_many_steps() -> None:
+    import torch
+    from torch import nn
+
+    from al.train import TrainConfig, train
+
+    class Tiny(torch.utils.data.Dataset):
+        task, ignore_index, num_classes = "classification", -100, 2
+
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, i: int):
+            return torch.full((3, 4, 4), float(i % 2)), i % 2
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    out = train(model, Tiny(), list(range(10)), TrainConfig(epochs=1, batch_size=4, min_steps=7, amp=False),
+                show_progress=False)
+    # 10 samples in batches of 4 -> 3 steps per epoch (4, 4, 2); 7 steps need 3 epochs = 9 steps
+    assert (out["epochs"], out["iterations"]) == (3, 9)
