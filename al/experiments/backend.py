@@ -29,6 +29,7 @@ class Backend:
         self.p = prepared
         self.output_stride = output_stride
         self.weights: dict[str, Any] = {}  # model -> al.weights.WeightsRef of its starting weights
+        self.model_options: dict[str, dict[str, Any]] = {}  # model -> builder options (experiment model_options)
 
     @property
     def pool_size(self) -> int:
@@ -49,7 +50,8 @@ class Backend:
         from hwbench.models import create_model
 
         torch.manual_seed(init_seed)
-        model = create_model(name, num_classes=self.p.pool.num_classes, output_stride=self.output_stride)
+        model = create_model(name, num_classes=self.p.pool.num_classes, output_stride=self.output_stride,
+                             **self.model_options.get(name, {}))
         return load(model, self.weights.get(name))  # the backbone's starting weights (none: stays random)
 
     def train_model(self, name: str, indices: np.ndarray, *, seed: int, cfg: TrainConfig | None = None,

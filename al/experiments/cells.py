@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.experiments.matrix import cell_dir, train_cell
+from al.experiments.matrix import cell_dir, cell_stem, random_for, train_cell
 from al.runs.lock import DirLock, holder_pid
-from al.seeds import initial_selection, random_selection
+from al.seeds import initial_selection
 from al.stats import RANDOM
 from hwbench.errors import UserError
 
@@ -45,6 +45,7 @@ class Cell:
     column: str = ""              # train: a surrogate or "random"
     deps: tuple[str, ...] = ()
     path: Path = Path()
+    budget: int = 0               # train: labelled images (the final budget, or a sweep's smaller one)
 
     def to_dict(self, status: str) -> dict:
         return {"cell": self.id, "kind": self.kind, "seed": self.seed, "model": self.model,
@@ -58,16 +59,18 @@ def n_final(exp: Experiment) -> int:
 def plan(exp: Experiment) -> list[Cell]:
     """Every cell of the matrix, in the serial order (per seed: AL runs, then deployment rows)."""
     cells: list[Cell] = []
-    n = n_final(exp)
+    budgets = exp.p.budgets or (n_final(exp),)
+    nested = bool(exp.p.budgets)
     for seed in exp.cfg.seeds:
         for s in exp.p.surrogates:
             cells.append(Cell(f"al/s{seed}/{s}", "al", seed, s, path=exp.seed_dir(seed) / "al" / s))
         for d in exp.cfg.deployment:
-            for col in (*exp.p.surrogates, RANDOM):
-                deps = () if col == RANDOM else (f"al/s{seed}/{col}",)
-                stem = f"{RANDOM}_{n}" if col == RANDOM else col
-                cells.append(Cell(f"train/s{seed}/{d}/{stem}", "train", seed, d, col, deps,
-                                  cell_dir(exp, d, col, seed, n)))
+            for n in budgets:
+                for col in (*exp.p.surrogates, RANDOM):
+                    deps = () if col == RANDOM else (f"al/s{seed}/{col}",)
+                    stem = cell_stem(exp, col, n, nested=nested)
+                    cells.append(Cell(f"train/s{seed}/{d}/{stem}", "train", seed, d, col, deps,
+                                      cell_dir(exp, d, col, seed, n, nested=nested), n))
     return cells
 
 
@@ -94,16 +97,16 @@ def status(cells: list[Cell], cell: Cell) -> str:
 
 def selection(exp: Experiment, cell: Cell) -> np.ndarray:
     """The pool indices a train cell trains on."""
-    n = n_final(exp)
+    n = cell.budget or n_final(exp)
     if cell.column == RANDOM:
         initial = initial_selection(exp.cfg.data.name, exp.be.pool_size, cell.seed, exp.p.n_initial)
-        return random_selection(initial, exp.be.pool_size, n, seed=cell.seed)
+        return random_for(exp, initial, n, cell.seed)
     from al.loop import load_result
 
     res = load_result(exp.seed_dir(cell.seed) / "al" / cell.column)
     if not res.done:
         raise UserError(f"cell {cell.id} needs al/s{cell.seed}/{cell.column} to finish first")
-    return np.asarray(res.labelled, dtype=np.int64)
+    return np.asarray(res.labelled, dtype=np.int64)[:n]  # labelling order: cycles 0..k are a prefix
 
 
 def run_cell(exp: Experiment, cells: list[Cell], cell: Cell) -> dict | None:
@@ -116,7 +119,8 @@ def run_cell(exp: Experiment, cells: list[Cell], cell: Cell) -> dict | None:
     if cell.kind == "al":
         exp.surrogate_run(cell.model, cell.seed)
         return None
-    return train_cell(exp, cell.model, cell.column, cell.seed, selection(exp, cell))
+    return train_cell(exp, cell.model, cell.column, cell.seed, selection(exp, cell),
+                      nested=bool(exp.p.budgets) and cell.column == RANDOM)
 
 
 def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]:
@@ -124,13 +128,27 @@ def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]
     import json
 
     out, missing = [], []
+    final = n_final(exp)
     for c in cells:
         if not is_done(c):
             missing.append(c)
-        elif c.kind == "train":
+        elif c.kind == "train" and c.budget in (0, final):
             rec = json.loads((c.path / "record.json").read_text(encoding="utf-8"))
             out.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
     return out, missing
+
+
+def sweep_records(exp: Experiment, cells: list[Cell]) -> list[dict]:
+    """Records `{deployment, surrogate, seed, metric, value, budget}` of every finished train cell (sweep.jsonl)."""
+    import json
+
+    out = []
+    for c in cells:
+        if c.kind == "train" and is_done(c):
+            rec = json.loads((c.path / "record.json").read_text(encoding="utf-8"))
+            out.append({**{k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")},
+                        "budget": int(rec["labelled"])})
+    return out
 
 
 def timing_part(cell: Cell, *, reused: bool) -> dict:

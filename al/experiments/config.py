@@ -89,6 +89,11 @@ class ExperimentConfig:
     # {deeplabv3plus_resnet20 = "pretrain", deeplabv3plus_resnet50 = "~/ckpt/resnet50.pth"} (others: "none")
     weights: str | dict[str, str] = "none"
     weights_sha256: dict[str, str] = field(default_factory=dict)  # per model: pins; always in the resolved config
+    # budget sweep: labelled-set sizes (each n_0 + k·n_c, k = 1..cycles) at which every deployment model also
+    # trains on each surrogate's selection so far and on nested random sets (the final budget always is one)
+    budgets: tuple[int, ...] = ()
+    # builder options per model, e.g. {resnet18 = {stem = "small"}} (the small-image recipe: `al.recipes`)
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def weights_for(self, model: str) -> str:
         return self.weights if isinstance(self.weights, str) else self.weights.get(model, "none")
@@ -143,6 +148,11 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     for m, bs in cfg.train.batch_size_by_model.items():
         if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise UserError(f"train.batch_size_by_model.{m} must be a positive integer, got {bs!r}")
+    if len(set(cfg.budgets)) != len(cfg.budgets) or any(isinstance(b, bool) or b < 1 for b in cfg.budgets):
+        raise UserError(f"budgets: give distinct positive numbers of labelled images, got {list(cfg.budgets)}")
+    for m, opts in cfg.model_options.items():
+        if not isinstance(opts, dict):
+            raise UserError(f"model_options.{m} must be a table of builder options, e.g. {{stem = \"small\"}}")
     if cfg.chain.cycles_per_generation is not None and cfg.chain.cycles_per_generation < 1:
         raise UserError("chain.cycles_per_generation must be >= 1")
     return cfg
@@ -154,6 +164,7 @@ def run_config(cfg: ExperimentConfig, model: str, seed: int, *, cycles: int | No
 
     al = cfg.al if cycles is None else dataclasses.replace(cfg.al, cycles=cycles)
     return RunConfig(data=cfg.data, model=ModelConfig(name=model, output_stride=cfg.output_stride,
+                                                      options=dict(cfg.model_options.get(model, {})),
                                                       weights=cfg.weights_for(model),
                                                       weights_sha256=cfg.weights_sha256.get(model)),
                      train=cfg.train.for_model(model, "surrogate"), al=al, seed=seed, device=cfg.device,

@@ -46,6 +46,7 @@ class Prepared:
     n_cycle: int
     chain_models: tuple[str, ...] = ()
     chain_cycles: int = 0
+    budgets: tuple[int, ...] = ()     # budget sweep: sorted labelled-set sizes, the final one last (empty: none)
 
     @property
     def surrogates(self) -> tuple[str, ...]:
@@ -72,7 +73,9 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
     # for a matrix run (a stray per-model entry is still an error, whether or not --chain is given)
     used = (*resolved.surrogates, *cfg.deployment, *chain_models)
     cfg, backend.weights = resolve_models(cfg, used, known=(*used, *cfg.chain.models))
-    p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle)
+    backend.model_options = {m: dict(o) for m, o in cfg.model_options.items()}
+    p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle,
+                 budgets=sweep_budgets(cfg, prepared.n_initial, prepared.n_cycle))
     if chain:
         models = chain_models
         check_task(models, task, "chain.models")
@@ -88,6 +91,18 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
             raise UserError("chain: al.cycles (or chain.cycles_per_generation) must be >= 1")
         p.chain_models, p.chain_cycles = models, k
     return p
+
+
+def sweep_budgets(cfg: ExperimentConfig, n_initial: int, n_cycle: int) -> tuple[int, ...]:
+    """The sweep's budgets, checked against the schedule (each must end a cycle 1..C); the final one added."""
+    if not cfg.budgets:
+        return ()
+    allowed = [n_initial + k * n_cycle for k in range(1, cfg.al.cycles + 1)]
+    bad = [b for b in cfg.budgets if b not in allowed]
+    if bad:
+        raise UserError(f"budgets: {bad[0]} labelled images is not the end of a selection cycle; this schedule "
+                        f"has {', '.join(map(str, allowed))}")
+    return tuple(sorted({*cfg.budgets, allowed[-1]}))
 
 
 class Timing:
@@ -199,6 +214,10 @@ class Experiment:
 
         if records is not None:
             write_jsonl(self.out / "records.jsonl", records)
+        if self.p.budgets:
+            from al.experiments import cells
+
+            write_jsonl(self.out / "sweep.jsonl", cells.sweep_records(self, cells.plan(self)))
         if chain is not None:
             write_jsonl(self.out / "chain.jsonl", chain)
         atomic_write_json(self.out / "timing.json", self.timing.summary())

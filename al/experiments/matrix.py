@@ -26,14 +26,15 @@ import numpy as np
 from al.experiments.context import Experiment
 from al.runs.files import read_cached_json, save_state_dict
 from al.runs.lock import DirLock, remove_temporaries
-from al.seeds import random_selection, selection_digest, stable_seed
+from al.seeds import nested_random_selection, random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
 from hwbench.io import atomic_write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 
-def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray) -> dict:
+def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray, *,
+               nested: bool = False) -> dict:
     """Train a fresh `deployment` (from its starting weights) on `indices` (column = surrogate or
     random), in the cell's own directory `seed_<s>/train/<deployment>/<column>/` (record.json,
     model.pt) under its lock; cached.
@@ -41,15 +42,29 @@ def train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices
     Random cells are keyed by size (`random_<n>`), so a chain generation and the matrix share one
     when their sizes agree.
     """
-    cell = cell_dir(exp, deployment, column, seed, len(indices))
+    cell = cell_dir(exp, deployment, column, seed, len(indices), nested=nested)
     with DirLock(cell, what="experiment cell"):
         remove_temporaries(cell)  # of a write a kill interrupted: this cell's own
         return _train_cell(exp, deployment, column, seed, indices, cell / "record.json")
 
 
-def cell_dir(exp: Experiment, deployment: str, column: str, seed: int, n: int) -> Path:
-    """Directory of one deployment-training cell."""
-    return exp.seed_dir(seed) / "train" / deployment / (f"{RANDOM}_{n}" if column == RANDOM else column)
+def cell_dir(exp: Experiment, deployment: str, column: str, seed: int, n: int, *, nested: bool = False) -> Path:
+    """Directory of one deployment-training cell: `<surrogate>` (final selection), `<surrogate>_<n>` (a sweep's
+    smaller budget), `random_<n>`, or `random_nested_<n>` (a sweep's nested random sets)."""
+    return exp.seed_dir(seed) / "train" / deployment / cell_stem(exp, column, n, nested=nested)
+
+
+def cell_stem(exp: Experiment, column: str, n: int, *, nested: bool = False) -> str:
+    if column == RANDOM:
+        return f"{RANDOM}_nested_{n}" if nested else f"{RANDOM}_{n}"
+    return column if n == exp.p.n_initial + exp.cfg.al.cycles * exp.p.n_cycle else f"{column}_{n}"
+
+
+def random_for(exp: Experiment, initial: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The random column's selection of size n: nested sets in a budget sweep, else one draw per size."""
+    if exp.p.budgets:
+        return nested_random_selection(initial, exp.be.pool_size, n, seed=seed)
+    return random_selection(initial, exp.be.pool_size, n, seed=seed)
 
 
 def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray, path: Path) -> dict:
@@ -82,7 +97,8 @@ def run_matrix(exp: Experiment) -> list[dict]:
     """Every seed: each surrogate's AL run, then every deployment model on each selection and on random."""
     cfg = exp.cfg
     units_al = cfg.al.cycles + 1
-    per_seed = len(exp.p.surrogates) * units_al + len(cfg.deployment) * (len(exp.p.surrogates) + 1)
+    budgets = exp.p.budgets or (exp.p.n_initial + cfg.al.cycles * exp.p.n_cycle,)
+    per_seed = len(exp.p.surrogates) * units_al + len(cfg.deployment) * (len(exp.p.surrogates) + 1) * len(budgets)
     exp.start_progress(per_seed * len(cfg.seeds), "surrogate experiment")
     records = []
     for seed in cfg.seeds:
@@ -99,11 +115,14 @@ def run_matrix(exp: Experiment) -> list[dict]:
         n = {len(v) for v in finals.values()}
         if len(n) != 1:
             raise RuntimeError(f"seed {seed}: surrogates labelled different numbers of images: {sorted(n)}")
-        rand = random_selection(initial, exp.be.pool_size, n.pop(), seed=seed)
+        final = n.pop()
         for d in cfg.deployment:
-            for col, idx in (*finals.items(), (RANDOM, rand)):
-                rec = train_cell(exp, d, col, seed, idx)
-                records.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
-                exp.advance(1)
+            for b in budgets:  # the sweep's budgets in order; the final one last (the matrix's records)
+                cols = [(s, sel[:b]) for s, sel in finals.items()]  # labelling order: cycles 0..k are a prefix
+                for col, idx in (*cols, (RANDOM, random_for(exp, initial, b, seed))):
+                    rec = train_cell(exp, d, col, seed, idx, nested=bool(exp.p.budgets) and col == RANDOM)
+                    if b == final:
+                        records.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
+                    exp.advance(1)
         write_jsonl(exp.out / "records.jsonl", records)  # partial results readable while running
     return records

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import math
+
 import numpy as np
 
 TRAIN_FACTOR = 3.0
@@ -96,35 +98,43 @@ class Plan:
                 "gpu_hours": self.gpu_hours}
 
 
-def _images_trained(n: int, epochs: int, batch_size: int) -> int:
-    """Images one training sees: epochs · n, less a trailing batch of one (dropped by `al.train`)."""
+def _images_trained(n: int, epochs: int, batch_size: int, min_steps: int = 0) -> int:
+    """Images one training sees: epochs · n, less a trailing batch of one (dropped by `al.train`); epochs rise
+    to reach `min_steps` steps (`TrainConfig.epochs_for`)."""
     b = min(batch_size, n)
     drop = 1 if n % b == 1 and n > b else 0
+    steps = math.ceil((n - drop) / b)
+    epochs = max(epochs, math.ceil(min_steps / max(steps, 1)))
     return epochs * (n - drop)
 
 
 def count_plan(*, surrogates: Sequence[str], deployments: Sequence[str], seeds: int, schedule: Schedule,
                pool_size: int, val_size: int, surrogate_epochs: int, deployment_epochs: int,
-               batch_size: Mapping[str, tuple[int, int]]) -> list[dict[str, Any]]:
+               batch_size: Mapping[str, tuple[int, int]], budgets: Sequence[int] = (),
+               min_steps: tuple[int, int] = (0, 0)) -> list[dict[str, Any]]:
     """Counts per (role, model) summed over seeds: trainings and images (no cost model).
 
-    `batch_size[model] = (as surrogate, as deployment)`.
+    `batch_size[model] = (as surrogate, as deployment)`; `budgets`: a sweep's labelled-set sizes (every
+    deployment model trains once per column at each; default: the final budget only); `min_steps`:
+    (surrogate, deployment) `TrainConfig.min_steps`.
     """
     rows = []
     c = schedule.cycles
     for m in surrogates:
         bs = batch_size[m][0]
-        trained = sum(_images_trained(schedule.labelled(k), surrogate_epochs, bs) for k in range(c + 1))
+        trained = sum(_images_trained(schedule.labelled(k), surrogate_epochs, bs, min_steps[0]) for k in range(c + 1))
         scored = sum(pool_size - schedule.labelled(k - 1) for k in range(1, c + 1))
         rows.append({"role": "surrogate", "model": m, "trainings": seeds * (c + 1),
                      "images_trained": seeds * trained, "images_scored": seeds * scored,
                      "images_evaluated": seeds * (c + 1) * val_size})
     columns = len(surrogates) + 1
+    sizes = list(budgets) or [schedule.final]
     for m in deployments:
         bs = batch_size[m][1]
-        rows.append({"role": "deployment", "model": m, "trainings": seeds * columns,
-                     "images_trained": seeds * columns * _images_trained(schedule.final, deployment_epochs, bs),
-                     "images_scored": 0, "images_evaluated": seeds * columns * val_size})
+        per_column = sum(_images_trained(n, deployment_epochs, bs, min_steps[1]) for n in sizes)
+        rows.append({"role": "deployment", "model": m, "trainings": seeds * columns * len(sizes),
+                     "images_trained": seeds * columns * per_column,
+                     "images_scored": 0, "images_evaluated": seeds * columns * len(sizes) * val_size})
     return rows
 
 
@@ -151,11 +161,20 @@ def estimate(counts: Sequence[Mapping[str, Any]], *, gmacs: Mapping[str, tuple[f
                 utilisation, tuple(rows), assumptions)
 
 
-def forward_gmacs(model: str, hw: tuple[int, int], num_classes: int) -> float:
-    """Forward conv + linear GMACs of one image of size `hw` (hwbench's counter, meta device)."""
+def forward_gmacs(model: str, hw: tuple[int, int], num_classes: int, options: Mapping[str, Any] | None = None) -> float:
+    """Forward conv + linear GMACs of one image of size `hw` (hwbench's counter, meta device), built with the
+    experiment's builder `options` for that model (e.g. a small-image stem)."""
     from hwbench.count import count
 
-    return count(model, input_shape=(1, 3, *hw), num_classes=num_classes).macs / 1e9
+    if not options:
+        return count(model, input_shape=(1, 3, *hw), num_classes=num_classes).macs / 1e9
+    import torch
+
+    from hwbench.models import create_model
+
+    with torch.device("meta"):
+        net = create_model(model, num_classes=num_classes, **options)
+    return count(net, input_shape=(1, 3, *hw)).macs / 1e9
 
 
 def hours_text(h: float) -> str:
@@ -194,12 +213,16 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp1
     models = list(dict.fromkeys((*surrogates, *cfg.deployment)))
     bs = {m: (cfg.train.for_model(m, "surrogate").batch_size, cfg.train.for_model(m, "deployment").batch_size)
           for m in models}
+    from al.experiments.context import sweep_budgets
+
     counts = count_plan(surrogates=surrogates, deployments=cfg.deployment, seeds=len(cfg.seeds), schedule=schedule,
                         pool_size=pool_size, val_size=val_size, surrogate_epochs=cfg.train.surrogate.epochs,
-                        deployment_epochs=cfg.train.deployment.epochs, batch_size=bs)
+                        deployment_epochs=cfg.train.deployment.epochs, batch_size=bs,
+                        budgets=sweep_budgets(cfg, n0, nc),
+                        min_steps=(cfg.train.surrogate.min_steps, cfg.train.deployment.min_steps))
     train_hw, eval_hw = train_size(pool), eval_size(val, fallback=train_size(pool))
-    gmacs = {m: (forward_gmacs(m, train_hw, pool.num_classes), forward_gmacs(m, eval_hw, pool.num_classes))
-             for m in models}
+    gmacs = {m: (forward_gmacs(m, train_hw, pool.num_classes, cfg.model_options.get(m)),
+                 forward_gmacs(m, eval_hw, pool.num_classes, cfg.model_options.get(m))) for m in models}
     prof = load_profile(device)
     tops = prof.peak_tops(precision, "gpu")
     return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
@@ -207,8 +230,23 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp1
                     val_size=val_size, train_hw=train_hw, eval_hw=eval_hw)
 
 
+def _own_size(ds: Any) -> tuple[int, int] | None:
+    """(H, W) of a dataset that knows its image size (`image_hw`: IDX) or serves cached tensors (digits)."""
+    hw = getattr(ds, "image_hw", None)
+    if hw is not None:
+        return int(hw[0]), int(hw[1])
+    tensors = getattr(ds, "tensors", None)
+    if callable(tensors):
+        x = tensors()[0]                                      # (N, 3, H, W)
+        return int(x.shape[-2]), int(x.shape[-1])
+    return None
+
+
 def train_size(ds: Any) -> tuple[int, int]:
-    """(H, W) a training sample has: the augmentation's crop, else the eval size."""
+    """(H, W) a training sample has: the dataset's own size, else the augmentation's crop, else the eval size."""
+    own = _own_size(ds)
+    if own is not None:
+        return own
     t = getattr(ds, "transform", None)
     for attr in ("crop_size", "size"):
         v = getattr(t, attr, None)
@@ -221,6 +259,9 @@ def eval_size(ds: Any, *, fallback: tuple[int, int], sample: int = 16) -> tuple[
     """(H, W) evaluated: a fixed resize if the transform has one, else the dataset's fixed frame size
     (Cityscapes: 1024x2048), else the mean pixel count of up to `sample` image headers (same aspect
     as the first), else `fallback` (unreadable or empty files)."""
+    own = _own_size(ds)
+    if own is not None:
+        return own
     t = getattr(ds, "transform", None)
     v = getattr(t, "size", None)
     if v is not None:
