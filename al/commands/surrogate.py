@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training precision of the estimate (default fp16: AMP)")
     parser.add_argument("--utilisation", type=float, default=0.4, metavar="U",
                         help="share of the device's dense peak a training run sustains (default 0.4)")
+    parser.add_argument("--random-spread", type=int, metavar="N",
+                        help="train only the random column at N labels (nested random sets, as a sweep's) and print "
+                             "each deployment model's mean and seed sd: the noise floor to choose a recipe on")
     parser.add_argument("--json", action="store_true",
                         help="print only the records {deployment, surrogate, seed, metric, value} as JSON")
     parser.add_argument("--chain", action="store_true",
@@ -60,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
         return show_plan(cfg, device=args.plan_device, precision=args.precision, utilisation=args.utilisation,
                          as_json=args.json)
+    if args.random_spread is not None:
+        from al.experiments.spread import random_spread
+
+        rows = random_spread(cfg, args.random_spread)
+        emit(rows, as_json=args.json, title=f"random column at {args.random_spread} labels ({rows[0]['metric']} %)",
+             formats={"mean": ".2f", "sd": ".2f"})
+        return 0
     if args.list_cells and not args.out:
         args.out = "EXPERIMENT_DIR"  # nothing is created; statuses as for a new directory
     if not args.out:
