@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
             out["summary"] = {"beat": br.wins, "tie": br.ties, "lose": br.losses, "pairs": br.pairs,
                               "mean_wins": br.mean_wins, "median_half_width": br.median_half_width,
                               "seeds_for_1pt": br.seeds_for_1pt}
+        sweep = _sweep_json(args.out)
+        if sweep:
+            out["sweep"] = sweep
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
         return 0
     if args.chain:
@@ -126,8 +129,31 @@ def run(args: argparse.Namespace) -> int:
         if br.median_half_width is not None:
             line(f"median 95 % CI half-width: {br.median_half_width:.2f} p.p.; seeds to resolve 1 p.p. "
                  f"(median over pairs): {br.seeds_for_1pt}")
+    _show_sweep(args.out)
     line(f"report: {args.out}/report.md")
     return 0
+
+
+def _show_sweep(out: str) -> None:
+    """The budget sweep's tables (Δ per budget and pair, AULC, crossover) when the experiment has one."""
+    from pathlib import Path
+
+    from al.report.sweep import DELTA_HEADER, SUMMARY_HEADER, delta_rows, summary_rows
+    from al.sweep import spread_warnings, sweep_pairs
+    from hwbench.console import emit, line
+    from hwbench.io import read_jsonl
+
+    path = Path(out) / "sweep.jsonl"
+    records = list(read_jsonl(path)) if path.is_file() else []
+    pairs = sweep_pairs(records) if records else []
+    if not pairs:
+        return
+    emit([dict(zip(DELTA_HEADER, r, strict=True)) for r in delta_rows(records, pairs)], as_json=False,
+         title="budget sweep: surrogate − random, paired by seed (p.p.)", columns=DELTA_HEADER)
+    emit([dict(zip(SUMMARY_HEADER, r, strict=True)) for r in summary_rows(pairs)], as_json=False,
+         title="area under the learning curve and crossover", columns=SUMMARY_HEADER)
+    for w in spread_warnings(records):
+        line(f"warning: {w}")
 
 
 def _child_args(args: argparse.Namespace) -> list[str]:
@@ -138,3 +164,24 @@ def _child_args(args: argparse.Namespace) -> list[str]:
     if args.data_root:
         out += ["--data-root", args.data_root]
     return out
+
+
+def _sweep_json(out: str) -> list[dict]:
+    """Per pair: Δ per budget with CI, ΔAULC and the crossover (JSON)."""
+    from pathlib import Path
+
+    from al.sweep import sweep_pairs
+    from hwbench.io import read_jsonl
+
+    path = Path(out) / "sweep.jsonl"
+    if not path.is_file():
+        return []
+    res = []
+    for p in sweep_pairs(list(read_jsonl(path))):
+        c = p.crossover
+        res.append({"deployment": p.deployment, "surrogate": p.surrogate,
+                    "budgets": [{"budget": b, **d.to_dict()} for b, d in zip(p.budgets, p.diffs, strict=True)],
+                    "aulc": p.aulc.to_dict(),
+                    "crossover": {"budget": c.budget, "bootstrap_low": c.low, "bootstrap_high": c.high,
+                                  "share_never": c.share_never, "share_before": c.share_before}})
+    return res
