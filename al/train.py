@@ -73,12 +73,10 @@ from al.batching import epoch_batches, index_list, iterate_batches, plan_epoch, 
 from al.crn import sample_dropout, stream_seed
 from al.ddp import TrainStep, average_buffers, gather_rows, wrap
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
-from al.runtime import EagerSGD  # torch's SGD without importing torch._dynamo
+from al.optim import NORM_TYPES, make_optimizer, param_groups, poly_lr, scheduled_lr
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 __all__ = ["TrainConfig", "train", "evaluate", "recompute_bn_stats", "poly_lr", "scheduled_lr", "param_groups", "make_optimizer",
            "per_sample_loss", "confusion_matrix", "miou_from_confusion", "epoch_batches", "iterate_batches",
@@ -119,44 +117,6 @@ class TrainConfig:
     def epochs_for(self, steps_per_epoch: int) -> int:
         """Epochs to run: `epochs`, raised to reach `min_steps` steps (epochs counted in steps)."""
         return max(self.epochs, math.ceil(self.min_steps / max(steps_per_epoch, 1)))
-
-
-# --- optimisation pieces -------------------------------------------------------------------------
-
-def poly_lr(base_lr: float, iteration: int, total_iters: int, power: float = 0.9) -> float:
-    """Poly schedule: `base_lr * (1 - iteration / total_iters) ** power` (iteration 0-based)."""
-    return base_lr * (1.0 - iteration / max(total_iters, 1)) ** power
-
-
-def scheduled_lr(cfg: TrainConfig, iteration: int, total_iters: int) -> float:
-    """Poly schedule times a linear warm-up: `(it + 1) / warmup_steps` over the first `warmup_steps` steps."""
-    lr = poly_lr(cfg.lr, iteration, total_iters, cfg.poly_power)
-    return lr * min(1.0, (iteration + 1) / cfg.warmup_steps) if cfg.warmup_steps else lr
-
-
-def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
-    """Two SGD groups: `decay` (conv/linear weights) and `no_decay` (norm-layer params, biases)."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    seen: set[int] = set()
-    for root in modules:
-        for module in root.modules():
-            for pname, p in module.named_parameters(recurse=False):
-                if not p.requires_grad or id(p) in seen:
-                    continue
-                seen.add(id(p))
-                exempt = isinstance(module, NORM_TYPES) or pname.endswith("bias")
-                (no_decay if exempt else decay).append(p)
-    groups = [{"name": "decay", "params": decay, "weight_decay": weight_decay},
-              {"name": "no_decay", "params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
-def make_optimizer(modules: Sequence[nn.Module], cfg: TrainConfig) -> torch.optim.SGD:
-    groups = param_groups(modules, cfg.weight_decay)
-    if not groups:
-        raise UserError("train: the model has no trainable parameters")
-    return EagerSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
 @contextlib.contextmanager

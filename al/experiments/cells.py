@@ -138,19 +138,6 @@ def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]
     return out, missing
 
 
-def sweep_records(exp: Experiment, cells: list[Cell]) -> list[dict]:
-    """Records `{deployment, surrogate, seed, metric, value, budget}` of every finished train cell (sweep.jsonl)."""
-    import json
-
-    out = []
-    for c in cells:
-        if c.kind == "train" and is_done(c):
-            rec = json.loads((c.path / "record.json").read_text(encoding="utf-8"))
-            out.append({**{k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")},
-                        "budget": int(rec["labelled"])})
-    return out
-
-
 def timing_part(cell: Cell, *, reused: bool) -> dict:
     """The `timing.json` part of a finished cell, as the serial run records it."""
     import json

@@ -209,15 +209,32 @@ class Experiment:
             res = run(run_config(self.cfg, model, seed, cycles=cycles), rdir, resume=True, progress=False)
         return res
 
+    def sweep_records(self) -> list[dict]:
+        """`{deployment, surrogate, seed, metric, value, budget}` of every finished train cell of the sweep, in the
+        serial order (seed, deployment, budget, surrogates then random); cell names as `matrix.cell_stem`."""
+        import json
+
+        final = self.p.budgets[-1]
+        out = []
+        for seed in self.cfg.seeds:
+            for d in self.cfg.deployment:
+                for n in self.p.budgets:
+                    for col in (*self.p.surrogates, "random"):
+                        stem = f"random_nested_{n}" if col == "random" else col if n == final else f"{col}_{n}"
+                        path = self.seed_dir(seed) / "train" / d / stem / "record.json"
+                        if path.is_file():
+                            rec = json.loads(path.read_text(encoding="utf-8"))
+                            out.append({**{k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")},
+                                        "budget": int(rec["labelled"])})
+        return out
+
     def finish(self, *, records: list[dict] | None, chain: list[dict] | None) -> None:
         from al.report.write import write_report
 
         if records is not None:
             write_jsonl(self.out / "records.jsonl", records)
         if self.p.budgets:
-            from al.experiments import cells
-
-            write_jsonl(self.out / "sweep.jsonl", cells.sweep_records(self, cells.plan(self)))
+            write_jsonl(self.out / "sweep.jsonl", self.sweep_records())
         if chain is not None:
             write_jsonl(self.out / "chain.jsonl", chain)
         atomic_write_json(self.out / "timing.json", self.timing.summary())
