@@ -25,7 +25,12 @@ def show_plan(cfg: Any, *, device: str, precision: str, utilisation: float, as_j
              "images evaluated": r.images_evaluated, "GMACs/train img": r.gmacs_train_image,
              "GMACs/eval img": r.gmacs_eval_image, "GPU-h": r.gpu_hours} for r in plan.rows]
     emit(rows, as_json=False, title=f"cost per model (summed over {plan.seeds} seeds)",
-         formats={"GMACs/train img": ".1f", "GMACs/eval img": ".1f", "GPU-h": ".1f"})
+         formats={"GMACs/train img": ".3g", "GMACs/eval img": ".3g", "GPU-h": ".3g"})
+    if getattr(cfg, "budgets", ()):
+        from al.experiments.context import sweep_budgets
+
+        line(f"budget sweep: every deployment model trains at {', '.join(map(str, sweep_budgets(cfg, s.n_initial, s.n_cycle)))} "
+             "labels on each surrogate's selection so far and on nested random sets")
     line(f"total: {plan.trainings} trainings, {plan.images_trained:,} training images seen, "
          f"about {hours_text(plan.gpu_hours)} on one {plan.device} "
          f"({hours_text(plan.gpu_hours * plan.utilisation)} at 100 % of peak, a hard lower bound)")

@@ -1,5 +1,9 @@
 """ImageNet-style classification folders: root/{train,val}/<class>/*.{jpg,jpeg,png}.
 
+Small images (28-64 px: Fashion-MNIST or CIFAR exported to folders): `image_size` at their own size,
+`crop_scale = [0.64, 1.0]` (or `augment = false`) so training crops keep most of the object, and
+`eval_crop = false` to resize to `image_size` without ImageNet's 256/224 border crop.
+
 Classes are the sorted sub-folder names of `root/train` (so train and val share class indices;
 a val class missing from train is an error). Files are sorted, extensions case-insensitive.
 """
@@ -7,6 +11,7 @@ a val class missing from train is an error). Files are sorted, extensions case-i
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -37,7 +42,7 @@ class ImageFolder(Dataset):
 
     def __init__(self, root: str | os.PathLike | None, split: str = "train", *, image_size: int = 224,
                  augment: bool | None = None, manifest: str | os.PathLike | None = None,
-                 validate: bool = False) -> None:
+                 validate: bool = False, crop_scale: Sequence[float] = (0.08, 1.0), eval_crop: bool = True) -> None:
         split = check_split(self.name, split, SPLITS)
         path = require_root(self.name, root, _expected(split))
         split_dir = path / split
@@ -67,8 +72,12 @@ class ImageFolder(Dataset):
         self.samples = samples
         self.class_names = tuple(classes)
         self.num_classes = len(classes)
+        lo, hi = (float(v) for v in crop_scale)
+        if not 0 < lo <= hi <= 1:
+            raise UserError(f"folder: crop_scale must be [min, max] area shares with 0 < min <= max <= 1, got "
+                            f"{list(crop_scale)}")
         self.augment = split == "train" if augment is None else augment
-        self.transform = ClsTrain(image_size) if self.augment else ClsEval(image_size)
+        self.transform = ClsTrain(image_size, scale=(lo, hi)) if self.augment else ClsEval(image_size, crop=eval_crop)
         if validate:
             self.validate()
 

@@ -122,15 +122,21 @@ class ClsTrain:
 
 
 class ClsEval:
-    """Resize the short side to `size * 256 / 224`, centre crop `size` x `size`."""
+    """Resize the short side to `size * 256 / 224`, centre crop `size` x `size`; `crop=False`: resize the
+    whole image to `size` x `size` (small images, whose border is part of the object)."""
 
-    def __init__(self, size: int = 224) -> None:
+    def __init__(self, size: int = 224, crop: bool = True) -> None:
         self.size = int(size)
+        self.crop = bool(crop)
         self.resize = round(self.size * 256 / 224)
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         x = image_tensor(img)
         h, w = x.shape[1:]
+        if not self.crop:
+            if (h, w) == (self.size, self.size):
+                return x
+            return F.interpolate(x[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
         s = self.resize / min(h, w)
         nh, nw = max(self.size, round(h * s)), max(self.size, round(w * s))
         x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]

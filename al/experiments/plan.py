@@ -224,7 +224,8 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp1
     gmacs = {m: (forward_gmacs(m, train_hw, pool.num_classes, cfg.model_options.get(m)),
                  forward_gmacs(m, eval_hw, pool.num_classes, cfg.model_options.get(m))) for m in models}
     prof = load_profile(device)
-    tops = prof.peak_tops(precision, "gpu")
+    engine = "gpu" if f"{precision}/gpu" in prof.available() or f"{precision}/cpu" not in prof.available() else "cpu"
+    tops = prof.peak_tops(precision, engine)  # a CPU-only profile (host) is costed on its CPU figure
     return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
                     utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
                     val_size=val_size, train_hw=train_hw, eval_hw=eval_hw)

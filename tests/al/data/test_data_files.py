@@ -230,3 +230,26 @@ def test_seg_train_transform_pads_with_ignore() -> None:
     assert int((y == 3).sum()) == 64 and int((y == 255).sum()) == 400 - 64
     pad = x[:, y == 255]
     assert torch.allclose(pad, torch.zeros_like(pad))  # padded with the mean (0 after normalising)
+
+
+def test_folder_small_image_settings(tmp_path) -> None:
+    from PIL import Image
+
+    from al.data import build_dataset
+
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            arr = np.zeros((28, 28, 3), dtype=np.uint8)
+            arr[0, 0] = 255                                   # a border pixel an ImageNet centre crop would cut
+            Image.fromarray(arr).save(d / "x.png")
+    ds = build_dataset("folder", root=str(tmp_path), split="val", image_size=28, eval_crop=False)
+    x, _ = ds[0]
+    assert x.shape == (3, 28, 28) and float(x[0, 0, 0]) > float(x[0, 5, 5])   # kept, unresized
+    cropped = build_dataset("folder", root=str(tmp_path), split="val", image_size=28)
+    assert float(cropped[0][0][0, 0, 0]) == pytest.approx(float(x[0, 5, 5]))  # 32 px resize + crop drops it
+    tr = build_dataset("folder", root=str(tmp_path), split="train", image_size=28, crop_scale=[0.64, 1.0])
+    assert tr.transform.scale == (0.64, 1.0)
+    with pytest.raises(UserError, match="crop_scale must be"):
+        build_dataset("folder", root=str(tmp_path), crop_scale=[0.5, 1.5])
