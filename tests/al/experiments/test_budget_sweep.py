@@ -134,3 +134,28 @@ def test_plan_counts_every_budget(swept) -> None:
     # 80: 4 steps -> 1 epoch = 80; 100: 5 steps -> 100 ; x 2 columns x 2 seeds
     assert dep.images_trained == 2 * 2 * (120 + 80 + 100)
     assert p.train_hw == (8, 8) and p.eval_hw == (8, 8)                   # digits at its real size, not 224
+
+
+def test_random_spread_trains_the_sweeps_random_cells(swept) -> None:
+    from al.experiments.spread import random_spread
+
+    cfg, exp = swept
+    (row,) = random_spread(load_experiment_config(str(cfg)), 80)
+    want = [_cell(exp, s, "random_nested_80")["value"] for s in (0, 1)]
+    assert row["values"] == [round(v, 2) for v in want]                    # same sets, seeds and recipe
+    assert row["sd"] == pytest.approx(float(np.std(want, ddof=1)))
+
+
+def test_model_options_reach_every_model(tmp_path) -> None:
+    from al.experiments.config import run_config
+    from al.experiments.context import prepare_experiment
+
+    path = tmp_path / "opts.toml"
+    path.write_text(CONFIG.replace('deployment = ["resnet20"]', 'deployment = ["resnet18"]')
+                    .replace("budgets = [60, 80]", 'model_options = { resnet18 = { stem = "cifar" } }'))
+    cfg = load_experiment_config(str(path))
+    p = prepare_experiment(cfg)
+    m = p.backend.new_model("resnet18", init_seed=0)
+    assert m.conv1.stride == (1, 1) and not hasattr(m, "maxpool")
+    assert run_config(cfg, "resnet18", 0).model.options == {"stem": "cifar"}
+    assert p.budgets == ()
