@@ -133,3 +133,21 @@ def test_pad_crop_flip_is_a_shifted_window() -> None:
 def test_debian_fashion_mnist() -> None:
     ds = build_dataset("idx", root="/usr/share/datasets/fashion-mnist", split="test")
     assert len(ds) == 10_000 and ds.num_classes == 10 and ds.class_names[7] == "Sneaker"
+
+
+def test_cli_truncated_file_one_line_nothing_written(tmp_path: Path, tiny, capsys) -> None:
+    from al.cli import main
+
+    images, labels = tiny
+    root = write_set(tmp_path / "d", images, labels, gz=True)
+    gz = root / "t10k-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(gzip.decompress(gz.read_bytes())[:-5]))
+    load_split.cache_clear()
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'seed = 0\nthreads = 1\ndevice = "cpu"\n[data]\nname = "idx"\nroot = "{root}"\n'
+                   '[model]\nname = "resnet20"\n[al]\ninitial_fraction = 0.25\ncycle_fraction = 0.25\ncycles = 1\n'
+                   '[train]\nepochs = 1\nbatch_size = 4\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "t10k-images-idx3-ubyte.gz is truncated" in err[0]
+    assert not (tmp_path / "out").exists()
