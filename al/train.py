@@ -73,7 +73,7 @@ from al.batching import epoch_batches, index_list, iterate_batches, plan_epoch, 
 from al.crn import sample_dropout, stream_seed
 from al.ddp import TrainStep, average_buffers, gather_rows, wrap
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
-from al.optim import NORM_TYPES, make_optimizer, param_groups, poly_lr, scheduled_lr
+from al.optim import make_optimizer, param_groups, poly_lr, scheduled_lr
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)

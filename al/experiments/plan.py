@@ -21,11 +21,10 @@ GPU hours are an estimate, and the assumptions are printed with it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import math
 
 import numpy as np
 

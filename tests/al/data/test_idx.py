@@ -123,8 +123,8 @@ def test_pad_crop_flip_is_a_shifted_window() -> None:
         for src in (x, x.flip(-1)):
             padded = torch.nn.functional.pad(src, (2, 2, 2, 2))
             for t in range(5):
-                for l in range(5):
-                    found |= bool(torch.equal(padded[:, t:t + 4, l:l + 4], y))
+                for left in range(5):
+                    found |= bool(torch.equal(padded[:, t:t + 4, left:left + 4], y))
         assert found
     assert torch.equal(pad_crop_flip(x, 0, flip=False), x)
 
