@@ -92,7 +92,7 @@ class ExperimentConfig:
     # budget sweep: labelled-set sizes (each n_0 + k·n_c, k = 1..cycles) at which every deployment model also
     # trains on each surrogate's selection so far and on nested random sets (the final budget always is one)
     budgets: tuple[int, ...] = ()
-    # builder options per model, e.g. {resnet18 = {stem = "small"}} (the small-image recipe: `al.recipes`)
+    # builder options per model, e.g. {resnet18 = {stem = "small"}} (small-image recipes: docs/al-real-data.md)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def weights_for(self, model: str) -> str:
