@@ -73,6 +73,7 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
     # for a matrix run (a stray per-model entry is still an error, whether or not --chain is given)
     used = (*resolved.surrogates, *cfg.deployment, *chain_models)
     cfg, backend.weights = resolve_models(cfg, used, known=(*used, *cfg.chain.models))
+    check_model_options(cfg, prepared.pool.num_classes)
     backend.model_options = {m: dict(o) for m, o in cfg.model_options.items()}
     p = Prepared(cfg, resolved, backend, prepared.n_initial, prepared.n_cycle,
                  budgets=sweep_budgets(cfg, prepared.n_initial, prepared.n_cycle))
@@ -91,6 +92,23 @@ def prepare_experiment(cfg: ExperimentConfig, *, chain: bool = False) -> Prepare
             raise UserError("chain: al.cycles (or chain.cycles_per_generation) must be >= 1")
         p.chain_models, p.chain_cycles = models, k
     return p
+
+
+def check_model_options(cfg: ExperimentConfig, num_classes: int) -> None:
+    """Every `model_options` entry names a model of the experiment and builds (on the meta device)."""
+    import torch
+
+    from hwbench.models import create_model
+
+    used = {*cfg.deployment, *cfg.surrogates.models, *cfg.chain.models}
+    for m, opts in cfg.model_options.items():
+        if cfg.surrogates.models and m not in used:
+            raise UserError(f"model_options.{m}: not a model of this experiment; it has {', '.join(sorted(used))}")
+        try:
+            with torch.device("meta"):
+                create_model(m, num_classes=num_classes, output_stride=cfg.output_stride, **opts)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"model_options.{m}: {e}") from None
 
 
 def sweep_budgets(cfg: ExperimentConfig, n_initial: int, n_cycle: int) -> tuple[int, ...]:

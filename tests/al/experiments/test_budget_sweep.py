@@ -159,3 +159,19 @@ def test_model_options_reach_every_model(tmp_path) -> None:
     assert m.conv1.stride == (1, 1) and not hasattr(m, "maxpool")
     assert run_config(cfg, "resnet18", 0).model.options == {"stem": "cifar"}
     assert p.budgets == ()
+
+
+@pytest.mark.parametrize(("opts", "message"), [('{ resnet20 = { stem = "tiny" } }', "model 'resnet20' has no option 'stem'"),
+                                               ('{ resnet18 = { stem = "tiny" } }', "not a model of this experiment"),
+                                               ('{ resnet20 = { imagenet_strides = true } }', None)])
+def test_bad_model_options_fail_before_anything_is_written(tmp_path, opts: str, message: str | None) -> None:
+    path = tmp_path / "opts.toml"
+    path.write_text(CONFIG.replace("budgets = [60, 80]", f"model_options = {opts}"))
+    if message is None:   # a valid option builds
+        from al.experiments.context import prepare_experiment
+
+        prepare_experiment(load_experiment_config(str(path)))
+        return
+    with pytest.raises(UserError, match=message):
+        run_experiment(str(path), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
