@@ -196,7 +196,7 @@ def test_runs_as_a_script_copied_alone(tmp_path, tiny_onnx):
     frames = write_frames(tmp_path / "frames", 10)
     proc = subprocess.run([sys.executable, str(alone), "score", "--onnx", str(tiny_onnx), "--backend", "onnxruntime",
                            "--frames", str(frames), "--fps", "30", "--policy", "window-topk", "--budget-frames", "20",
-                           "--spool", str(tmp_path / "SPOOL")], capture_output=True, text=True, timeout=120,
+                           "--spool", str(tmp_path / "SPOOL")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
                           cwd=alone.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("done: seen 10") and len(_manifest(tmp_path / "SPOOL")) == 1
