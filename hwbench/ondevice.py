@@ -1359,12 +1359,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _exists(path: Path, dir_only: bool = False) -> bool:
+    """Path.exists/is_dir that say False on a symlink loop (Python 3.6's raise ELOOP)."""
+    try:
+        return path.is_dir() if dir_only else path.exists()
+    except OSError:
+        return False
+
+
 class Spool:
     """The upload spool directory (see above)."""
 
     def __init__(self, root: str, settings: Dict[str, Any], max_bytes: Optional[int]) -> None:
         self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
+        if _exists(self.root) and not _exists(self.root, dir_only=True):
             raise BenchError(f"--spool {root!r} exists and is not a directory")
         self.frames_dir = self.root / "frames"
         self.settings, self.max_bytes = settings, max_bytes
@@ -1372,7 +1380,7 @@ class Spool:
 
     def check(self) -> bool:
         """Before any work: the directory can be created (or is one). Returns whether it existed."""
-        existed = self.root.is_dir()
+        existed = _exists(self.root, dir_only=True)
         try:
             self.frames_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
