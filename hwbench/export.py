@@ -118,9 +118,12 @@ def ort_providers() -> list[Any]:
     """CUDA (TF32 off, so fp32 matches PyTorch) when onnxruntime has it, else CPU."""
     import onnxruntime as ort
 
+    from hwbench.ondevice import ort_cuda_options
+
     avail = ort.get_available_providers()
-    if "CUDAExecutionProvider" in avail:
-        return [("CUDAExecutionProvider", {"use_tf32": 0}), "CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in avail:  # use_tf32 only where this onnxruntime knows it (>= 1.12)
+        opts = {k: v for k, v in ort_cuda_options(ort.__version__).items() if k != "device_id"}
+        return [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 

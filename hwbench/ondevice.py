@@ -726,9 +726,53 @@ def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: T
     return EntropyCalibrator()
 
 
+TRT_SUPPORTED = "TensorRT 8.0-10.x"
+TRT_INSTALL = ("on Jetson use JetPack's TensorRT (JetPack 4.6: 8.0/8.2, 5.1: 8.5, 6.x: 8.6/10.3); "
+               "elsewhere pip install 'tensorrt>=8.5,<11'")
+
+
+def check_trt_release(trt: Any, settings: BuildSettings) -> None:
+    """One line naming the release and what to install when this TensorRT lacks what `settings` need
+    (TensorRT 11 removed BuilderFlag.FP16/INT8 and the INT8 calibrators: strongly typed networks only)."""
+    version = str(getattr(trt, "__version__", "?"))
+    major = trt_major(version)
+    if major < 8:
+        raise BenchError(f"TensorRT {version} is too old for this script ({TRT_SUPPORTED}); {TRT_INSTALL}")
+    flags = getattr(trt, "BuilderFlag", None)
+    missing = [f for f in settings.builder_flags if not hasattr(flags, f)]
+    if missing:
+        raise BenchError(f"TensorRT {version} has no BuilderFlag.{'/'.join(missing)} (--fp16/--int8 need "
+                         f"{TRT_SUPPORTED}); {TRT_INSTALL}")
+    if settings.int8 and settings.calibration is not None and settings.calibration.mode != "latency-only" \
+            and not hasattr(trt, "IInt8EntropyCalibrator2"):
+        raise BenchError(f"TensorRT {version} has no INT8 calibrator (IInt8EntropyCalibrator2); {TRT_INSTALL}")
+
+
+def _keep_reductions_fp32(trt: Any, network: Any, config: Any) -> int:
+    """Reduce layers (a score's sum over 128x256 pixels reaches ~1e5 > fp16's 65504) run and output
+    in fp32 under --fp16/--int8: layer precision + the builder flag that makes TensorRT obey it
+    (OBEY_PRECISION_CONSTRAINTS from 8.2, STRICT_TYPES in 8.0). Returns the number of layers pinned."""
+    reduce_type = getattr(getattr(trt, "LayerType", None), "REDUCE", None)
+    flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None) or getattr(trt.BuilderFlag, "STRICT_TYPES", None)
+    if reduce_type is None or flag is None:
+        return 0
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type == reduce_type:
+            layer.precision = trt.float32
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, trt.float32)
+            pinned += 1
+    if pinned:
+        config.set_flag(flag)
+    return pinned
+
+
 def build_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettings,
                  input_shape: Optional[Tuple[int, ...]]) -> Tuple[bytes, Tuple[int, ...]]:
     """Parse the ONNX file and build a serialized engine; returns (engine bytes, input shape)."""
+    check_trt_release(trt, settings)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     major = trt_major(trt.__version__)
@@ -749,6 +793,8 @@ def build_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettin
         raise BenchError("this GPU has no fast int8 (e.g. TX2 / Pascal); use --fp16")
     for flag in settings.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    if settings.fp16:
+        _keep_reductions_fp32(trt, network, config)
     if settings.dla_core is not None:
         n = int(getattr(builder, "num_DLA_cores", 0))
         if settings.dla_core >= n:
