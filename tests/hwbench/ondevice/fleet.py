@@ -127,7 +127,9 @@ def copy_ondevice_tree(dst: Path) -> Path:
     for f in here.iterdir():
         if f.suffix in (".py", ".json") and not f.name.startswith("test_fleet_") and f.name != "fleet.py":
             shutil.copy(f, tests / f.name)
-    (dst / "pytest.ini").write_text("[pytest]\naddopts = -ra -p no:cacheprovider --import-mode=importlib\n")
+    for pkg in (dst / "tests", dst / "tests" / "hwbench", tests):  # packages: relative imports on pytest 7.0
+        (pkg / "__init__.py").write_text("")
+    (dst / "pytest.ini").write_text("[pytest]\naddopts = -ra -p no:cacheprovider\n")
     return tests
 
 

@@ -161,7 +161,10 @@ def test_sigterm_and_sigint_stop_with_one_line_and_resume(tmp_path, sig, rc_want
     frames = write_frames(tmp_path / "frames", 400)
     spool = tmp_path / "sp"
     argv = [sys.executable, str(SCRIPT)] + _args(onnx, frames, spool)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    # the default SIGINT action in the child: a parent may ignore it (xdist workers do), and Python
+    # keeps an ignored SIGINT ignored (the Unix convention for background jobs)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while proc.poll() is None and _progress(spool) < 12 and time.monotonic() < deadline:
         time.sleep(0.002)
