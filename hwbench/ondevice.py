@@ -584,7 +584,7 @@ def select_stream_fast(cfg: PolicyConfig, t_us: Any, scores: Any) -> Any:
         return order
     per = t[order] // int(round(cfg.period_s * 1e6)) if cfg.period_s is not None else np.zeros(order.size, np.int64)
     # rank of each offered frame within its period, in decision order (periods may interleave)
-    srt = np.argsort(per, kind="stable")
+    srt = np.argsort(per, kind="mergesort")  # stable; kind="stable" needs numpy 1.15
     ps = per[srt]
     first = np.r_[True, ps[1:] != ps[:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(ps.size), 0))

@@ -30,6 +30,10 @@ FLEET = {
             "bootstrap": [],
             "pins": ["numpy==1.21.6", "onnxruntime==1.12.1", "Pillow==9.0.1", "onnx==1.12.0",
                      "protobuf==3.20.1", "pytest==7.4.4"]},
+    # JetPack 4.6's system numpy itself (no onnxruntime/onnx: they need numpy >= 1.16): the numpy paths
+    "3.6-numpy1.13": {"device": "TX2, JetPack 4.6's system numpy", "python": "3.6",
+                      "bootstrap": ["pip==21.3.1"], "pins": ["numpy==1.13.3", "pytest==7.0.1"],
+                      "tests": ["test_old_numpy.py"]},
 }
 
 
@@ -66,9 +70,10 @@ def venv_key(version: str, interpreter: str) -> str:
 
 def fleet_python(version: str) -> str:
     """The venv interpreter for `version` (built once; see the module docstring)."""
-    interp = find_interpreter(version)
+    py_version = FLEET[version].get("python", version)
+    interp = find_interpreter(py_version)
     if interp is None:
-        raise Unavailable(f"Python {version} not found (pyenv versions or python{version} on PATH)")
+        raise Unavailable(f"Python {py_version} not found (pyenv versions or python{py_version} on PATH)")
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     key = venv_key(version, interp)
@@ -133,10 +138,12 @@ def copy_ondevice_tree(dst: Path) -> Path:
     return tests
 
 
-def run_suite(python: str, tree: Path, tests: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_suite(python: str, tree: Path, tests: Path, files: list[str] | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_XDIST_WORKER", None)
-    return subprocess.run([python, "-m", "pytest", "-q", "-p", "no:randomly", str(tests)], cwd=str(tree),
+    targets = [str(tests / f) for f in files] if files else [str(tests)]
+    return subprocess.run([python, "-m", "pytest", "-q", "-p", "no:randomly"] + targets, cwd=str(tree),
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -153,7 +160,7 @@ def check_under(version: str, tmp_path: Path, note_dir: Path) -> None:
         pytest.skip(str(e))
     tree = tmp_path / "tree"
     tests = copy_ondevice_tree(tree)
-    proc = run_suite(python, tree, tests)
+    proc = run_suite(python, tree, tests, FLEET[version].get("tests"))
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     summary = lines[-1] if lines else "(no output)"
     skips = sorted({re.sub(r"^SKIPPED \[\d+\] ", "", ln) for ln in lines if ln.startswith("SKIPPED")})
