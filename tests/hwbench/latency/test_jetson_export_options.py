@@ -1,5 +1,6 @@
-"""Issue 18 on the server side: `use_tf32` goes to ONNX Runtime's CUDA provider only where it knows the option (>= 1.12): the
-ORT-GPU 1.10/1.11 wheels of JetPack 4.6/5 refuse unknown provider options (issue 18)."""
+"""Issue 18 on the server side: `use_tf32` goes to ONNX Runtime's CUDA provider only where it knows
+the option (>= 1.12; the ORT-GPU 1.10/1.11 wheels of JetPack 4.6/5 refuse unknown provider options),
+and a sum-aggregated score says when it passes fp16's range."""
 
 import sys
 import types

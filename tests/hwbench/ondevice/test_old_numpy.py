@@ -23,7 +23,7 @@ def _brute_window_topk(scores, window, k):
 
 def test_policies_match_brute_force():
     rs = np.random.RandomState(0)
-    for trial in range(5):
+    for _ in range(5):
         n = 200
         s = rs.rand(n)
         s[rs.rand(n) < 0.2] = np.nan
