@@ -29,7 +29,9 @@ FLEET = {
     "3.8": {"device": "Xavier, JetPack 5.1 (TensorRT 8.5.2)",
             "bootstrap": [],
             "pins": ["numpy==1.21.6", "onnxruntime==1.12.1", "Pillow==9.0.1", "onnx==1.12.0",
-                     "protobuf==3.20.1", "pytest==7.4.4"]},
+                     "protobuf==3.20.1", "pytest==7.4.4"],
+            # CI time: the 10-kill test (35 s of waiting) runs under 3.6 and the main interpreter only
+            "deselect": "not test_sigkill_restart_ten_of_ten"},
     # JetPack 4.6's system numpy itself (no onnxruntime/onnx: they need numpy >= 1.16): the numpy paths
     "3.6-numpy1.13": {"device": "TX2, JetPack 4.6's system numpy", "python": "3.6",
                       "bootstrap": ["pip==21.3.1"], "pins": ["numpy==1.13.3", "pytest==7.0.1"],
@@ -138,11 +140,13 @@ def copy_ondevice_tree(dst: Path) -> Path:
     return tests
 
 
-def run_suite(python: str, tree: Path, tests: Path, files: list[str] | None = None,
+def run_suite(python: str, tree: Path, tests: Path, files: list[str] | None = None, deselect: str | None = None,
               timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_XDIST_WORKER", None)
     targets = [str(tests / f) for f in files] if files else [str(tests)]
+    if deselect:
+        targets += ["-k", deselect]
     return subprocess.run([python, "-m", "pytest", "-q", "-p", "no:randomly"] + targets, cwd=str(tree),
                           capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -160,11 +164,13 @@ def check_under(version: str, tmp_path: Path, note_dir: Path) -> None:
         pytest.skip(str(e))
     tree = tmp_path / "tree"
     tests = copy_ondevice_tree(tree)
-    proc = run_suite(python, tree, tests, FLEET[version].get("tests"))
+    spec = FLEET[version]
+    proc = run_suite(python, tree, tests, spec.get("tests"), spec.get("deselect"))
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     summary = lines[-1] if lines else "(no output)"
+    if spec.get("deselect"):
+        summary += f" (-k '{spec['deselect']}')"
     skips = sorted({re.sub(r"^SKIPPED \[\d+\] ", "", ln) for ln in lines if ln.startswith("SKIPPED")})
-    spec = FLEET[version]
     note = f"Python {version} ({spec['device']}; {' '.join(spec['pins'][:3])}): {summary}"
     (note_dir / f"fleet-{version}.txt").write_text("\n".join([note] + [f"    skipped there: {s}" for s in skips]) + "\n")
     assert proc.returncode == 0, "\n".join(lines[-40:])
