@@ -6,13 +6,16 @@ Copy this ONE file to the device together with an ONNX model (from `hwbench expo
     python3 ondevice.py bench --onnx model.onnx --fp16 --iters 200 --out records.jsonl
     python3 ondevice.py bench --onnx model.onnx --int8 --dla-core 0 --out records.jsonl
     python3 ondevice.py score --onnx s.onnx --fp16 --camera 0 --policy window-topk --budget-frames 1000 \
-        --per 1d --spool /data/spool          # s.onnx from `hwbench export MODEL --score entropy`
+        --per 1d --spool /data/spool   # s.onnx: `hwbench export MODEL --score entropy --weights CKPT.pt ...`
 
-It runs on Python 3.6 (JetPack 4.6; checked with vermin in the tests) and needs only the standard
-library, numpy, TensorRT's Python bindings (shipped with JetPack) and ONE CUDA binding, pycuda
+It runs on Python 3.6 (JetPack 4.6) and needs only the standard library, numpy >= 1.13, TensorRT
+8.0-10.x (shipped with JetPack; TensorRT 11 has no FP16/INT8 builder flags and is refused for them
+in one line) and ONE CUDA binding, pycuda
 (cuda-python needs CUDA 11+, the TX2's JetPack 4.6 has CUDA 10.2); `score --backend onnxruntime`
 runs anywhere with onnxruntime instead, OpenCV/Pillow are used when present for image, video and
-camera sources. It imports nothing from hwbench, al or torch.
+camera sources. It imports nothing from hwbench, al or torch. The tests run it under real Python 3.6
+and 3.8 with numpy/onnxruntime of those JetPacks, under numpy 1.13.3, and against stand-ins of ten
+TensorRT releases' Python API (docs/jetson-stack.md).
 
 `score` (sections "upload policies" to "score" below): frames from a directory, video, camera or a
 synthetic source arrive on a simulated real-time clock; the scorer takes those its latency allows,
