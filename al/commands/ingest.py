@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hwbench.commands.options import renamed
+from hwbench.commands.aliases import renamed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

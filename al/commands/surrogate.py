@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from hwbench.commands.options import renamed
+from hwbench.commands.aliases import renamed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.out, old_spelling = onnx_path(args)  # from here on, args.out is the ONNX file to write
     import sys
 
     from hwbench.console import emit, working
@@ -44,10 +45,8 @@ def run(args: argparse.Namespace) -> int:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise missing_package("onnxruntime", "ort") from None
-    shape = parse_hw(args.input)
-    path, old_spelling = onnx_path(args)
     with working(f"exporting {args.model} to ONNX and checking it with onnxruntime"):
-        res = export_and_check(args.model, shape, path, batch=args.batch, opset=args.opset,
+        res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
                                dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
                                exporter=args.exporter, score=args.score, aggregation=args.aggregation,
                                weights=args.weights)
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.score and res.passed:
         from hwbench.onnxfile import onnx_output_shapes
 
-        row["outputs"] = ", ".join(f"{n} {'x'.join(map(str, d))}" for n, d in onnx_output_shapes(path))
+        row["outputs"] = ", ".join(f"{n} {'x'.join(map(str, d))}" for n, d in onnx_output_shapes(args.out))
     emit([row], as_json=args.json, title="ONNX export check (ONNX Runtime vs PyTorch)",
          columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider")
          + (("outputs",) if args.score and res.passed else ()),
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         deprecated(f"--out {args.out} (a file)", f"--onnx-out {args.out}, or --out DIR")
     if not res.passed:
         print(f"error: ONNX output differs from PyTorch (max abs {res.max_abs_err:.3g}, allowed {res.atol:g}; "
-              f"max rel {res.max_rel_err:.3g}, allowed {res.rtol:g}); {path} not written", file=sys.stderr)
+              f"max rel {res.max_rel_err:.3g}, allowed {res.rtol:g}); {args.out} not written", file=sys.stderr)
         return 3  # a check that failed (exit codes: docs/conventions.md)
     return 0
 
