@@ -3,7 +3,7 @@
 Key: model name, input (N, C, H, W), classes and output stride (the model's defaults resolved),
 ops mode, counter, `COUNTER_VERSION`, the torch version and a fingerprint of the source of the
 zoo and the counter (so editing a model or a formula never serves a stale count). One JSON file
-per key under ``hwbench.cachedir.cache_root()/count/``; `HWBENCH_NO_CACHE=1` turns it off. Writes are atomic; an unreadable,
+per key under `${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/count/`; `HWBENCH_NO_CACHE=1` turns it off. Writes are atomic; an unreadable,
 corrupt or mismatching entry is ignored (and rewritten by the next count), an unwritable cache
 directory logs one warning and counting goes on without it.
 """
