@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--labels", metavar="DIR",
                      help="your labelling tool's output: DIR/<frame stem>.png, 8-bit class ids (255 = ignore)")
     parser.add_argument("--budget", type=int, default=None, help="label the first N of to_label.txt (default all)")
-    parser.add_argument("--out", required=True, metavar="LABELLED", help="labelled frame directory (created or extended)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the labelled frame directory (created or extended)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 

@@ -34,7 +34,7 @@ def _scores(spool):
 def _export(tmp, capsys, weights, name):
     onnx = tmp / name
     _ok(hwbench_main(["export", MODEL, "--num-classes", "8", "--input", "32x64", "--score", "entropy",
-                      "--weights", str(weights), "--out", str(onnx), "--json"]), capsys)
+                      "--weights", str(weights), "--onnx-out", str(onnx), "--json"]), capsys)
     return onnx
 
 
@@ -53,7 +53,7 @@ def test_spools_to_the_next_model_and_back(tmp_path, capsys):
     torch.save(create_model(MODEL, num_classes=8).state_dict(), tmp / "v0.pt")       # the deployed model
     s0 = _export(tmp, capsys, tmp / "v0.pt", "s0.onnx")
     _score(tmp, capsys, s0, tmp / "sp1")
-    _ok(al_main(["ingest", str(tmp / "sp1"), "--into", str(tmp / "run")]), capsys)
+    _ok(al_main(["ingest", str(tmp / "sp1"), "--out", str(tmp / "run")]), capsys)
     res = json.loads(_ok(al_main(["label", str(tmp / "run" / "candidates"), "--oracle", str(tmp / "drives"),
                                   "--budget", "3", "--out", str(tmp / "run" / "labelled"), "--json"]), capsys))[0]
     assert res["candidates"] == 4 and res["labelled"] == 3                 # 12 frames, windows of 3: 4 kept
@@ -95,7 +95,7 @@ def test_labelling_tool_format_and_bad_inputs(tmp_path, capsys):
                  "--drive-frames", "6"]), capsys)
     _ok(ondevice.main(["score", "--onnx", str(_tiny(tmp)), "--backend", "onnxruntime", "--frames",
                        str(tmp / "drives"), "--latency-ms", "0", "--window", "2", "--spool", str(tmp / "sp")]), capsys)
-    _ok(al_main(["ingest", str(tmp / "sp"), "--into", str(tmp / "run")]), capsys)
+    _ok(al_main(["ingest", str(tmp / "sp"), "--out", str(tmp / "run")]), capsys)
     cands = (tmp / "run" / "candidates" / "to_label.txt").read_text().split()
     labels = tmp / "mylabels"
     labels.mkdir()
