@@ -30,13 +30,10 @@ from hwbench.deploy import DeployVerdict, resolve_budget, verdict
 from hwbench.errors import UserError
 from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
 from hwbench.latency.theoretical import LatencyEstimate, latency
-from hwbench.provenance import provenance, utc_now
 from hwbench.profiles import PAPER_DEVICES, DeviceProfile, load_profile
-from hwbench.report.figures import deploy_png, latency_png
+from hwbench.provenance import provenance, utc_now
 from hwbench.report.doc import Markdown, Section
-from hwbench.report.render_html import render_html
-from hwbench.report.render_md import render_markdown
-from hwbench.report.sections import hardware_report
+from hwbench.report.figures import deploy_png, latency_png
 from hwbench.report.paper import (
     DEFAULT_BUDGETS,
     HONEST_PRECISION,
@@ -46,6 +43,9 @@ from hwbench.report.paper import (
     columns,
     pct_diff,
 )
+from hwbench.report.render_html import render_html
+from hwbench.report.render_md import render_markdown
+from hwbench.report.sections import hardware_report
 
 log = logging.getLogger(__name__)
 
