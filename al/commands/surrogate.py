@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
             out["summary"] = {"beat": br.wins, "tie": br.ties, "lose": br.losses, "pairs": br.pairs,
                               "mean_wins": br.mean_wins, "median_half_width": br.median_half_width,
                               "seeds_for_1pt": br.seeds_for_1pt}
+        from hwbench.provenance import provenance
+
+        out["provenance"] = provenance()
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
         return 0
     if args.chain:

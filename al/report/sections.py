@@ -42,6 +42,7 @@ from al.report.tables import (
     timing_rows,
 )
 from al.stats import Matrix, aggregate, compare_to_random, row_scale
+from hwbench.provenance import provenance_line
 from hwbench.report.doc import SQUARES, Bullets, Cell, Code, Figure, Section, Table, Text
 
 
@@ -195,6 +196,8 @@ def limits_section(d: ExperimentData, ctx: Context) -> SectionResult:
 def runinfo_section(d: ExperimentData, ctx: Context) -> SectionResult:
     exp, t = d.experiment, d.timing or {}
     items = []
+    if exp.get("provenance"):
+        items.append(f"experiment run: {provenance_line(exp['provenance'])}")
     if exp.get("seeds") is not None:
         items.append(f"seeds: {', '.join(map(str, exp['seeds']))}")
     if t.get("total_s") is not None:

@@ -74,7 +74,10 @@ def _experiment(tmp_path, with_entropy=True):
     write_jsonl(d / "records.jsonl", recs())
     atomic_write_json(d / "experiment.json", {"name": "t", "seeds": [0, 1, 2], "deployment": ["a", "b"],
                                               "surrogates": ["a", "c"], "summary": "hand-made records",
-                                              "dataset": "synthetic_streets", "meta": {"torch": "x"}})
+                                              "dataset": "synthetic_streets", "meta": {"torch": "x"},
+                                              "provenance": {"time_utc": "2026-01-02T03:04:05Z",
+                                                             "tool": "hwbench", "tool_version": "9.9",
+                                                             "git_commit": "abcdef0123456789", "host": "rig"}})
     (d / "experiment.toml").write_text('name = "t"\n')
     atomic_write_json(d / "deploy.json", {"source": {"device": "tx2", "fps": 10, "share": 0.3, "mode": "paper"},
                                           "surrogates": ["a", "c"],
