@@ -184,7 +184,7 @@ def curves_section(d: ExperimentData, ctx: Context) -> SectionResult:
 def fleet_section(d: ExperimentData, ctx: Context) -> SectionResult:
     if d.fleet_dir is None:
         return None
-    from al.fleet.report import fleet_section as build
+    from al.fleet.document import fleet_section as build
 
     return build(d.fleet_dir)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from hwbench.provenance import FIELDS, provenance_line
 from hwbench.report.doc import (
+    SQUARES,
     Block,
     Bullets,
     Cell,
@@ -52,7 +53,7 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#57606a}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;white-space:pre;font-size:13px}
 code{background:#f6f8fa;padding:0 .2em;border-radius:3px;font-size:.92em}
-.legend span{display:inline-block;padding:0 8px;margin-right:2px}
+span.nw{white-space:nowrap}span.sq{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.05em}
 """
 
 TEMPLATE = """<!doctype html>
@@ -95,18 +96,37 @@ def inline(text: str) -> str:
         s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
         s = re.sub(r"(?<![\w*])\*(?![\s*])(.+?)(?<![\s*])\*(?![\w*])", r"<i>\1</i>", s)
         s = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", lambda m: f'<a href="{m.group(2).replace(chr(34), "%22")}">{m.group(1)}</a>', s)
-        out.append(s)
+        out.append(_squares(s))
     return "".join(out)
 
 
+def _squares(s: str) -> str:
+    """The markdown's coloured squares (🟥 … 🟩) as coloured boxes: no emoji font needed."""
+    for i, sq in enumerate(SQUARES):
+        if sq in s:
+            colour = scale_colour((i + 0.5) / len(SQUARES))
+            s = s.replace(sq, f'<span class="sq" style="background:{colour}" title="{sq}"></span>')
+    return s
+
+
+_JOINED = re.compile(r"(?<![^\s(\[])(\S*\w[-/+‑]\S*)")  # a word with a hyphen, slash or plus inside
+
+
+def _nowrap_words(s: str) -> str:
+    """Words such as `Res-20`, `fp16/gpu` in a no-wrap span: browsers break lines after a hyphen or slash."""
+    parts = re.split(r"(<[^>]+>)", s)
+    return "".join(p if p.startswith("<") else _JOINED.sub(r'<span class="nw">\1</span>', p) for p in parts)
+
+
 def _cell_html(text: str) -> str:
-    """Inline markup, with a value and its spread kept on one line (`62.0 ± 2.0`, `Δ +1.2`)."""
-    return inline(text).replace(" ± ", "\u00a0±\u00a0").replace("Δ ", "Δ\u00a0")
+    """Inline markup, with a value and its spread kept on one line (`62.0 ± 2.0`, `Δ +1.2`) and words
+    that hold a hyphen or slash never split."""
+    return _nowrap_words(inline(text)).replace(" ± ", "\u00a0±\u00a0").replace("Δ ", "Δ\u00a0")
 
 
 def table_html(t: Table) -> str:
     align = column_align(t)
-    head = "".join(f'<th class="{a}">{inline(h)}</th>' for h, a in zip(t.header, align, strict=False))
+    head = "".join(f'<th class="{a}">{_cell_html(h)}</th>' for h, a in zip(t.header, align, strict=False))
     body = []
     for row in t.rows:
         tds = []
