@@ -83,10 +83,12 @@ def provenance_line(prov: dict[str, Any]) -> str:
     tool = f"{prov.get('tool', 'hwbench')} {prov.get('tool_version') or '?'}"
     if prov.get("git_commit"):
         tool += f" (commit {str(prov['git_commit'])[:12]}{', local changes' if prov.get('git_dirty') else ''})"
+    def lib(name: str) -> str:  # None: not installed; no key: not recorded
+        return f"{name} {prov[name] or 'not installed'}" if name in prov else f"{name} ?"
+
     parts = [f"generated {prov.get('time_utc') or '?'} by {tool}", f"Python {prov.get('python') or '?'}",
-             f"torch {prov.get('torch') or 'not installed'}",
-             f"onnxruntime {prov.get('onnxruntime') or 'not installed'}",
-             f"host {prov.get('host') or '?'} ({prov.get('platform') or '?'})"]
+             lib("torch"), lib("onnxruntime"), f"host {prov.get('host') or '?'}"
+             + (f" ({prov['platform']})" if prov.get("platform") else "")]
     return " · ".join(parts)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from al.fleet.config import FleetConfig
-from al.report.format import metric_label
+from al.report.format import metric_label, model_label
 from hwbench.provenance import provenance
 from hwbench.report.doc import Bullets, Code, Figure, Report, Section, Table, Text
 
@@ -40,7 +40,7 @@ def latency_table(summary: Sequence[Mapping], metric: str) -> Table:
     """Per (generation, surrogate): its quality, latency and the share of camera frames it scores."""
     return Table(["generation", "profile", "surrogate", f"world {metric_label(metric)}", "latency source",
                   "latency ms", "share", "effective ms", "scores 1 frame in", "scored %"],
-                 [[r["generation"], r["profile"], r["surrogate"], _f(r["surrogate_metric"]), r["latency_source"],
+                 [[r["generation"], r["profile"], model_label(r["surrogate"]), _f(r["surrogate_metric"]), r["latency_source"],
                    f"{r['latency_ms']:.1f}", f"{r['share']:g}", f"{r['effective_ms']:.1f}", f"{r['period']:.2f}",
                    f"{r['scored_pct']:.1f}"] for r in _unique(summary, ("generation", "surrogate"))])
 
@@ -49,7 +49,7 @@ def device_table(summary: Sequence[Mapping]) -> Table:
     """Per device-day means and recall per (generation, surrogate, policy)."""
     return Table(["generation", "surrogate", "policy", "seen", "scored", "skipped", "kept", "uploaded",
                   "distinct", "MB", "recall", "fleet distinct frames"],
-                 [[r["generation"], r["surrogate"], r["policy"], f"{r['seen_per_day']:,.0f}",
+                 [[r["generation"], model_label(r["surrogate"]), r["policy"], f"{r['seen_per_day']:,.0f}",
                    f"{r['scored_per_day']:,.0f}", f"{r['skipped_per_day']:,.0f}", f"{r['kept_per_day']:,.1f}",
                    f"{r['uploaded_per_day']:.1f}", f"{r['distinct_per_day']:.1f}", f"{r['mb_per_device_day']:.2f}",
                    _pm(r["recall"], r["recall_ci95"], 3), r["fleet_distinct_frames"]] for r in summary])
@@ -59,7 +59,7 @@ def training_table(train_sum: Sequence[Mapping]) -> Table:
     """Deployment metric on fleet / pool / random sets with paired differences."""
     return Table(["generation", "surrogate", "added", "fleet", "pool", "random", "fleet − random (95 % CI)",
                   "verdict", "wins", "fleet − pool (95 % CI)", "verdict", "wins"],
-                 [[r["generation"], r["surrogate"], r["added"], _pm(r.get("fleet"), r.get("fleet_std")),
+                 [[r["generation"], model_label(r["surrogate"]), r["added"], _pm(r.get("fleet"), r.get("fleet_std")),
                    _pm(r.get("pool"), r.get("pool_std")), _pm(r.get("random"), r.get("random_std")),
                    _pm(r["fleet_minus_random"], r["fleet_minus_random_ci95"], 2), r["fleet_vs_random"],
                    r["fleet_wins_vs_random"], _pm(r["fleet_minus_pool"], r["fleet_minus_pool_ci95"], 2),

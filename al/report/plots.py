@@ -90,7 +90,7 @@ def plot_al_curves(points: Sequence[Mapping[str, Any]], path: str | Path, *,
         for ax, (metric, data, model) in zip(axes.flat, models, strict=False):
             rows = [r for r in table if (r["metric"], r["data"], r["model"]) == (metric, data, model)]
             strategies = list(dict.fromkeys(r["strategy"] for r in rows))
-            offsets = dodge(len(strategies), 0.35 * step)
+            offsets = dodge(len(strategies), 0.25 * step)
             for off, strategy in zip(offsets, strategies, strict=True):
                 pts = [r for r in rows if r["strategy"] == strategy]
                 marker, colour, label = STRATEGY_STYLE.get(strategy, ("x", None, strategy))

@@ -52,7 +52,8 @@ tbody th{background:#fafafa;text-align:left}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#57606a}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;white-space:pre;font-size:13px}
-code{background:#f6f8fa;padding:0 .2em;border-radius:3px;font-size:.92em}
+code{background:#f6f8fa;padding:0 .2em;border-radius:3px;font-size:.92em;white-space:nowrap}
+pre code{white-space:pre}
 span.nw{white-space:nowrap}span.sq{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.05em}
 """
 
