@@ -136,7 +136,7 @@ def al_experiment(root: Path) -> Path:
     """An experiment directory with every section the al report has: matrix, deployability, entropy,
     AL curves, fleet simulation, timing, config (numbers made up here, not results)."""
     from al.fleet.plot import plot_tradeoff
-    from al.fleet.report import training_summary
+    from al.fleet.training_summary import training_summary
     from al.runs.files import npz_bytes
     from al.stats import entropy_ratios, entropy_summary
     from hwbench.io import atomic_write_bytes, atomic_write_json, write_jsonl

@@ -130,7 +130,7 @@ def fleet_section(fleet_dir: Path) -> Section:
     device table, trade-off figure and training table (the full report stays in `fleet_dir`)."""
     import json
 
-    from al.fleet.report import training_summary
+    from al.fleet.training_summary import training_summary
     from hwbench.io import read_jsonl
 
     summary = json.loads((fleet_dir / "summary.json").read_text(encoding="utf-8"))
