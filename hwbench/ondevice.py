@@ -1710,7 +1710,7 @@ def _main_score(args: argparse.Namespace) -> int:
         print("interrupted; the spool is consistent: run the same command to resume", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        print(json.dumps({**out, "provenance": device_provenance()}, sort_keys=True))
     else:
         state = "already complete" if out.get("already_complete") else "resumed, done" if out.get("resumed") else "done"
         print(f"{state}: seen {out['seen']}, scored {out['scored']}, skipped {out['skipped']} (scorer busy), "
