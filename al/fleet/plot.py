@@ -25,14 +25,18 @@ def plot_tradeoff(summary: Sequence[Mapping], train_sum: Sequence[Mapping], path
         policies = list(dict.fromkeys(r["policy"] for r in summary))
         surrogates = list(dict.fromkeys(r["surrogate"] for r in summary))
         markers = "osD^v<>"
+        # the policies of one surrogate score the same frames (same x): each is shifted a little on the log
+        # axis so that its marker does not hide another's
+        shift = {p: 1.0 + 0.08 * (i - (len(policies) - 1) / 2) for i, p in enumerate(policies)}
         for r in summary:
             if r["recall"] is None:
                 continue
-            ax.errorbar(r["scored_pct"], r["recall"], yerr=r["recall_ci95"] or 0,
+            ax.errorbar(r["scored_pct"] * shift[r["policy"]], r["recall"], yerr=r["recall_ci95"] or 0,
                         fmt=markers[policies.index(r["policy"]) % 7], color=f"C{surrogates.index(r['surrogate'])}",
                         capsize=3, markersize=7, markerfacecolor="none", markeredgewidth=1.5)
-            ax.annotate(r["generation"], (r["scored_pct"], r["recall"]), fontsize=10, xytext=(5, 4),
-                        textcoords="offset points")
+            if r["policy"] == policies[-1]:  # one label per generation, right of its last marker
+                ax.annotate(r["generation"], (r["scored_pct"] * shift[r["policy"]], r["recall"]), fontsize=10,
+                            xytext=(6, 4), textcoords="offset points")
         for i, p in enumerate(policies):
             ax.plot([], [], markers[i % 7], color="grey", markerfacecolor="none", label=f"policy: {p}")
         for i, s in enumerate(surrogates):
@@ -45,6 +49,7 @@ def plot_tradeoff(summary: Sequence[Mapping], train_sum: Sequence[Mapping], path
         ax.set_ylabel("recall of the offline top-k (fraction)")
         ax.set_title("Fleet simulation: recall vs frames scored, per generation")
         ax.grid(alpha=0.3, which="both")
+        ax.margins(x=0.15, y=0.1)
         ax.legend(loc="best", frameon=True)
         if train_sum:
             ax = axes[1, 0]
