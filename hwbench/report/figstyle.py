@@ -52,6 +52,7 @@ def png_bytes(fig: Any, *, close: bool = True) -> bytes:
     w, _ = fig.get_size_inches()
     if w > MAX_WIDTH_IN + 1e-6:
         raise ValueError(f"figure is {w:.2f} in wide; report figures are at most {MAX_WIDTH_IN} in (800 px pages)")
+    fig.canvas.draw()  # tick labels get their text only when drawn
     small = min_font_pt(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={MIN_FONT_KEY: f"{small:g}"})
