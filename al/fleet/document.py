@@ -111,7 +111,7 @@ def fleet_report(cfg: FleetConfig, world: Any, summary: Sequence[Mapping], train
         Figure("fleet trade-off", path=image) if image is not None else None))
     if train_sum:
         e = cfg.evaluation
-        r.sections.append(Section(f"What the collected data is worth: {e.deployment} {metric_label(w['metric'])}").add(
+        r.sections.append(Section(f"What the collected data is worth: {model_label(e.deployment)} {metric_label(w['metric'])}").add(
             Text(f"The deployment model trains from scratch on the {w['initial_labelled']} initial frames plus "
                  f"`added` frames: `fleet` = the best-scored of the generation's uploads (policy "
                  f"`{cfg.policy[e.policy].label}`, duplicates across devices removed), `pool` = server-side pool "
