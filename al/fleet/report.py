@@ -18,6 +18,7 @@ from al.fleet.config import FleetConfig
 from al.fleet.latency import ScoringLatency
 from al.fleet.simulate import FIELDS, FleetResult, ci95, variant_key
 from al.fleet.training_summary import training_summary
+from hwbench.csvfile import records_csv
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable, write_jsonl
 from hwbench.report.render_html import render_html
 from hwbench.report.render_md import render_markdown
@@ -100,9 +101,7 @@ def _num(x: float) -> str:
 
 
 def _csv(records: Sequence[Mapping]) -> str:
-    import pandas as pd
-
-    return pd.DataFrame(list(records)).to_csv(index=False)
+    return records_csv(records)
 
 
 def write_outputs(cfg: FleetConfig, out: Path, world: Any, latencies: Sequence[ScoringLatency], res: FleetResult,

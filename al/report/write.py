@@ -13,6 +13,7 @@ from al.report.load import ExperimentData, load_experiment
 from al.report.sections import Context, build_sections, matrix
 from al.report.tables import kind_title
 from al.stats import matrix_records
+from hwbench.csvfile import records_csv
 from hwbench.io import atomic_write_text
 from hwbench.provenance import provenance
 from hwbench.report.doc import Report, Text
@@ -51,6 +52,4 @@ def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> dict
 
 
 def _csv(records: list[dict]) -> str:
-    import pandas as pd
-
-    return pd.DataFrame(records).to_csv(index=False)
+    return records_csv(records)
