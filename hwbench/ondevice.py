@@ -281,11 +281,30 @@ def make_record(*, compute_ms: List[float], components: Dict[str, List[float]], 
         "warmup_ms": float(warmup_ms),
         "components": {k: summarize(v) for k, v in components.items() if v}, "warnings": [],
         "batch": int(input_shape[0]) if len(input_shape) == 4 else None,
+        "provenance": device_provenance(),
     }
     if st["cv"] > HIGH_CV:
         rec["warnings"].append(f"high CV {st['cv']:.3f} > {HIGH_CV}: timings are unstable; "
                                "lock clocks (sudo jetson_clocks), raise --warmup-ms/--iters")
     return rec
+
+
+def device_provenance() -> Dict[str, Any]:
+    """hwbench.provenance's fields, as far as the device knows them (no checkout, no torch needed)."""
+    import socket
+    from importlib import import_module
+
+    def version(name: str) -> Optional[str]:
+        try:
+            return str(import_module(name).__version__)
+        except Exception:  # absent or broken: the record says so
+            return None
+
+    return {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool": "hwbench/ondevice.py",
+            "tool_version": None, "git_commit": None, "git_dirty": None, "python": platform.python_version(),
+            "torch": None, "onnxruntime": version("onnxruntime") if "onnxruntime" in sys.modules else None,
+            "host": socket.gethostname(),
+            "platform": "{} {} {}".format(platform.system(), platform.release(), platform.machine()).strip()}
 
 
 def append_jsonl(path: PathLike, record: Dict[str, Any]) -> Path:
@@ -1938,7 +1957,7 @@ def _main_score(args: argparse.Namespace) -> int:
                   "run the same command to resume", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        print(json.dumps({**out, "provenance": device_provenance()}, sort_keys=True))
     else:
         state = "already complete" if out.get("already_complete") else "resumed, done" if out.get("resumed") else "done"
         print(f"{state}: seen {out['seen']}, scored {out['scored']}, skipped {out['skipped']} (scorer busy), "
