@@ -43,6 +43,13 @@ TX2 = Device("TX2 (stand-in)", True, False, 0)
 ORIN = Device("Orin (stand-in)", True, True, 2)
 
 _MAGIC = b"STANDIN-ENGINE\n"
+DEPRECATED_USED = set()  # "Class.name" of every deprecated binding name touched (cleared by `modules`)
+
+
+def _note(api, cls, bases, name):
+    for c in (cls,) + tuple(bases):
+        if (api.get(c) or {}).get(name) is True:
+            DEPRECATED_USED.add("%s.%s" % (c, name))
 
 
 class _Restricted(object):
@@ -71,6 +78,8 @@ class _Restricted(object):
         if name not in object.__getattribute__(self, "_allowed")():
             raise AttributeError("'tensorrt.tensorrt.%s' object has no attribute '%s'"
                                  % (object.__getattribute__(self, "_cls"), name))
+        _note(object.__getattribute__(self, "_api"), object.__getattribute__(self, "_cls"),
+              object.__getattribute__(self, "_bases"), name)
         try:
             return object.__getattribute__(self, name)
         except AttributeError:
@@ -86,6 +95,7 @@ class _Restricted(object):
             return
         if name not in self._allowed():
             raise AttributeError("'tensorrt.tensorrt.%s' object has no attribute '%s'" % (self._cls, name))
+        _note(self._api, self._cls, self._bases, name)
         self._props[name] = value
 
 
@@ -111,15 +121,17 @@ class _EnumValue(object):
 class _Enum(object):
     """An enum class of the bindings: exactly the release's members."""
 
-    def __init__(self, name, members):
-        self._name = name
+    def __init__(self, name, members, api=None):
+        self._name, self._api = name, api or {}
         self._members = dict((m, _EnumValue(name, m, i)) for i, m in enumerate(members))
 
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._members[name]
+            value = self._members[name]
+            _note(self._api, self._name, (), name)
+            return value
         except KeyError:
             raise AttributeError("type object '%s' has no attribute '%s'" % (self._name, name)) from None
 
@@ -133,13 +145,14 @@ def modules(release, device=XAVIER):
     """(tensorrt, pycuda, pycuda.driver) for `release` (a key of RELEASES) on a simulated `device`."""
     key, version = RELEASES[release]
     api = API[key]
+    DEPRECATED_USED.clear()
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     enums = {}
     for cls in ("BuilderFlag", "NetworkDefinitionCreationFlag", "DeviceType", "MemoryPoolType", "TensorIOMode",
                 "LayerType", "DataType", "Severity"):
         if cls in api:
-            enums[cls] = _Enum(cls, _enum_names(api, cls))
+            enums[cls] = _Enum(cls, _enum_names(api, cls), api)
             setattr(trt, cls, enums[cls])
     dt = enums["DataType"]
     # tensorrt/__init__.py (Python, in every release): DataType aliases and nptype
@@ -536,6 +549,8 @@ def modules(release, device=XAVIER):
     if "IInt8EntropyCalibrator2" in api:
         base = type("IInt8EntropyCalibrator2", (object,), {"__init__": lambda self: None})
         trt.IInt8EntropyCalibrator2 = base
+        if any((api.get(c) or {}).get("IInt8EntropyCalibrator2") for c in ("<module>", "tensorrt")):
+            DEPRECATED_USED.add("IInt8EntropyCalibrator2")
 
     pycuda, driver = _pycuda(device)
     return trt, pycuda, driver
@@ -647,11 +662,13 @@ def install(monkeypatch, release, device=XAVIER):
 
 def markdown_table(results):
     """release -> {column: 'works' | refusal} as a markdown table."""
-    lines = ["| TensorRT | shipped with | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
+    lines = ["| TensorRT | shipped with | " + " | ".join(COLUMNS) + " | deprecated names used |",
+             "|" + "---|" * (len(COLUMNS) + 3)]
     for r in sorted(results, key=lambda r: [int(x) for x in r.split(".")]):
         cells = [v if v == "works" or v.startswith("n/a") else "refused: " + v.split(" (")[0]
                  for v in (results[r][c] for c in COLUMNS)]
-        lines.append("| {} | {} | {} |".format(r, JETPACK.get(r, ""), " | ".join(cells)))
+        dep = ", ".join(results[r].get("deprecated", [])) or "none"
+        lines.append("| {} | {} | {} | {} |".format(r, JETPACK.get(r, ""), " | ".join(cells), dep))
     return "\n".join(lines)
 
 
