@@ -1,12 +1,13 @@
 """The budget sweep's part of a report: tables (Δ per budget and pair, AULC, crossover), the seed-spread
-warning and the Δ(budget) plot. Section builders return rows; `sweep_markdown` / `sweep_html` render them.
+warning and the Δ(budget) plot, as one section of the report model (`sweep_section`, in
+`al.report.sections.SECTIONS`); the row builders also feed the terminal tables of `al surrogate`.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from al.report.format import model_label
 from al.sweep import PairSweep, random_spread, spread_warnings, sweep_pairs
@@ -53,65 +54,55 @@ def summary_rows(pairs: Sequence[PairSweep]) -> list[list[str]]:
 
 def plot_sweep(pairs: Sequence[PairSweep], path: str | Path, *, metric: str = "top1") -> Path:
     """Δ(budget) per pair with its 95 % CI band, and the zero line."""
-    import matplotlib
+    from hwbench.report.figstyle import save_png, style
 
-    matplotlib.use("Agg")
-    import io
+    with style():
+        import matplotlib.pyplot as plt
 
-    import matplotlib.pyplot as plt
-
-    from hwbench.io import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for p in pairs:
-        x = list(p.budgets)
-        y = [d.delta for d in p.diffs]
-        lo = [d.ci_low if d.ci_low is not None else d.delta for d in p.diffs]
-        hi = [d.ci_high if d.ci_high is not None else d.delta for d in p.diffs]
-        (line,) = ax.plot(x, y, marker="o", label=pair_label(p))
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlabel("labelled images")
-    ax.set_ylabel(f"Δ {metric} vs random (p.p.), 95 % CI")
-    ax.set_title("surrogate − random by budget (paired by seed)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for p in pairs:
+            x = list(p.budgets)
+            y = [d.delta for d in p.diffs]
+            lo = [d.ci_low if d.ci_low is not None else d.delta for d in p.diffs]
+            hi = [d.ci_high if d.ci_high is not None else d.delta for d in p.diffs]
+            (line,) = ax.plot(x, y, marker="o", label=pair_label(p))
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("labelled images")
+        ax.set_ylabel(f"Δ {metric} vs random (p.p.)")
+        ax.set_title("surrogate − random by budget, 95 % CI")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return save_png(fig, path)
 
 
-def sweep_markdown(records: Sequence[Mapping], *, image: str | None = None, deployments: Sequence[str] | None = None,
-                   surrogates: Sequence[str] | None = None) -> list[str]:
-    from al.report.markdown import md_table
+def read_sweep(root: Path) -> list[dict]:
+    from hwbench.io import read_jsonl
 
-    pairs = sweep_pairs(records, deployments=deployments, surrogates=surrogates)
+    path = Path(root) / "sweep.jsonl"
+    return list(read_jsonl(path)) if path.is_file() else []
+
+
+def sweep_section(d: Any, ctx: Any) -> Any:
+    """The sweep's section (with sweep.csv and sweep_delta.png), or for a plain matrix the seed-spread warning."""
+    from hwbench.csvfile import records_csv
+    from hwbench.io import atomic_write_text
+    from hwbench.report.doc import Bullets, Section, Table, Text
+
+    records = read_sweep(d.root)
+    exp = d.experiment
+    pairs = sweep_pairs(records, deployments=exp.get("deployment"), surrogates=exp.get("surrogates")) if records else []
     if not pairs:
-        return []
-    out = ["## Budget sweep: where does a surrogate start to pay?", "", SWEEP_TEXT, ""]
-    if image:
-        out += [f"![Δ by budget]({image})", ""]
-    out += [md_table(DELTA_HEADER, delta_rows(records, pairs)), "", md_table(SUMMARY_HEADER, summary_rows(pairs)), ""]
-    out += [f"- warning: {w}" for w in spread_warnings(records)]
-    return out + [""]
-
-
-def sweep_html(records: Sequence[Mapping], *, image_b64: str | None = None, deployments: Sequence[str] | None = None,
-               surrogates: Sequence[str] | None = None) -> str:
-    pairs = sweep_pairs(records, deployments=deployments, surrogates=surrogates)
-    if not pairs:
-        return ""
-
-    def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    parts = ["<h2>Budget sweep: where does a surrogate start to pay?</h2>", f"<p>{html.escape(SWEEP_TEXT)}</p>"]
-    if image_b64:
-        parts.append(f'<img alt="Δ by budget" src="data:image/png;base64,{image_b64}">')
-    parts += [table(DELTA_HEADER, delta_rows(records, pairs)), table(SUMMARY_HEADER, summary_rows(pairs))]
-    parts += [f"<p><b>warning:</b> {html.escape(w)}</p>" for w in spread_warnings(records)]
-    return "\n".join(parts)
+        warnings = spread_warnings(d.records) if d.records else []
+        return Section("Seed spread of the random column", id="spread").add(Bullets(warnings)) if warnings else None
+    ctx.written["sweep_csv"] = atomic_write_text(ctx.out / "sweep.csv", records_csv(records))
+    fig = ctx.figure("sweep_png", "sweep_delta.png", lambda path: plot_sweep(pairs, path, metric=records[0]["metric"]),
+                     alt="Δ by budget with 95 % CI bands per pair")
+    sec = Section("Budget sweep: where does a surrogate start to pay?", id="sweep")
+    sec.add(Text(SWEEP_TEXT), fig, Table(DELTA_HEADER, delta_rows(records, pairs)),
+            Table(SUMMARY_HEADER, summary_rows(pairs)))
+    warnings = spread_warnings(records)
+    if warnings:
+        sec.add(Bullets([f"warning: {w}" for w in warnings]))
+    return sec

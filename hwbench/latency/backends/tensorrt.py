@@ -1,4 +1,8 @@
-"""TensorRT runner (TensorRT 8.x and 10.x Python API, buffers through pycuda).
+"""TensorRT runner (TensorRT 8.0-10.x Python API, buffers through pycuda).
+
+Checked against each release's binding names without a GPU (tests/hwbench/ondevice/trt_standin.py,
+test_trt_releases.py); TensorRT 11 (no BuilderFlag.FP16/INT8) runs fp32 and refuses fp16/int8 in one
+line, hence the `trt` extra's `tensorrt>=8.5,<11`.
 
 The TensorRT calls live in `hwbench.ondevice`, the stand-alone script a Jetson user copies to the
 device, so that hwbench and the device run one implementation; this module adapts it to the
@@ -9,7 +13,7 @@ without TensorRT:
   GPU_FALLBACK, DLA device type and core, workspace bytes, INT8 calibration mode);
 - `network_flags(trt_major, explicit_batch_bit)`: EXPLICIT_BATCH for TensorRT < 10, 0 from 10 on;
 - `engine_cache_key(...)` / `engine_cache_path(...)`: engines cached under
-  ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/engines/<key>.engine, keyed by model, ONNX content,
+  <cache>/engines/<key>.engine (<cache>: $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench), keyed by model, ONNX content,
   input shape, precision, DLA core, GPU name and TensorRT version;
 - `Int8Calibration`: entropy calibration from .npy batches, a saved cache, or trtexec's fixed
   ranges (latency only).
