@@ -47,7 +47,7 @@ class BallGraph:
     def out_degree(self) -> np.ndarray:
         return np.diff(self.indptr)
 
-    def sources_by_target(self) -> "BallGraph":
+    def sources_by_target(self) -> BallGraph:
         """The reversed graph (y → x for every edge x → y): who covers each image."""
         src = np.repeat(np.arange(self.size), self.out_degree())
         order = np.lexsort((src, self.indices))                          # by target, then source
