@@ -9,6 +9,10 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="directory written by al surrogate / al entropy")
     parser.add_argument("--out", metavar="DIR", help="write the report here instead of EXPERIMENT_DIR")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="(re)compute the selection diagnostics of a surrogate experiment first (class "
+                             "balance, redundancy, overlap with the deployment model's own picks; loads each "
+                             "surrogate's final checkpoint and the dataset) and show them beside the matrix")
     parser.add_argument("--json", action="store_true",
                         help="print only the aggregated table (mean, std, n per cell) as JSON")
 
@@ -22,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
     missing = merge_partial(args.experiment)  # an experiment run as cells: merge what has finished
     if missing:
         line(f"{len(missing)} cell(s) not finished (the report covers the others): {', '.join(missing)}")
+    if args.diagnostics:
+        from al.selection_diagnostics import ensure
+
+        if ensure(args.experiment, force=True) is None:
+            line("no selection diagnostics: the directory holds no finished surrogate AL runs")
     written = write_report(args.experiment, args.out)
     if args.json:
         d = load_experiment(args.experiment)

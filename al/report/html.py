@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from al.report.diagnostics import diagnostics_section
 from al.report.format import DOWN, SELF_MARK, UP, metric_label, model_label, scale_colour
 from al.report.load import ExperimentData
 from al.report.markdown import PAIRED_TEXT, runinfo_markdown
@@ -138,6 +139,10 @@ def render_html(d: ExperimentData, *, images: Mapping[str, str], image_dir: Path
         if comp:
             out += ["<h3>Surrogate vs random, paired by seed</h3>", f"<p>{esc(PAIRED_TEXT)}</p>",
                     _html_table(COMPARISON_HEADER, comp)]
+        diag = diagnostics_section(d.diagnostics, exp.get("surrogates") or [])
+        if diag:
+            out += ["<h3>Why the picks win or lose</h3>", f"<p>{esc(diag[0])}</p>",
+                    *(_html_table(header, rows) for header, rows in diag[1])]
     if d.chain:
         out += ["<h2>Generation chain</h2>", _html_table(CHAIN_HEADER, chain_rows(d.chain))]
     if d.deploy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from al.report.diagnostics import diagnostics_section
 from al.report.format import DOWN, EVEN, SELF_MARK, SQUARES, UP, metric_label, model_label, scale_square
 from al.report.load import ExperimentData
 from al.report.paper_side import (
@@ -116,6 +117,10 @@ def render_markdown(d: ExperimentData, *, images: Mapping[str, str]) -> str:
         if comp:
             out += ["### Surrogate vs random, paired by seed", "", PAIRED_TEXT, "",
                     md_table(COMPARISON_HEADER, comp), ""]
+        diag = diagnostics_section(d.diagnostics, exp.get("surrogates") or [])
+        if diag:
+            out += ["### Why the picks win or lose", "", diag[0], ""]
+            out += [line for header, rows in diag[1] for line in (md_table(header, rows), "")]
     if d.chain:
         out += ["## Generation chain", "",
                 "Each model trains afresh (from its starting weights) on the set its predecessors selected, "
