@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("al.commands.pretrain", "train each backbone once on the embedded drives; cache torchvision-format checkpoints"),
     "ingest": ("al.commands.ingest", "turn devices' upload spools into the next cycle's candidate frames"),
     "fleet": ("al.commands.fleet", "fleet simulation: on-device scoring at the device's latency under an upload budget"),
+    "rank": ("al.commands.rank", "rank surrogates before the matrix from a cheap probe; check it against a matrix"),
     "report": ("al.commands.report", "rebuild the markdown/HTML report of a finished experiment"),
 }
 
