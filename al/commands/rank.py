@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from hwbench.errors import UserError
@@ -48,6 +49,8 @@ def _check(args: argparse.Namespace) -> None:
 
 def _verdict(sig: dict) -> str:
     lo, hi = sig["ci95"]
+    if not all(math.isfinite(v) for v in (sig["rho"], lo, hi)):
+        return "undefined (a signal or the deltas are constant over the pairs)"
     if lo > 0:
         return "predicts (CI above 0)"
     if hi < 0:
