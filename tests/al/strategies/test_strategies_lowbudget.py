@@ -209,3 +209,17 @@ def test_non_finite_embeddings_are_user_errors():
     for name in ("typiclust", "probcover"):
         with pytest.raises(UserError, match="finite"):
             select(name, Evidence(embedding=x), 1, np.zeros(5, bool), 0)
+
+
+@pytest.mark.parametrize("name", ["typiclust", "probcover"])
+def test_al_run_with_the_strategy(name, tmp_path):
+    """The loop collects embeddings of the whole pool for them and labels their picks."""
+    from al.cli import main
+    from hwbench.io import read_jsonl
+
+    out = tmp_path / name
+    assert main(["run", "smoke_digits", "--strategy", name, "--out", str(out)]) == 0
+    sel = list(read_jsonl(out / "selections.jsonl"))
+    assert [r["strategy"] for r in sel] == ["random", name, name]
+    picked = [i for r in sel for i in r["selected"]]
+    assert len(picked) == len(set(picked)) == 60                          # 20 + 2 x 20, no repeats
