@@ -151,7 +151,7 @@ def _embeddings(run_dir: Path, model_name: str, prepared) -> np.ndarray | None:
     if not ckpts:
         return None
     ckpt = RunDir(run_dir).load_checkpoint(int(ckpts[-1].stem.split("_")[1]))
-    model = Backend(prepared).new_model(model_name, init_seed=0)
+    model = Backend(prepared, output_stride=prepared.config.model.output_stride).new_model(model_name, init_seed=0)
     model.load_state_dict(ckpt["model"])
     model = model.to(prepared.device).eval()
     ev = evidence.collect(model, prepared.pool_score, np.arange(prepared.pool_size), frozenset({"embedding"}),
@@ -184,8 +184,7 @@ def compute(exp_dir: str | Path) -> dict:
             labels = image_class_counts(ds, int(ds.num_classes), getattr(ds, "ignore_index", None))
         own = {dep: {r["cycle"]: r["selected"] for r in cycles[dep]} for dep in deployment if dep in cycles}
         for s, d in runs.items():
-            p = prepare(load_config(d / "config.toml"))
-            unit = _embeddings(d, s, p)
+            unit = _embeddings(d, s, prepared)                          # same pool and data for every run
             unit = None if unit is None else unit_rows(unit)
             rng = np.random.default_rng([int(seed), surrogates.index(s)])
             for row in selection_rows(cycles[s], labels, unit, {k: v for k, v in own.items() if k != s}, rng):
