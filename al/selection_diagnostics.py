@@ -8,8 +8,8 @@ shared random set):
 
 - class balance: the picks' class histogram against the pool's (image labels; pixel counts for
   segmentation): total-variation distance (0 = same shares, 1 = disjoint) and the smallest
-  class's share relative to its pool share (`min_class_ratio`: 1 = as random on average, 0 = a
-  class missing);
+  class's share relative to its pool share (`min_class_ratio`: 1 = as in the pool, 0 = a class
+  missing), each beside its mean over 200 uniformly random subsets of the same size;
 - redundancy: mean pairwise cosine similarity of the picks' embeddings (the surrogate's own
   pooled embedding, from its final checkpoint) against its exact expectation for a uniformly
   random subset of the images that were unlabelled at that cycle;
@@ -162,12 +162,16 @@ def _embeddings(run_dir: Path, model_name: str, prepared) -> np.ndarray | None:
 
 def compute(exp_dir: str | Path) -> dict:
     """Diagnostics of every seed's AL runs in a finished surrogate experiment directory."""
+    from al import seeds
     from al.config import load_config
     from al.prepare import prepare
-    from al.seeds import random_selection
+    from hwbench.tomlconf import read_toml
 
     root = Path(exp_dir)
     exp = json.loads((root / "experiment.json").read_text())
+    swept = (root / "experiment.toml").is_file() and bool(read_toml(root / "experiment.toml").get("budgets"))
+    # the random column's selection: nested sets in a budget sweep, else one draw per size (al.seeds)
+    draw_random = getattr(seeds, "nested_random_selection", seeds.random_selection) if swept else seeds.random_selection
     surrogates = list(exp.get("surrogates") or [])
     deployment = list(exp.get("deployment") or [])
     rows, finals = [], []
@@ -194,7 +198,7 @@ def compute(exp_dir: str | Path) -> dict:
                            "min_class_count": int(class_counts(labels, final).min())})
         initial = next(r["selected"] for r in next(iter(cycles.values())) if r["cycle"] == 0)
         n_total = max(f["n"] for f in finals if f["seed"] == seed)
-        rand = random_selection(np.asarray(initial), labels.shape[0], n_total, seed=int(seed))
+        rand = draw_random(np.asarray(initial), labels.shape[0], n_total, seed=int(seed))
         finals.append({"seed": int(seed), "selection": "random", "n": int(rand.size),
                        "min_class_count": int(class_counts(labels, rand).min())})
     task = "pixels" if labels is not None and labels.sum() > labels.shape[0] else "images"

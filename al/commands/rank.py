@@ -94,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_experiment_config(args.config, seeds=args.seeds, data_root=args.data_root)
     records = read_records(Path(args.against) / "records.jsonl", RECORD_TYPES) if args.against else None
+    if args.against:
+        from al.experiments.config import config_toml, without_seeds
+        from al.runs.files import sha256_text
+
+        info = Path(args.against) / "experiment.json"
+        ran = json.loads(info.read_text()).get("config_sha256") if info.is_file() else None
+        if ran != sha256_text(config_toml(without_seeds(cfg))):
+            line(f"note: {args.against} ran another config than {args.config}; pairs are matched by model name")
     with progress(transient=True) as bar:
         result = run_probe(cfg, progress=bar)
     if records is not None:
