@@ -17,7 +17,8 @@ RESULT = "ranking.json"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", nargs="?",
                         help="surrogate experiment TOML file or preset name (as for al surrogate)")
-    parser.add_argument("--out", metavar="DIR", help="directory for ranking.json (created; must be new or empty)")
+    parser.add_argument("--out", metavar="DIR", help="directory for ranking.json and ranking_check.png (created; must "
+                                                     "be new or empty); with --pooled: pooled_check.json and its plot")
     parser.add_argument("--seeds", type=int, metavar="N", help="probe seeds 0..N-1 instead of the config's")
     parser.add_argument("--data-root", metavar="DIR", help="dataset directory; replaces [data] root")
     parser.add_argument("--against", metavar="EXP_DIR",
@@ -29,20 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} exists and is not an empty directory; choose a new one")
     if args.pooled:
-        if args.config or args.out or args.against:
-            raise UserError("--pooled takes only directories of earlier `al rank --against` runs; drop CONFIG, "
-                            "--out and --against")
+        if args.config or args.against:
+            raise UserError("--pooled takes only directories of earlier `al rank --against` runs (and --out for "
+                            "its plot); drop CONFIG and --against")
         for d in args.pooled:
             res = Path(d) / RESULT
             if not res.is_file() or "matrix_records" not in json.loads(res.read_text()):
                 raise UserError(f"{d} holds no checked ranking; run `al rank CONFIG --out {d} --against EXP_DIR` first")
         return
-    if not args.config or not args.out:
+    if not args.config or out is None:
         raise UserError("give CONFIG and --out DIR (or --pooled DIR ...)")
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out} exists and is not an empty directory; choose a new one")
     if args.against and not (Path(args.against) / "records.jsonl").is_file():
         raise UserError(f"--against {args.against} holds no records.jsonl; give a finished `al surrogate` directory")
 
@@ -83,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
     if args.pooled:
         results = [json.loads((Path(d) / RESULT).read_text()) for d in args.pooled]
         check = validate([(r["signals"], r["matrix_records"]) for r in results])
+        if args.out:
+            from al.report.ranking_plot import plot_ranking_check
+
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            plot_ranking_check(check, Path(args.out) / "ranking_check.png")
+            atomic_write_json(Path(args.out) / "pooled_check.json", check)
         if args.json:
             emit([check], as_json=True)
         _print_check(check, args.json)
@@ -113,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
                             "check it against the experiment of the same config")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out) / RESULT, result)
+    if "check" in result:
+        from al.report.ranking_plot import plot_ranking_check
+
+        plot_ranking_check(result["check"], Path(args.out) / "ranking_check.png")
     if args.json:
         emit([{k: v for k, v in result.items() if k != "matrix_records"}], as_json=True)
         return 0

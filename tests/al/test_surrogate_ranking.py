@@ -103,9 +103,11 @@ def test_rank_end_to_end_and_pooled(smoke_exp, tmp_path, capsys):
     assert all(r["overlap"] == 1.0 for r in res["signals"] if r["surrogate"] == r["deployment"])
     assert res["check"]["n_pairs"] == 1                                       # one off-diagonal pair: no rho
     capsys.readouterr()
-    assert main(["rank", "--pooled", str(out), str(out), "--json"]) == 0
+    assert (out / "ranking_check.png").stat().st_size > 0
+    assert main(["rank", "--pooled", str(out), str(out), "--json", "--out", str(tmp_path / "pooled")]) == 0
     pooled = json.loads(capsys.readouterr().out)[0]
     assert pooled["n_pairs"] == 2
+    assert json.loads((tmp_path / "pooled" / "pooled_check.json").read_text())["n_pairs"] == 2
 
 
 @pytest.mark.parametrize("argv, needle", [
