@@ -1,8 +1,8 @@
 """The report's "Why the picks win or lose" section: tables built from `selection_diagnostics.json`
-(al.selection_diagnostics), rendered by markdown.py and html.py beside the matrix.
+(al.selection_diagnostics), shown inside the matrix section (al.report.sections).
 
-`diagnostics_section(diag, surrogates)` returns (intro, tables); each table is (header, rows) of
-plain strings, so both renderers show the same numbers.
+`diagnostics_section(diag, surrogates)` returns (intro, tables), each table (header, rows) of plain
+strings; `diagnostics_block` wraps them as a report `Section` for markdown and HTML alike.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from al.report.format import model_label
+from hwbench.report.doc import Section, Text
+from hwbench.report.doc import Table as DocTable
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -113,3 +115,13 @@ def diagnostics_section(diag: dict | None, surrogates: Sequence[str]) -> tuple[s
     if ov is not None:
         tables.append(ov)
     return INTRO, tables
+
+
+def diagnostics_block(diag: dict | None, surrogates: Sequence[str]) -> Section | None:
+    """The section as report blocks, or None when there are no diagnostics."""
+    res = diagnostics_section(diag, surrogates)
+    if res is None:
+        return None
+    intro, tables = res
+    return Section("Why the picks win or lose", id="diagnostics").add(
+        Text(intro), *(DocTable(header, rows, row_header=True) for header, rows in tables))
