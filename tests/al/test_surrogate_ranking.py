@@ -122,3 +122,15 @@ def test_bad_input_is_one_line(argv, needle, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_rank_needs_a_scoring_strategy(tmp_path, capsys):
+    from pathlib import Path
+
+    smoke = Path(__file__).parents[2] / "al" / "presets" / "surrogate_smoke.toml"
+    cfg = tmp_path / "coreset.toml"
+    cfg.write_text(smoke.read_text().replace('strategy = "entropy"', 'strategy = "coreset"'))
+    assert main(["rank", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scoring strategy" in err[0]
+    assert not (tmp_path / "o").exists()
