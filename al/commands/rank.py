@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     from al.report.inputs import RECORD_TYPES, read_records
 
     cfg = load_experiment_config(args.config, seeds=args.seeds, data_root=args.data_root)
-    records = read_records(Path(args.against) / "records.jsonl", RECORD_TYPES) if args.against else None
     if args.against:
         from al.experiments.config import config_toml, without_seeds
         from al.runs.files import sha256_text
@@ -109,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         ran = json.loads(info.read_text()).get("config_sha256") if info.is_file() else None
         if ran != sha256_text(config_toml(without_seeds(cfg))):
             line(f"note: {args.against} ran another config than {args.config}; pairs are matched by model name")
+        read_records(Path(args.against) / "records.jsonl", RECORD_TYPES)  # damaged: fail before the probe
     with progress(transient=True) as bar:
         result = run_probe(cfg, progress=bar)
+    records = read_records(Path(args.against) / "records.jsonl", RECORD_TYPES) if args.against else None  # as of now
     if records is not None:
         result["against"] = str(args.against)
         result["matrix_records"] = records
