@@ -49,14 +49,15 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _verdict(sig: dict) -> str:
+    """Plain words: a signal predicts only when the bootstrap CI excludes 0 and the permutation p < 0.05."""
     lo, hi = sig["ci95"]
-    if not all(math.isfinite(v) for v in (sig["rho"], lo, hi)):
+    if not all(math.isfinite(v) for v in (sig["rho"], lo, hi, sig["p"])):
         return "undefined (a signal or the deltas are constant over the pairs)"
-    if lo > 0:
-        return "predicts (CI above 0)"
-    if hi < 0:
-        return "predicts the reverse (CI below 0)"
-    return "does not predict (CI includes 0)"
+    if lo <= 0 <= hi:
+        return "does not predict (CI includes 0)"
+    if sig["p"] >= 0.05:
+        return "inconclusive (the seed bootstrap excludes 0, the permutation test over pairs does not)"
+    return "predicts (CI above 0)" if lo > 0 else "predicts the reverse (CI below 0)"
 
 
 def _print_check(check: dict, as_json: bool) -> None:
