@@ -73,12 +73,15 @@ def input_shape_from_hw(text: str | None, *, batch: int = 1, channels: int = 3) 
 
 
 # ------------------------------------------------------------------------------------- public
-def count(model_or_name: str | nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT, *,
+def count(model_or_name: str | nn.Module, input_shape: Sequence[int] | None = None, *,
           num_classes: int | None = None, output_stride: int | None = None, ops: str = "convlinear",
           counter: str = "meta", cache: bool = True) -> CountResult:
-    """Count MACs and parameters of a zoo model (by name) or any `nn.Module`.
+    """Count MACs and parameters of a model: a zoo name, an ONNX file, "file.py:callable",
+    "package.module:callable" (`hwbench.resolve`), or any `nn.Module`.
 
-    `input_shape` is (N, C, H, W). `num_classes` / `output_stride` are used only when building a
+    `input_shape` is (N, C, H, W); None: the model's own default input (the zoo's, the ONNX file's
+    static shape, or what a module declares with `input_hw` / `input_shape` / `example_input`).
+    `num_classes` / `output_stride` are used only when building a
     zoo model by name (None: the model's own defaults, e.g. 19 classes and OS16 for DeepLabv3+).
     `ops`: "convlinear" (the paper's GOPs) or "all" (adds norm, resize, adaptive pooling).
     `counter`: "meta" (default; no arithmetic) or "fvcore" (reference; real CPU forward).
@@ -87,15 +90,32 @@ def count(model_or_name: str | nn.Module, input_shape: Sequence[int] = DEFAULT_I
     """
     if ops not in OPS_MODES:
         raise unknown("ops mode", ops, OPS_MODES)
-    if counter not in COUNTERS:
+    if counter not in (*COUNTERS, "onnx"):
         raise unknown("counter", counter, COUNTERS)
-    shape = check_input_shape(input_shape)
     if isinstance(model_or_name, str):
-        return _count_zoo(model_or_name, shape, num_classes, output_stride, ops, counter, cache)
+        from hwbench.resolve import resolve
+
+        ref = resolve(model_or_name)
+        shape = check_input_shape(input_shape) if input_shape is not None else ref.input_shape()
+        if ref.kind == "zoo":
+            if counter == "onnx":
+                raise UserError(f"counter 'onnx' reads ONNX files; {model_or_name!r} is a zoo model")
+            return _count_zoo(model_or_name, shape, num_classes, output_stride, ops, counter, cache)
+        return ref.count(input_shape, ops=ops, counter=None if counter == "meta" else counter, num_classes=num_classes)
     import torch
 
     if not isinstance(model_or_name, torch.nn.Module):
         raise UserError(f"expected a model name or an nn.Module, got {type(model_or_name).__name__}")
+    if counter == "onnx":
+        raise UserError("counter 'onnx' reads ONNX files; count an nn.Module with 'meta' or 'fvcore'")
+    if input_shape is None:
+        from hwbench.resolve import declared_input
+
+        input_shape = declared_input(model_or_name, type(model_or_name).__name__)
+        if input_shape is None:
+            raise UserError(f"{type(model_or_name).__name__} declares no input size; pass input_shape=(N, C, H, W) "
+                            "or set an `input_hw = (H, W)` attribute on the module")
+    shape = check_input_shape(input_shape)
     name = getattr(model_or_name, "name", None) or type(model_or_name).__name__
     if counter == "fvcore":
         from hwbench.counting.reference import count_fvcore
