@@ -129,7 +129,7 @@ def load_graph(path: str | os.PathLike) -> Any:
         raise UserError(f"{p} is not an ONNX model ({_first(e)}); check the file") from None
     try:
         onnx.load_external_data_for_model(model, str(p.parent))
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - OSError, ValidationError (a missing or unsafe data file)
         raise UserError(f"{p}: cannot read its external data ({_first(e)}); keep the weight files beside it") from None
     for node in _walk(model.graph):
         if node.op_type in CONTROL_FLOW:
