@@ -54,9 +54,13 @@ class DeployVerdict:
     fits_memory: bool
     deployable: bool
     headroom: float                 # budget_ms / effective_latency_ms - 1
+    macs: int = 0                   # MACs of the count the latency came from
+    input: tuple[int, ...] = ()     # (N, C, H, W) it was counted at
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        rec = asdict(self)
+        rec["input"] = list(self.input)
+        return rec
 
 
 def resolve_budget(*, fps: float | None = None, budget_ms: float | None = None, share: float = 1.0) -> float:
@@ -107,7 +111,7 @@ def verdict(c: CountResult, dev: DeviceProfile, *, mode: str, budget_ms: float, 
     meets = eff <= budget_ms
     fits = mem <= mem_budget
     return DeployVerdict(c.model, dev.name, mode, est.precision, est.engine, est.latency_ms, share, eff, budget_ms,
-                         fps, meets, mem, mem_budget, fits, meets and fits, budget_ms / eff - 1.0)
+                         fps, meets, mem, mem_budget, fits, meets and fits, budget_ms / eff - 1.0, c.macs, tuple(c.input))
 
 
 def deploy(models: Sequence[str | nn.Module | CountResult] | None = None,

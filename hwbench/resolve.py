@@ -116,9 +116,31 @@ class ModelRef:
 
 
 # ------------------------------------------------------------------------------------- resolving
+_RESOLVED: dict[tuple, ModelRef] = {}  # (spec, cwd, file mtime) -> ref: a file or callable is loaded once
+
+
 def resolve(spec: str | os.PathLike) -> ModelRef:
-    """A `ModelRef` for any of the four forms; a bad form is one `UserError` naming them."""
+    """A `ModelRef` for any of the four forms; a bad form is one `UserError` naming them. A file (ONNX or
+    Python) is read again only when it changed."""
     text = os.fspath(spec)
+    key = (text, os.getcwd(), _mtime(text))
+    ref = _RESOLVED.get(key)
+    if ref is None:
+        ref = _resolve(text)
+        if ref.kind != "zoo":
+            _RESOLVED[key] = ref
+    return ref
+
+
+def _mtime(text: str) -> float | None:
+    path = text.rpartition(":")[0] if ":" in text and not text.lower().endswith(".onnx") else text
+    try:
+        return os.stat(path).st_mtime
+    except (OSError, ValueError):
+        return None
+
+
+def _resolve(text: str) -> ModelRef:
     if not isinstance(text, str) or not text:
         raise UserError(f"empty model argument; a MODEL is {FORMS}")
     from hwbench.models.registry import MODELS, _ensure_loaded

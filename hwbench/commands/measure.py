@@ -125,12 +125,12 @@ def _model_and_shape(args: argparse.Namespace) -> tuple[object, tuple[int, int] 
             raise UserError("give a MODEL (a zoo name, FILE.onnx, file.py:callable or package.module:callable) or "
                             "--onnx FILE")
         ref = resolve(args.model)
-        if ref.kind == "onnx":
-            args.onnx, args.model = str(ref.path), ref.name
+        if ref.kind == "onnx":  # recorded under the path given, so `hwbench predict` can read the graph again
+            args.onnx, args.model = str(ref.path), ref.spec
         else:
             shape = ref.input_shape(args.input, args.batch)
             model = ref.name if ref.kind == "zoo" else ref.module(num_classes=args.num_classes)
-            return model, None if args.input else (shape[2], shape[3]), shape[0], ref.name
+            return model, None if args.input else (shape[2], shape[3]), shape[0], ref.spec
     from hwbench.latency.backends import check_onnx_file, onnx_input_shape
 
     dims = onnx_input_shape(check_onnx_file(args.onnx))

@@ -346,3 +346,27 @@ def _attr(a: Any) -> Any:
     import onnx
 
     return onnx.helper.get_attribute_value(a)
+
+
+def conv_geometry(model: Any, input_shape: Sequence[int] | None = None, where: str = "model.onnx") -> dict[str, tuple]:
+    """Node name -> (geometry, input shape) of every Conv: geometry has the attributes of a torch Conv2d the
+    latency terms read (groups, kernel_size, stride, padding (the leading pads), dilation)."""
+    from types import SimpleNamespace
+
+    light = _light(model)
+    _fix_inputs(model, light, where, input_shape)
+    _, shapes, _ = _infer(light, model, where)
+    out = {}
+    for i, node in enumerate(model.graph.node):
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[0] not in shapes:
+            continue
+        attrs = {a.name: _attr(a) for a in node.attribute}
+        w = shapes.get(node.input[1], ())
+        k = tuple(w[2:])
+        n = len(k)
+        pads = tuple(attrs.get("pads", [0] * 2 * n))[:n]
+        geo = SimpleNamespace(groups=int(attrs.get("group", 1)), kernel_size=k,
+                              stride=tuple(attrs.get("strides", [1] * n)), padding=pads,
+                              dilation=tuple(attrs.get("dilations", [1] * n)))
+        out[node.name or (node.output[0] if node.output else f"node{i}")] = (geo, shapes[node.input[0]])
+    return out
