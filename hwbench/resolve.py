@@ -29,7 +29,6 @@ from hwbench.errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from hwbench.counting.result import CountResult
 
 KINDS = ("zoo", "onnx", "callable")
 FORMS = ("a zoo name (`hwbench models`), FILE.onnx, path/to/file.py:callable or package.module:callable "
@@ -51,7 +50,7 @@ class ModelRef:
     # ---------------------------------------------------------------------------------- input
     def input_shape(self, hw: str | tuple[int, int] | None = None, batch: int | None = None) -> tuple[int, int, int, int]:
         """(N, C, H, W): `hw` ("HxW" or a pair) and `batch` where given, else the model's own default."""
-        from hwbench.count import check_input_shape, parse_hw
+        from hwbench.inputs import check_input_shape, parse_hw
 
         base = self.declared_input
         if hw is None and base is None:
@@ -62,7 +61,7 @@ class ModelRef:
         n = batch if batch is not None else (base[0] if base is not None else 1)
         c = base[1] if base is not None else 3
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserError(f"--batch must be a positive integer, got {n!r}")
+            raise UserError(f"--batch must be >= 1 (N, C, H, W are positive integers), got {n!r}")
         return check_input_shape((n, c, h, w))
 
     # ---------------------------------------------------------------------------------- build
@@ -75,7 +74,7 @@ class ModelRef:
             from hwbench.models import create_model
 
             return create_model(self.name, num_classes=num_classes)
-        self._no_classes(num_classes)
+        self.no_classes(num_classes)
         return self._module
 
     def graph(self) -> Any:
@@ -86,33 +85,10 @@ class ModelRef:
             self._graph = load_graph(self.path)  # type: ignore[arg-type]
         return self._graph
 
-    def _no_classes(self, num_classes: int | None) -> None:
+    def no_classes(self, num_classes: int | None) -> None:
+        """`UserError` for --num-classes on a model that is not built by the zoo."""
         if num_classes is not None:
             raise UserError(f"--num-classes applies to zoo models only; {self.spec} is fixed by its own definition")
-
-    # ---------------------------------------------------------------------------------- count
-    def count(self, input_shape: Sequence[int] | None = None, *, ops: str = "convlinear", counter: str | None = None,
-              num_classes: int | None = None, cache: bool = True) -> CountResult:
-        """MACs and parameters at `input_shape` (None: the model's own default input)."""
-        from hwbench import count as counting
-
-        shape = tuple(input_shape) if input_shape is not None else self.input_shape()
-        if self.kind == "zoo":
-            return counting.count(self.name, shape, num_classes=num_classes, ops=ops, counter=counter or "meta",
-                                  cache=cache)
-        if self.kind == "onnx":
-            if counter not in (None, "onnx"):
-                raise UserError(f"--counter {counter} counts PyTorch models; {self.spec} is counted from its graph "
-                                "(leave --counter out)")
-            self._no_classes(num_classes)
-            from hwbench.counting.onnx_graph import count_onnx
-
-            return count_onnx(self.path, shape if input_shape is not None else None, ops,  # type: ignore[arg-type]
-                              name=self.name, model=self.graph())
-        if counter == "onnx":
-            raise UserError(f"--counter onnx reads ONNX files; {self.spec} is a PyTorch callable")
-        result = counting.count(self.module(num_classes=num_classes), shape, ops=ops, counter=counter or "meta")
-        return dataclasses.replace(result, model=self.name)
 
 
 # ------------------------------------------------------------------------------------- resolving
@@ -268,15 +244,3 @@ def _first(e: BaseException) -> str:
 MODEL_HELP = ("a zoo name (`hwbench models`), FILE.onnx, path/to/file.py:callable or package.module:callable "
               "returning an nn.Module")
 DEVICE_HELP = "device profiles: names (`hwbench profiles`) or profile files FILE.toml (see profiles/TEMPLATE.toml)"
-
-
-def unique_labels(names: Sequence[str]) -> list[str]:
-    """Display labels (the paper's: Res-18, ...), falling back to the full name where two names share one."""
-    from collections import Counter
-
-    from hwbench.score_graph import display_label
-
-    labels = [display_label(n) for n in names]
-    clash = Counter(zip(labels, names, strict=True))
-    per_label = Counter(label for label, _ in clash)
-    return [n if per_label[label] > 1 else label for label, n in zip(labels, names, strict=True)]

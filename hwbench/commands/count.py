@@ -29,11 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, track
     from hwbench.count import PAPER_MODELS
-    from hwbench.resolve import resolve_all, unique_labels
+    from hwbench.count import count_ref, unique_labels
+    from hwbench.resolve import resolve_all
 
     refs = resolve_all(args.models or list(PAPER_MODELS))
     shapes = [r.input_shape(args.input, args.batch) for r in refs]  # every bad input fails before any count
-    results = [ref.count(shape, ops=args.ops, counter=args.counter, num_classes=args.num_classes)
+    results = [count_ref(ref, shape, ops=args.ops, counter=args.counter, num_classes=args.num_classes)
                for ref, shape in track(list(zip(refs, shapes, strict=True)), "counting", total=len(refs))]
     if args.json:
         emit([r.record(per_module=args.per_module) for r in results], as_json=True)

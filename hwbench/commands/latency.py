@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit
     from hwbench.latency.theoretical import latency
     from hwbench.profiles import PAPER_DEVICES, load_profile
-    from hwbench.resolve import unique_labels
+    from hwbench.count import unique_labels
 
     check_mode_flags(args)
     devices = [load_profile(d) for d in (args.device or PAPER_DEVICES)]

@@ -122,8 +122,8 @@ def _model_and_shape(args: argparse.Namespace) -> tuple[object, tuple[int, int] 
 
     if not args.onnx:
         if not args.model:
-            raise UserError("give a MODEL (a zoo name, FILE.onnx, file.py:callable or package.module:callable) or "
-                            "--onnx FILE")
+            raise UserError("give a zoo model name (`hwbench models`), FILE.onnx, file.py:callable or "
+                            "package.module:callable, or --onnx FILE")
         ref = resolve(args.model)
         if ref.kind == "onnx":  # recorded under the path given, so `hwbench predict` can read the graph again
             args.onnx, args.model = str(ref.path), ref.spec

@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
             "rel_err", "train_points")
     fmt = {"rel_err": "+.1%", "measured_ms": ".3f", "predicted_ms": ".3f", "roofline_ms": ".3f"}
     if args.model:
+        from hwbench.count import input_shape_from_hw
         from hwbench.resolve import resolve
 
-        shape = resolve(args.model).input_shape(args.input, args.batch)
+        shape = (input_shape_from_hw(args.input, batch=args.batch or 1) if args.input
+                 else resolve(args.model).input_shape(None, args.batch))
         with working(f"calibrating on {len(records)} records"):
             rows = predict(records, args.model, shape, device=args.device, backend=args.backend,
                            precision=args.precision)

@@ -225,30 +225,12 @@ GroupKey = tuple[str, str, str]  # (device, backend, precision)
 Pair = tuple[str, tuple[int, ...]]  # (model, input shape)
 
 
-def _resolvable(model: str, seen: dict[str, bool]) -> bool:
-    """Whether a record's model name can be costed again (a zoo name, an ONNX path, a callable spec)."""
-    if model not in seen:
-        from hwbench.resolve import resolve
-
-        try:
-            resolve(model)
-            seen[model] = True
-        except UserError as e:
-            log.warning("skipping the records of %r: its layers cannot be read (%s)", model, e)
-            seen[model] = False
-    return seen[model]
-
-
 def _points(records: Iterable[Measurement]) -> dict[GroupKey, dict[Pair, float]]:
-    """Median latency per (model, input) in each (device, backend, precision) group; records of a model whose
-    layers cannot be read again (a file that moved) are skipped with a warning."""
+    """Median latency per (model, input) in each (device, backend, precision) group."""
     acc: dict[GroupKey, dict[Pair, list[float]]] = defaultdict(lambda: defaultdict(list))
-    seen: dict[str, bool] = {}
     for r in records:
         if len(r.input) != 4 or not r.latency_ms or r.latency_ms <= 0:
             log.warning("skipping %s/%s: no input shape or latency", r.model, r.backend)
-            continue
-        if not _resolvable(r.model, seen):
             continue
         acc[(r.device, r.backend, r.precision)][(r.model, tuple(int(d) for d in r.input))].append(r.latency_ms)
     return {g: {p: float(np.median(v)) for p, v in pts.items()} for g, pts in acc.items()}

@@ -121,8 +121,7 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
                                   ["predict", "--measurements", "m.jsonl"], "m.jsonl:1: not a measurement record"),
     "predict: missing keys": (_write("m.jsonl", '{"model": "x"}\n'), ["predict", "--measurements", "m.jsonl"],
                               "lacks"),
-    "predict --model without --input": (_write("m.jsonl", _records()), ["predict", "--measurements", "m.jsonl",
-                                                                         "--model", R20], "needs --input"),
+    # (predict --model without --input predicts at the model's own input: tests/hwbench/test_own_model.py)
     # ---- trtexec logs and --exportTimes
     "trtexec: NaN median": (_trtexec("t.log", "trt8.5_xavier_nx_fp16.log", lambda t: t.replace(_MEDIAN, "median = nan ms")),
                             ["ingest", "trtexec", "t.log", "--json"], "median is nan ms"),
