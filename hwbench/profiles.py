@@ -1,8 +1,14 @@
 """Device profiles: what a device can do on paper, with the source of every figure.
 
-A profile is one TOML file in `profiles/` (repository root; an installed wheel carries a copy in
-`hwbench/profiles_data/`; `$HWBENCH_PROFILES` overrides the directory), loaded strictly into the frozen `DeviceProfile` (unknown keys, missing sources and
-non-positive or infinite figures, and a `name` other than the file's, are `UserError`s). Throughput is stored per (precision, engine, sparse):
+A profile is one TOML file (`profiles/TEMPLATE.toml` documents every field with its unit). Profiles are found
+on a search path: the directories in `$HWBENCH_PROFILES` (separated by `os.pathsep`, first wins), then the
+shipped ones (`profiles/` at the repository root; an installed wheel carries a copy in
+`hwbench/profiles_data/`). A user profile with a shipped name wins over the shipped one; `--device FILE.toml`
+loads any file. Loading is strict (`check_profile` lists every problem of a file at once: unknown keys, wrong
+types, non-positive or infinite figures, a `name` other than the file's, a missing source). Sources are
+required only for the figures a latency mode or verdict uses: every peak (peak, roofline), `mem_bw_gbps`
+(roofline), `memory_gb` (deploy) and `paper_tops` (paper); `year`, `generation` and `power_mode` are optional
+and so are their sources. Throughput is stored per (precision, engine, sparse):
 
     precision: fp32 | fp16 | int8       engine: gpu | dla | gpu+dla | cpu       sparse: bool
 
@@ -16,6 +22,7 @@ file in `${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/host.toml`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -23,12 +30,14 @@ import math
 import os
 import platform
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from hwbench.errors import UserError, unknown
 from hwbench.io import atomic_write_text
+from hwbench.tomlconf import _coerce as coerce
 from hwbench.tomlconf import from_mapping, read_toml
 
 log = logging.getLogger(__name__)
@@ -39,8 +48,10 @@ BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 HOST = "host"
 # The three devices of the paper's Table 2, oldest first.
 PAPER_DEVICES = ("tx2", "xavier_nx", "orin_nx")
-# Scalar figures that need an entry in a profile's [sources] table when they are set.
+# Scalar figures a [sources] table may describe; those a latency mode or verdict uses must be described.
 _SOURCED = ("year", "generation", "power_mode", "mem_bw_gbps", "memory_gb", "paper_tops")
+_SOURCE_REQUIRED = ("mem_bw_gbps", "memory_gb", "paper_tops")
+TEMPLATE = "TEMPLATE"  # profiles/TEMPLATE.toml documents the format; it is not a device
 
 Precision = Literal["fp32", "fp16", "int8"]
 Engine = Literal["gpu", "dla", "gpu+dla", "cpu"]
@@ -75,20 +86,24 @@ class DeviceProfile:
     """A device's figures. Throughput in TOPS, bandwidth in GB/s (10^9 bytes/s), memory in GB."""
 
     name: str
-    display_name: str
-    generation: str             # GPU architecture (Pascal, Volta, Ampere) or "host"
-    year: int
-    power_mode: str
     mem_bw_gbps: float
     memory_gb: float
     peak: tuple[Peak, ...]
     sources: dict[str, str]     # figure name -> where it comes from
+    display_name: str = ""      # "" -> the name
+    generation: str = ""        # GPU architecture (Pascal, Volta, Ampere, Blackwell) or "host"
+    year: int | None = None
+    power_mode: str = ""
     paper_tops: float | None = None      # the TOPS the paper divides GOPs by (Table 2)
     paper_precision: Precision | None = None
     paper_engine: Engine | None = None
     dla_count: int = 0
     notes: str = ""
     measured: HostInfo | None = None
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name)
 
     def peak_entry(self, precision: str, engine: str = "gpu", sparse: bool = False) -> Peak:
         """The `Peak` for (precision, engine, sparse); `UserError` listing what the device has."""
@@ -116,26 +131,48 @@ def _peak_key(p: Peak) -> str:
 
 
 # ------------------------------------------------------------------------------------ locating
-def profiles_dir() -> Path:
-    """`$HWBENCH_PROFILES`, else the copy an installed wheel carries (`hwbench/profiles_data/`),
+def shipped_dir() -> Path:
+    """The profiles that come with hwbench: the copy an installed wheel carries (`hwbench/profiles_data/`),
     else `profiles/` at the repository root (a checkout or an editable install)."""
-    env = os.environ.get("HWBENCH_PROFILES")
-    if env:
-        return Path(env)
     package = Path(__file__).resolve().parent
     packaged = package / "profiles_data"
     return packaged if packaged.is_dir() else package.parent / "profiles"
 
 
+def profiles_dir() -> Path:
+    """The shipped profiles' directory (kept for callers that want one directory; see `search_path`)."""
+    return shipped_dir()
+
+
+def search_path() -> list[Path]:
+    """Where profiles are looked for, first wins: each directory in `$HWBENCH_PROFILES`, then the shipped one."""
+    env = os.environ.get("HWBENCH_PROFILES", "")
+    user = [Path(p) for p in env.split(os.pathsep) if p]
+    for d in user:
+        if not d.is_dir():
+            raise UserError(f"HWBENCH_PROFILES names {str(d)!r}, which is not a directory; point it at a directory "
+                            f"of profile files (several: separated by {os.pathsep!r}) or unset it")
+    return list(dict.fromkeys([*user, shipped_dir()]))
+
+
+def profile_files() -> dict[str, Path]:
+    """Profile name -> file, over the search path (a name found twice: the first directory's)."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.toml")):
+            if p.is_file() and p.stem not in (HOST, TEMPLATE):
+                found.setdefault(p.stem, p)
+    return found
+
+
 def _file_profiles() -> list[str]:
     """Names of the profile files, sorted; `UserError` when there are none (a broken install)."""
-    d = profiles_dir()
-    names = sorted(p.stem for p in d.glob("*.toml") if p.is_file()) if d.is_dir() else []
-    names = [n for n in names if n != HOST]
+    names = sorted(profile_files())
     if not names:
-        hint = ("set HWBENCH_PROFILES to a directory of profile files" if os.environ.get("HWBENCH_PROFILES")
-                else "the installation lacks its profiles; reinstall hwbench or set HWBENCH_PROFILES")
-        raise UserError(f"no device profiles in {d}; {hint}")
+        raise UserError(f"no device profiles in {', '.join(map(str, search_path()))}; the installation lacks its "
+                        "profiles: reinstall hwbench, or put profile files in a directory named by HWBENCH_PROFILES")
     return names
 
 
@@ -150,8 +187,18 @@ def host_cache_path() -> Path:
 
 
 def list_profiles() -> list[str]:
-    """Names of the profile files (sorted) plus `host`."""
+    """Names of the profile files on the search path (sorted) plus `host`."""
     return [*_file_profiles(), HOST]
+
+
+def profile_origin(name: str) -> str:
+    """Where a profile comes from: "shipped", "user: <file>" (found on HWBENCH_PROFILES), "measured" (host)."""
+    if name == HOST:
+        return "measured"
+    path = profile_files().get(name)
+    if path is None:
+        return "file"
+    return "shipped" if path.parent.resolve() == shipped_dir().resolve() else f"user: {path}"
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -167,23 +214,73 @@ def load_profile(name_or_path: str | os.PathLike, *, refresh: bool = False) -> D
     path = Path(text)
     if path.suffix == ".toml" or os.sep in text or path.is_file():
         return _load_file(path)
-    candidate = profiles_dir() / f"{text}.toml"
-    if candidate.exists() and not candidate.is_file():
-        raise UserError(f"{candidate} is not a file; a device profile is one TOML file")
-    if not candidate.is_file():
+    for d in search_path():
+        candidate = d / f"{text}.toml"
+        if candidate.exists() and not candidate.is_file():
+            raise UserError(f"{candidate} is not a file; a device profile is one TOML file")
+    found = profile_files().get(text)
+    if found is None:
         raise unknown("device", text, list_profiles())
-    return _load_file(candidate)
+    return _load_file(found)
 
 
 def _load_file(path: Path) -> DeviceProfile:
-    data = read_toml(path)
-    where = str(path)
-    prof = from_mapping(DeviceProfile, data, where)
-    validate(prof, where)
-    if prof.name != path.stem:
-        raise UserError(f"{where}: name {prof.name!r} differs from the file name; "
-                        f"rename the file to {prof.name}.toml or set name = {path.stem!r}")
+    problems, prof = check_profile(path)
+    if problems:
+        more = f" ({len(problems) - 1} more problem(s): `hwbench profiles --check {path}` lists them all)" \
+            if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
+    assert prof is not None
     return prof
+
+
+def check_profile(path: str | os.PathLike) -> tuple[list[str], DeviceProfile | None]:
+    """Every problem of a profile file (one line each, naming the file and the fix), and the profile when
+    there are none. A file that is not valid TOML is one problem."""
+    path = Path(path)
+    where = str(path)
+    data = read_toml(path)
+    problems: list[str] = []
+    fields = {f.name: f for f in dataclasses.fields(DeviceProfile)}
+    unknown_keys = sorted(set(data) - set(fields))
+    if unknown_keys:
+        problems.append(f"{where}: unknown key(s) {', '.join(map(repr, unknown_keys))}; known: {', '.join(fields)} "
+                        "(see profiles/TEMPLATE.toml)")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING]
+    if missing:
+        problems.append(f"{where}: missing key(s) {', '.join(map(repr, missing))} (see profiles/TEMPLATE.toml)")
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            continue
+        if key == "peak" and isinstance(value, list):
+            peaks = []
+            for i, entry in enumerate(value):
+                try:
+                    peaks.append(from_mapping(Peak, entry, f"{where}: peak[{i}]"))
+                except UserError as e:
+                    problems.append(str(e))
+            values[key] = tuple(peaks)
+            continue
+        try:
+            values[key] = coerce(typing.get_type_hints(DeviceProfile)[key], value, f"{where}: {key}")
+        except UserError as e:
+            problems.append(str(e))
+    if "name" in values and values["name"] != path.stem:
+        problems.append(f"{where}: name {values['name']!r} differs from the file name; "
+                        f"rename the file to {values['name']}.toml or set name = {path.stem!r}")
+    # the checks on values, also where other keys are missing or mistyped (placeholders stand in for those,
+    # and their own complaints are dropped): every problem in one run
+    absent = [k for k in ("mem_bw_gbps", "memory_gb", "peak", "sources") if k not in values]
+    stand_in = {"name": path.stem, "mem_bw_gbps": 1.0, "memory_gb": 1.0, "peak": (), "sources": {}}
+    try:
+        prof = DeviceProfile(**{**stand_in, **values})
+    except (TypeError, ValueError) as e:
+        return [*problems, f"{where}: {e}"], None
+    problems += [p for p in profile_problems(prof, where)
+                 if not any(p.startswith(f"{where}: {k} ") for k in absent)
+                 and not (("peak" in absent or data.get("peak")) and "no [[peak]]" in p)]
+    return problems, (None if problems or missing else prof)
 
 
 def _positive(value: float) -> bool:
@@ -191,38 +288,46 @@ def _positive(value: float) -> bool:
 
 
 def validate(prof: DeviceProfile, where: str) -> None:
-    """Checks the dataclass types cannot express: positive figures, sources, no duplicates."""
+    """`UserError` with the first of `profile_problems`."""
+    problems = profile_problems(prof, where)
+    if problems:
+        raise UserError(problems[0])
+
+
+def profile_problems(prof: DeviceProfile, where: str) -> list[str]:
+    """Checks the dataclass types cannot express: positive figures, sources, no duplicates (all of them)."""
+    out = []
     for fname in ("mem_bw_gbps", "memory_gb"):
         if not _positive(getattr(prof, fname)):
-            raise UserError(f"{where}: {fname} must be a positive finite number, got {getattr(prof, fname)!r}")
+            out.append(f"{where}: {fname} must be a positive finite number, got {getattr(prof, fname)!r}")
     if prof.paper_tops is not None:
         if not _positive(prof.paper_tops):
-            raise UserError(f"{where}: paper_tops must be a positive finite number, got {prof.paper_tops!r}")
+            out.append(f"{where}: paper_tops must be a positive finite number, got {prof.paper_tops!r}")
         if prof.paper_precision is None or prof.paper_engine is None:
-            raise UserError(f"{where}: paper_tops needs paper_precision and paper_engine "
-                            "(what the paper's TOPS figure counts)")
+            out.append(f"{where}: paper_tops needs paper_precision and paper_engine "
+                       "(what the paper's TOPS figure counts)")
     if not prof.peak:
-        raise UserError(f"{where}: no [[peak]] figures; add at least one")
+        out.append(f"{where}: no [[peak]] figures; add at least one (e.g. precision = \"fp16\", engine = \"gpu\")")
     seen = set()
     for i, p in enumerate(prof.peak):
         if not _positive(p.tops):
-            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) tops must be a positive finite number, "
-                            f"got {p.tops!r}")
+            out.append(f"{where}: peak[{i}] ({_peak_key(p)}) tops must be a positive finite number, got {p.tops!r}")
         if not p.source.strip():
-            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) has an empty source")
+            out.append(f"{where}: peak[{i}] ({_peak_key(p)}) has an empty source; say where the figure comes from")
         if p.engine in ("dla", "gpu+dla") and prof.dla_count == 0:
-            raise UserError(f"{where}: peak[{i}] uses engine {p.engine!r} but dla_count is 0")
+            out.append(f"{where}: peak[{i}] uses engine {p.engine!r} but dla_count is 0")
         key = _peak_key(p)
         if key in seen:
-            raise UserError(f"{where}: peak figure {key} appears twice")
+            out.append(f"{where}: peak figure {key} appears twice")
         seen.add(key)
-    for fname in _SOURCED:
+    for fname in _SOURCE_REQUIRED:
         if getattr(prof, fname) is not None and not prof.sources.get(fname, "").strip():
-            raise UserError(f"{where}: {fname} has no source; add it to the [sources] table")
+            out.append(f"{where}: {fname} has no source; add it to the [sources] table")
     extra = sorted(set(prof.sources) - set(_SOURCED) - {"dla_count"})
     if extra:
-        raise UserError(f"{where}: [sources] has unknown key(s) {', '.join(map(repr, extra))}; "
-                        f"known: {', '.join(_SOURCED + ('dla_count',))}")
+        out.append(f"{where}: [sources] has unknown key(s) {', '.join(map(repr, extra))}; "
+                   f"known: {', '.join(_SOURCED + ('dla_count',))}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------- host
