@@ -77,6 +77,9 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
     "profile path that is a directory": (lambda d, t: (d / "x.toml").mkdir(), ["latency", "--device", "x.toml"],
                                          "is a directory"),
     # (an empty HWBENCH_PROFILES directory leaves the shipped profiles: tests/hwbench/test_profiles_user.py)
+    "model callable whose import fails": (_write("bad_model.py", "raise ValueError('boom')\n"),
+                                          ["count", "bad_model.py:build"], "importing bad_model.py failed (ValueError: boom)"),
+    "model ONNX file of garbage": (_write("x.onnx", b"\x08\xff garbage"), ["count", "x.onnx"], "x.onnx"),
     "unknown device": (None, ["profiles", "tx3"], "unknown device 'tx3'"),
     # ---- budgets and flags
     "fps 1e-310 (budget would be infinite)": (None, ["deploy", "--fps", "1e-310", "--json"], "infinite budget"),
