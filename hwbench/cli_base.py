@@ -22,6 +22,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 
 from hwbench.errors import UserError
 
@@ -68,17 +69,8 @@ def make_main(prog: str, description: str,
             verbose = sum(a.count("v") for a in argv if a.startswith("-") and set(a[1:]) == {"v"}) + \
                 argv.count("--verbose")
             chosen = next((a for a in argv if not a.startswith("-")), None)
-            parser = _Parser(prog=prog, description=description)
-            parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
-            parser.add_argument("-v", "--verbose", action="count", default=0,
-                                help="more logging (-vv for debug)")
-            sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-            module = None
-            for name, (path, help_) in commands.items():
-                p = sub.add_parser(name, help=help_, description=help_)
-                if name == chosen:
-                    module = importlib.import_module(path)
-                    module.add_arguments(p)
+            parser, modules = build_parser(prog, description, commands, only=[chosen] if chosen else [])
+            module = modules.get(chosen or "")
             args = parser.parse_args(argv)
             if args.command is None or module is None:
                 parser.print_help()
@@ -106,6 +98,26 @@ def make_main(prog: str, description: str,
             return 1
 
     return main
+
+
+def build_parser(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
+                 only: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The whole parser: every subcommand listed, the options of those in `only` (all when None) added.
+
+    Returns the parser and the imported command modules by name. Only the named commands' modules are
+    imported, so `main` pays for one; the CLI reference and the docs check build them all."""
+    parser = _Parser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules: dict[str, ModuleType] = {}
+    for name, (path, help_) in commands.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if only is None or name in only:
+            module = importlib.import_module(path)
+            module.add_arguments(p)
+            modules[name] = module
+    return parser, modules
 
 
 def _fail(message: str) -> int:
