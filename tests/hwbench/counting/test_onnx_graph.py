@@ -197,4 +197,9 @@ def test_project_export_folds_bn_macs_unchanged(tmp_path) -> None:
     assert ours.macs == count(model, (1, 3, 64, 128)).macs
     assert not any(x.kind == "onnx::BatchNormalization" for x in ours.layers)
     assert ours.params < sum(p.numel() for p in model.parameters())  # BN scale/bias folded away
+    # the roofline takes its bytes from the graph's tensors: close to the torch table's (fused runtime)
+    from hwbench.latency.theoretical import latency
+
+    ratio = latency(ours, "tx2").latency_ms / latency(count(model, (1, 3, 64, 128)), "tx2").latency_ms
+    assert 0.9 < ratio < 1.1, ratio
     del torch
