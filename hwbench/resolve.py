@@ -14,7 +14,6 @@ An ONNX file's default input is its own static shape. A zoo model's is the zoo's
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import os

@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, track
-    from hwbench.count import PAPER_MODELS
-    from hwbench.count import count_ref, unique_labels
+    from hwbench.count import PAPER_MODELS, count_ref, unique_labels
     from hwbench.resolve import resolve_all
 
     refs = resolve_all(args.models or list(PAPER_MODELS))

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hwbench.commands.options import check_mode_flags, costed_counts
     from hwbench.console import emit
-    from hwbench.deploy import deploy, resolve_budget
     from hwbench.count import unique_labels
+    from hwbench.deploy import deploy, resolve_budget
 
     check_mode_flags(args)
     resolve_budget(fps=args.fps, budget_ms=args.budget_ms, share=args.share)  # bad budgets fail before counting

@@ -34,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, working
     from hwbench.errors import UserError, missing_package
     from hwbench.export import export_and_check
-
     from hwbench.resolve import resolve
 
     if args.batch is not None and args.batch < 1:

@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hwbench.commands.options import check_mode_flags, costed_counts
     from hwbench.console import emit
+    from hwbench.count import unique_labels
     from hwbench.latency.theoretical import latency
     from hwbench.profiles import PAPER_DEVICES, load_profile
-    from hwbench.count import unique_labels
 
     check_mode_flags(args)
     devices = [load_profile(d) for d in (args.device or PAPER_DEVICES)]

@@ -23,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hwbench.errors import UserError
     from hwbench.console import line
     from hwbench.count import DEFAULT_INPUT, PAPER_MODELS
+    from hwbench.errors import UserError
     from hwbench.profiles import PAPER_DEVICES
     from hwbench.report import report
     from hwbench.resolve import resolve_all

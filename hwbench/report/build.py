@@ -18,7 +18,6 @@ plugs in here).
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 import time
