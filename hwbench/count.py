@@ -137,6 +137,10 @@ def _count_zoo(name: str, shape: tuple[int, int, int, int], num_classes: int | N
         return count_fvcore(create_model(name, num_classes=num_classes, output_stride=output_stride), shape, ops, name)
     from hwbench.counting import cache as disk
     from hwbench.counting.meta import count_meta, zoo_model
+    from hwbench.models.registry import MODELS
+
+    # the disk cache is keyed by hwbench's own source: a builder registered from elsewhere is never cached
+    cache = cache and MODELS[name].builder.__module__.startswith("hwbench.")
 
     key = disk.cache_key(name, shape, info.num_classes if num_classes is None else num_classes,
                          info.output_stride if output_stride is None else output_stride, ops) if cache else None

@@ -194,3 +194,26 @@ def test_python_api_defaults() -> None:
     est = hwbench.latency("resnet18", "tx2")
     assert est.mode == "roofline" and est.input == (1, 3, 224, 224)
     assert hwbench.count("resnet18").input == [1, 3, 224, 224]
+
+
+def test_register_model_then_every_api_takes_its_name() -> None:
+    """docs/own-model.md: a builder added with `register_model` is a zoo name for count/latency/deploy."""
+    from torch import nn
+
+    import hwbench
+    from hwbench.models.registry import MODELS, register_model
+
+    @register_model(label="Mine", task="segmentation", family="custom", num_classes=19, default_input=(1, 3, 10, 12),
+                    output_stride=16)
+    def my_tiny_segmenter(*, num_classes: int = 19, output_stride: int = 16) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
+
+    try:
+        macs = 10 * 12 * (3 * 8 * 9 + 8 * 19)
+        assert hwbench.count("my_tiny_segmenter").macs == macs
+        assert hwbench.count("my_tiny_segmenter", num_classes=5).macs == 10 * 12 * (3 * 8 * 9 + 8 * 5)
+        assert hwbench.latency("my_tiny_segmenter", "tx2").macs == macs
+        (v,) = hwbench.deploy(["my_tiny_segmenter"], ["tx2"], fps=30)
+        assert v.macs == macs and v.input == (1, 3, 10, 12)
+    finally:
+        MODELS.pop("my_tiny_segmenter", None)
