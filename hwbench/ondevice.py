@@ -28,7 +28,7 @@ What is measured (as trtexec): per iteration, CUDA events on one stream around t
 the enqueue of the engine and the D2H copies. The headline `latency_ms` is the median GPU compute
 time; `components` holds `latency` (H2D + compute + D2H, trtexec's "Latency"), `h2d`, `d2h` and
 `enqueue` (host time of the enqueue call). Warm-up runs for `--warmup-ms` of wall time first.
-Engines are cached under ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/engines/<key>.engine, the key
+Engines are cached under <cache>/engines/<key>.engine (<cache>: $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench), the key
 covering the ONNX content, input shape, precision, DLA core, GPU name and TensorRT version.
 
 INT8: with `--calib-dir DIR` (*.npy input batches) an entropy calibrator (IInt8EntropyCalibrator2)
@@ -205,7 +205,12 @@ def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: Optional[Tupl
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HWBENCH_CACHE_DIR") or "~/.cache/hwbench").expanduser()
+    # the rule of hwbench.cachedir (this file runs alone on a device): $HWBENCH_CACHE_DIR, $XDG_CACHE_HOME/hwbench
+    configured = os.environ.get("HWBENCH_CACHE_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return Path(xdg) / "hwbench" if xdg and os.path.isabs(xdg) else Path.home() / ".cache" / "hwbench"
 
 
 def engine_cache_path(key: str, cache_dir: Optional[PathLike] = None) -> Path:
@@ -232,11 +237,30 @@ def make_record(*, compute_ms: List[float], components: Dict[str, List[float]], 
         "warmup_ms": float(warmup_ms),
         "components": {k: summarize(v) for k, v in components.items() if v}, "warnings": [],
         "batch": int(input_shape[0]) if len(input_shape) == 4 else None,
+        "provenance": device_provenance(),
     }
     if st["cv"] > HIGH_CV:
         rec["warnings"].append(f"high CV {st['cv']:.3f} > {HIGH_CV}: timings are unstable; "
                                "lock clocks (sudo jetson_clocks), raise --warmup-ms/--iters")
     return rec
+
+
+def device_provenance() -> Dict[str, Any]:
+    """hwbench.provenance's fields, as far as the device knows them (no checkout, no torch needed)."""
+    import socket
+    from importlib import import_module
+
+    def version(name: str) -> Optional[str]:
+        try:
+            return str(import_module(name).__version__)
+        except Exception:  # absent or broken: the record says so
+            return None
+
+    return {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool": "hwbench/ondevice.py",
+            "tool_version": None, "git_commit": None, "git_dirty": None, "python": platform.python_version(),
+            "torch": None, "onnxruntime": version("onnxruntime") if "onnxruntime" in sys.modules else None,
+            "host": socket.gethostname(),
+            "platform": "{} {} {}".format(platform.system(), platform.release(), platform.machine()).strip()}
 
 
 def append_jsonl(path: PathLike, record: Dict[str, Any]) -> Path:
@@ -1532,7 +1556,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--calib-dir", default=None, help="INT8 calibration batches (*.npy, one input each)")
     b.add_argument("--calib-cache", default=None, help="INT8 calibration cache file (read if present, written after calibration)")
     b.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace in MiB")
-    b.add_argument("--cache-dir", default=None, help="engine cache (default ${HWBENCH_CACHE_DIR:-~/.cache/hwbench})")
+    b.add_argument("--cache-dir", default=None, help="engine cache (default $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench)")
     b.add_argument("--rebuild", action="store_true", help="ignore a cached engine")
     b.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
     b.add_argument("--out", default=None, help="append the record to this JSON-lines file")
@@ -1691,7 +1715,7 @@ def _main_score(args: argparse.Namespace) -> int:
         print("interrupted; the spool is consistent: run the same command to resume", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        print(json.dumps({**out, "provenance": device_provenance()}, sort_keys=True))
     else:
         state = "already complete" if out.get("already_complete") else "resumed, done" if out.get("resumed") else "done"
         print(f"{state}: seen {out['seen']}, scored {out['scored']}, skipped {out['skipped']} (scorer busy), "

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="predict this model: a zoo name, FILE.onnx, path/to/file.py:callable or "
                              "package.module:callable (fitted on every record: unseen unless measured)")
-    parser.add_argument("--input", default=None, help="input HxW of --model (default: the model's own)")
+    parser.add_argument("--input", default=None, metavar="HxW", help="input HxW of --model (default: the model's own)")
     parser.add_argument("--batch", type=int, default=None, help="batch of --model (default: the model's own, else 1)")
     parser.add_argument("--device", default=None, help="only this device group")
     parser.add_argument("--backend", default=None, help="only this backend group")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measured(ctx):  # ReportContext -> (markdown, files)
+def _measured(ctx):  # ReportContext -> (Section, files)
     from hwbench.console import progress
     from hwbench.latency.measured_report import BACKENDS, MODELS, RESOLUTIONS, measured_section
 

@@ -1,17 +1,18 @@
 """The hardware report: Table 2 reproduced, honest latency modes beside it, backbone/head split,
 deployability matrices, and plain-words notes on what the numbers mean.
 
-    report(out_dir, *, models, devices, input_shape, budgets, extra_sections) -> Path (report.md)
+    report(out_dir, *, models, devices, input_shape, budgets, extra_sections) -> [Path] (report.md first)
 
-Writes only `out_dir`: report.md, CSVs (table2, latency, counts, layers, deploy), PNG heatmaps
-(matplotlib, Agg canvas) and `.hwbench-report.json` (the file list, written last). The directory is
-built beside `out_dir` and swapped in whole (`hwbench.io.atomic_dir`): a report killed part-way
-leaves the previous report as it was, never a mix. Everything is computed before the first write.
+Writes only `out_dir`: report.md and report.html (one report model, `hwbench.report.sections`, rendered
+twice; the HTML embeds its figures), CSVs (table2, latency, counts, layers, deploy), PNG heatmaps and
+`.hwbench-report.json` (the file list and provenance, written last). The directory is built beside
+`out_dir` and swapped in whole (`hwbench.io.atomic_dir`): a report killed part-way leaves the previous
+report as it was, never a mix. Everything is computed before the first write.
 
-Extension hook: `extra_sections` is a sequence of callables `fn(ctx: ReportContext) ->
-(markdown, files)`; each may write files into `ctx.out_dir` (the directory being built) and returns its markdown section and
-the paths it wrote. They are appended after the built-in sections (the measured-latency section
-plugs in here).
+Extension hook: `extra_sections` is a sequence of callables `fn(ctx: ReportContext) -> (section,
+files)`; each may write files into `ctx.out_dir` (the directory being built) and returns its section (a
+`hwbench.report.doc.Section`, or markdown text whose first line is its `## title`) and the paths it
+wrote. They are appended after the built-in sections (the measured-latency section plugs in here).
 """
 
 
@@ -20,19 +21,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Union
 
 from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count, model_label
+from hwbench.csvfile import records_csv
 from hwbench.deploy import DeployVerdict, resolve_budget, verdict
 from hwbench.errors import UserError
 from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
 from hwbench.latency.theoretical import LatencyEstimate, latency
 from hwbench.profiles import PAPER_DEVICES, DeviceProfile, load_profile
+from hwbench.provenance import provenance, utc_now
+from hwbench.report.doc import Markdown, Section
 from hwbench.report.figures import deploy_png, latency_png
-from hwbench.report.markdown import markdown
 from hwbench.report.paper import (
     DEFAULT_BUDGETS,
     HONEST_PRECISION,
@@ -42,6 +45,9 @@ from hwbench.report.paper import (
     columns,
     pct_diff,
 )
+from hwbench.report.render_html import render_html
+from hwbench.report.render_md import render_markdown
+from hwbench.report.sections import hardware_report
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,8 @@ class ReportContext:
     counts: dict[str, CountResult]
 
 
-SectionFn = Callable[[ReportContext], tuple[str, Sequence[Path]]]
+# an extra section: (a Section of the report model, or markdown text) and the files it wrote
+SectionFn = Callable[[ReportContext], tuple[Union[Section, str], Sequence[Path]]]
 
 
 def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices: Sequence[str] = PAPER_DEVICES,
@@ -80,25 +87,35 @@ def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices
 
     with atomic_dir(out) as tmp:
         written: list[Path] = []
-        for name, df in tables.items():
-            written.append(atomic_write_text(tmp / name, df.to_csv(index=False, float_format="%.6g")))
+        for name, rows in tables.items():
+            written.append(atomic_write_text(tmp / name, records_csv(rows, float_format="%.6g")))
         for name, data in figures.items():
             written.append(atomic_write_bytes(tmp / name, data))
-        md = markdown(counts, profiles, est, verdicts, budgets, shape)
+        prov = provenance()
+        doc = hardware_report(counts, profiles, est, verdicts, budgets, shape, figures=figures, provenance=prov)
         ctx = ReportContext(tmp, tuple(models), tuple(p.name for p in profiles), shape, counts)
         for fn in extra_sections or ():
             section, files = fn(ctx)
-            md += "\n" + section.rstrip() + "\n"
+            doc.sections.append(section if isinstance(section, Section) else markdown_section(section))
             written.extend(Path(f) for f in files)
-        written.insert(0, atomic_write_text(tmp / "report.md", md))
+        written.insert(0, atomic_write_text(tmp / "report.html", render_html(doc, base=tmp)))
+        written.insert(0, atomic_write_text(tmp / "report.md", render_markdown(doc, base=tmp)))
         names = [p.relative_to(tmp).as_posix() for p in written]
-        atomic_write_json(tmp / MARKER, {"files": names, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        atomic_write_json(tmp / MARKER, {"files": names, "finished": utc_now(), "provenance": prov})
     return [out / n for n in names]
+
+
+def markdown_section(text: str) -> Section:
+    """A section from markdown text (an extension that builds no blocks): its `## title`, then the rest."""
+    head, _, rest = text.strip().partition("\n")
+    if head.startswith("#"):
+        return Section(head.lstrip("#").strip(), [Markdown(rest)])
+    return Section("More", [Markdown(text)])
 
 
 MARKER = ".hwbench-report.json"  # written last into a finished report: the files it holds
 # What a report directory from before the marker existed may hold (built-in and measured sections).
-_REPORT_FILES = frozenset({"report.md", "table2.csv", "latency.csv", "counts.csv", "layers.csv", "deploy.csv",
+_REPORT_FILES = frozenset({"report.md", "report.html", "table2.csv", "latency.csv", "counts.csv", "layers.csv", "deploy.csv",
                            "latency_heatmap.png", "deploy_heatmap.png", "measurements.jsonl",
                            "measured_latency.csv", "measured_latency.png", MARKER})
 
@@ -150,8 +167,6 @@ def _verdicts(counts: dict[str, CountResult], profiles: list[DeviceProfile],
 
 
 def _tables(counts, profiles, est, verdicts, shape):
-    import pandas as pd
-
     paper_gops = PAPER_GOPS if at_paper_input(shape) else {}
     t2 = []
     for dev in profiles:
@@ -171,6 +186,5 @@ def _tables(counts, profiles, est, verdicts, shape):
             "peak_activation_elems": c.peak_activation_elems} for m, c in counts.items()]
     layers = [{"model": m, **asdict(layer)} for m, c in counts.items() for layer in c.layers]
     dep = [{**v.record()} for vs in verdicts.values() for v in vs]
-    return {"table2.csv": pd.DataFrame(t2), "latency.csv": pd.DataFrame(lat), "counts.csv": pd.DataFrame(cnt),
-            "layers.csv": pd.DataFrame(layers), "deploy.csv": pd.DataFrame(dep)}
+    return {"table2.csv": t2, "latency.csv": lat, "counts.csv": cnt, "layers.csv": layers, "deploy.csv": dep}
 

@@ -146,7 +146,7 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
     "trtexec: log of only a FAILED line": (_write("t.log", "&&&& FAILED TensorRT.trtexec [TensorRT v8601] # trtexec\n"),
                                           ["ingest", "trtexec", "t.log"], "the trtexec run failed"),
     "ingest --input with a zero": (None, ["ingest", "trtexec", str(DATA / "trt8.2_tx2_fp16.log"), "--input",
-                                          "1x3x0x5"], "positive NxCxHxW"),
+                                          "1x3x0x5"], "positive HxW"),
     # ---- report
     "report --out a file": (_write("r", "x"), ["report", "--out", "r", "--input", "64x128"], "not a directory"),
     "report --out a directory of other files": (_write("r/notes.txt", "mine"), ["report", "--out", "r", "--input",
