@@ -110,12 +110,12 @@ def test_every_command_on_every_form(form: str, forms, tmp_path: Path, capsys) -
     assert len(counts) == 2 and str(macs / 1e9)[:6] in counts[1]
     capsys.readouterr()
     if form == "onnx":  # export of an ONNX file: one line saying why
-        assert main(["export", model, "--out", str(tmp_path / "x.onnx")]) == 2
+        assert main(["export", model, "--onnx-out", str(tmp_path / "x.onnx")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "already an ONNX file" in err[0] and not (tmp_path / "x.onnx").exists()
     else:
         pytest.importorskip("onnxruntime")
-        (ex,) = _json(capsys, ["export", model, "--out", str(tmp_path / "x.onnx"), "--json"])
+        (ex,) = _json(capsys, ["export", model, "--onnx-out", str(tmp_path / "x.onnx"), "--json"])
         assert ex["passed"] is True and ex["input"][2:] == ([32, 32] if form == "zoo" else [10, 12])
         (again,) = _json(capsys, ["count", str(tmp_path / "x.onnx"), "--json"])
         assert again["macs"] == macs  # the export, counted from its graph, has the same MACs
