@@ -128,8 +128,13 @@ def _study(sig_rows: list[dict], records: list[dict]) -> dict:
     return {"pairs": pairs, "sig": sig, "deltas": deltas, "probe_seeds": probe_seeds, "matrix_seeds": matrix_seeds}
 
 
+def _num(v: object) -> float:
+    """A stored value as float (JSON null, written for NaN, back to NaN)."""
+    return float("nan") if v is None else float(v)
+
+
 def _means(st: dict, signal: str, probe_seeds: Sequence[int], matrix_seeds: Sequence[int]):
-    x = [float(np.mean([st["sig"][p][s][signal] for s in probe_seeds])) for p in st["pairs"]]
+    x = [float(np.mean([_num(st["sig"][p][s][signal]) for s in probe_seeds])) for p in st["pairs"]]
     y = [float(np.mean([st["deltas"][p][s] for s in matrix_seeds])) for p in st["pairs"]]
     return x, y
 

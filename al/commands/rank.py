@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="surrogate experiment TOML file or preset name (as for al surrogate)")
     parser.add_argument("--out", metavar="DIR", help="directory for ranking.json and ranking_check.png (created; must "
                                                      "be new or empty); with --pooled: pooled_check.json and its plot")
-    parser.add_argument("--seeds", type=int, metavar="N", help="probe seeds 0..N-1 instead of the config's")
+    parser.add_argument("--num-seeds", type=int, metavar="N", help="probe seeds 0..N-1 instead of the config's")
     parser.add_argument("--data-root", metavar="DIR", help="dataset directory; replaces [data] root")
     parser.add_argument("--against", metavar="EXP_DIR",
                         help="a finished `al surrogate` directory of the same config: rank correlation of each "
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from al.report.format import model_label
     from al.report.inputs import RECORD_TYPES, read_records
 
-    cfg = load_experiment_config(args.config, seeds=args.seeds, data_root=args.data_root)
+    cfg = load_experiment_config(args.config, seeds=args.num_seeds, data_root=args.data_root)
     if args.against:
         from al.experiments.config import config_toml, without_seeds
         from al.runs.files import sha256_text

@@ -134,3 +134,11 @@ def test_rank_needs_a_scoring_strategy(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "scoring strategy" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_validate_reads_nulls_back_as_undefined():
+    sig, rec = _study(lambda i: 0.1 * i, lambda i: i, range(3))
+    for r in sig:
+        r["rank_corr"] = None                                                 # NaN written as JSON null
+    out = validate([(sig, rec)], resamples=20)
+    assert np.isnan(out["signals"]["rank_corr"]["rho"]) and out["signals"]["overlap"]["rho"] == pytest.approx(1.0)
