@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -160,8 +161,9 @@ def _embeddings(run_dir: Path, model_name: str, prepared) -> np.ndarray | None:
     return np.asarray(ev.embedding, dtype=np.float64)
 
 
-def compute(exp_dir: str | Path) -> dict:
-    """Diagnostics of every seed's AL runs in a finished surrogate experiment directory."""
+def compute(exp_dir: str | Path, *, progress: Any = None) -> dict:
+    """Diagnostics of every seed's AL runs in a finished surrogate experiment directory
+    (`progress`: a Rich progress, advanced once per seed)."""
     from al import seeds
     from al.config import load_config
     from al.prepare import prepare
@@ -176,7 +178,10 @@ def compute(exp_dir: str | Path) -> dict:
     deployment = list(exp.get("deployment") or [])
     rows, finals = [], []
     labels = None
+    task = progress.add_task("diagnostics", total=len(exp.get("seeds") or [])) if progress is not None else None
     for seed in exp.get("seeds") or []:
+        if task is not None:
+            progress.update(task, description=f"diagnostics: seed {seed}")
         runs = {s: root / f"seed_{seed}" / "al" / s for s in surrogates}
         runs = {s: d for s, d in runs.items() if (d / "DONE").is_file()}
         if not runs:
@@ -201,6 +206,8 @@ def compute(exp_dir: str | Path) -> dict:
         rand = draw_random(np.asarray(initial), labels.shape[0], n_total, seed=int(seed))
         finals.append({"seed": int(seed), "selection": "random", "n": int(rand.size),
                        "min_class_count": int(class_counts(labels, rand).min())})
+        if task is not None:
+            progress.update(task, advance=1)
     task = "pixels" if labels is not None and labels.sum() > labels.shape[0] else "images"
     return {"version": VERSION, "classes": None if labels is None else int(labels.shape[1]), "counted": task,
             "pool_class_counts": None if labels is None else labels.sum(axis=0).tolist(),
@@ -208,7 +215,7 @@ def compute(exp_dir: str | Path) -> dict:
             "rows": rows, "final": finals}
 
 
-def ensure(exp_dir: str | Path, *, force: bool = False) -> Path | None:
+def ensure(exp_dir: str | Path, *, force: bool = False, progress: Any = None) -> Path | None:
     """Write `selection_diagnostics.json` into a surrogate experiment directory unless it is there.
 
     Returns its path, or None when the directory holds no surrogate AL runs to diagnose.
@@ -220,7 +227,7 @@ def ensure(exp_dir: str | Path, *, force: bool = False) -> Path | None:
     info = root / "experiment.json"
     if not info.is_file() or json.loads(info.read_text()).get("kind") != "surrogate":
         return None
-    result = compute(root)
+    result = compute(root, progress=progress)
     if not result["rows"]:
         return None
     atomic_write_json(out, result)

@@ -28,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
         line(f"{len(missing)} cell(s) not finished (the report covers the others): {', '.join(missing)}")
     if args.diagnostics:
         from al.selection_diagnostics import ensure
+        from hwbench.console import progress
 
-        if ensure(args.experiment, force=True) is None:
+        with progress(transient=True) as bar:
+            done = ensure(args.experiment, force=True, progress=bar)
+        if done is None:
             line("no selection diagnostics: the directory holds no finished surrogate AL runs")
     written = write_report(args.experiment, args.out)
     if args.json:
