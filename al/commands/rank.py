@@ -39,7 +39,12 @@ def _check(args: argparse.Namespace) -> None:
                             "its plot); drop CONFIG and --against")
         for d in args.pooled:
             res = Path(d) / RESULT
-            if not res.is_file() or "matrix_records" not in json.loads(res.read_text()):
+            try:
+                data = json.loads(res.read_text(encoding="utf-8")) if res.is_file() else {}
+            except (OSError, ValueError):
+                raise UserError(f"{res} is damaged (not readable JSON); run `al rank` into a new directory") from None
+            if not isinstance(data, dict) or not isinstance(data.get("matrix_records"), list) \
+                    or not isinstance(data.get("signals"), list):
                 raise UserError(f"{d} holds no checked ranking; run `al rank CONFIG --out {d} --against EXP_DIR` first")
         return
     if not args.config or out is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="directory written by al surrogate / al entropy")
@@ -30,8 +32,12 @@ def run(args: argparse.Namespace) -> int:
         from al.selection_diagnostics import ensure
         from hwbench.console import progress
 
-        with progress(transient=True) as bar:
-            done = ensure(args.experiment, force=True, progress=bar)
+        try:
+            with progress(transient=True) as bar:
+                done = ensure(args.experiment, force=True, progress=bar)
+        except (OSError, ValueError, KeyError, TypeError, StopIteration) as e:  # damaged runs: one line
+            raise UserError(f"{args.experiment}: cannot compute selection diagnostics ({type(e).__name__}: {e}); "
+                            "they need each surrogate run's selections.jsonl, config.toml and checkpoint") from None
         if done is None:
             line("no selection diagnostics: the directory holds no finished surrogate AL runs")
     written = write_report(args.experiment, args.out)

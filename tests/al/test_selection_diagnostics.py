@@ -124,3 +124,14 @@ def test_section_checks_and_order():
     with pytest.raises(ValueError):
         check_diagnostics({"rows": [{**row, "class_tv": "x"}], "final": []})
     assert diagnostics_section(None, ["a"]) is None
+
+
+def test_damaged_selections_are_one_line(smoke_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_dir, copy)
+    next(copy.glob("seed_0/al/*/selections.jsonl")).write_bytes(b"\x00\xff not json")
+    assert main(["report", str(copy), "--diagnostics"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "selection diagnostics" in err[0]

@@ -113,11 +113,14 @@ def test_rank_end_to_end_and_pooled(smoke_exp, tmp_path, capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["rank", "surrogate_smoke"], "--out"),
     (["rank", "--pooled", "/nonexistent/x"], "no checked ranking"),
+    (["rank", "--pooled", "{tmp}/bad"], "damaged"),
     (["rank", "surrogate_smoke", "--out", "{tmp}/o", "--against", "/nonexistent"], "records.jsonl"),
     (["rank", "surrogate_smoke", "--out", "{tmp}/o", "--pooled", "{tmp}"], "--pooled takes only"),
 ])
 def test_bad_input_is_one_line(argv, needle, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "ranking.json").write_bytes(b"\x00\xff{not json")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
