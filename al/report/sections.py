@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from al.report.diagnostics import diagnostics_block
 from al.report.format import DOWN, SELF_MARK, UP, metric_label, model_label
 from al.report.load import ExperimentData
 from al.report.paper_side import (
@@ -129,6 +130,9 @@ def matrix_section(d: ExperimentData, ctx: Context) -> SectionResult:
     if comp:
         s.sections.append(Section("Surrogate vs random, paired by seed").add(
             Text(PAIRED_TEXT), Table(COMPARISON_HEADER, comp)))
+    diag = diagnostics_block(d.diagnostics, d.experiment.get("surrogates") or [])
+    if diag is not None:
+        s.sections.append(diag)
     return s
 
 

@@ -18,6 +18,7 @@ wrote. They are appended after the built-in sections (the measured-latency secti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -76,7 +77,7 @@ def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices
     for fps, share in budgets:
         resolve_budget(fps=fps, share=share)
     profiles = [load_profile(d) for d in devices]
-    counts = {m: count(m, shape) for m in models}
+    counts = {m: dataclasses.replace(count(m, shape), model=m) for m in models}  # keyed and labelled as given
 
     est = _estimates(counts, profiles)
     verdicts = _verdicts(counts, profiles, budgets)
