@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.experiments.matrix import cell_dir, train_cell
+from al.experiments.matrix import cell_dir, read_record, train_cell
 from al.runs.lock import DirLock, holder_pid
 from al.seeds import initial_selection, random_selection
 from al.stats import RANDOM
@@ -79,7 +79,11 @@ def find(cells: list[Cell], cell_id: str) -> Cell:
 
 
 def is_done(cell: Cell) -> bool:
-    return (cell.path / ("DONE" if cell.kind == "al" else "record.json")).is_file()
+    """An AL cell: its run's DONE exists (the run verifies itself when opened); a train cell: its sealed
+    record is intact (an edited or damaged one makes the cell not done, so it is trained again)."""
+    if cell.kind == "al":
+        return (cell.path / "DONE").is_file()
+    return (cell.path / "record.json").is_file() and read_record(cell.path / "record.json") is not None
 
 
 def status(cells: list[Cell], cell: Cell) -> str:
@@ -121,14 +125,15 @@ def run_cell(exp: Experiment, cells: list[Cell], cell: Cell) -> dict | None:
 
 def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]:
     """Matrix records of the finished train cells (serial order) and the cells not finished."""
-    import json
-
     out, missing = [], []
     for c in cells:
         if not is_done(c):
             missing.append(c)
         elif c.kind == "train":
-            rec = json.loads((c.path / "record.json").read_text(encoding="utf-8"))
+            rec = read_record(c.path / "record.json")
+            if rec is None:  # damaged since is_done looked
+                missing.append(c)
+                continue
             out.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
     return out, missing
 
@@ -138,7 +143,7 @@ def timing_part(cell: Cell, *, reused: bool) -> dict:
     import json
 
     if cell.kind == "train":
-        rec = json.loads((cell.path / "record.json").read_text(encoding="utf-8"))
+        rec = read_record(cell.path / "record.json") or {}
         kind, name, seconds = "deployment training", f"{cell.model}<-{cell.column}", rec.get("seconds", 0.0)
     else:
         state = json.loads((cell.path / "state.json").read_text(encoding="utf-8"))

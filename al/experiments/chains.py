@@ -19,10 +19,10 @@ import numpy as np
 from al.experiments.config import run_config
 from al.experiments.context import Experiment
 from al.experiments.matrix import train_cell
-from al.runs.files import read_cached_json
+from al.runs.files import read_cached_json, write_sealed_json
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
-from hwbench.io import atomic_write_json, write_jsonl
+from hwbench.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class _ChainOps:
             metrics = self.be.evaluate(m)
         rec = {"generation": gen, "model": model, "value": float(metrics[self.metric]), "metrics": metrics,
                "labelled": labelled.tolist(), "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
-        atomic_write_json(path, rec)
+        write_sealed_json(path, rec)
         self.exp.advance(1)
         return rec["value"], None  # the continuation (al.loop.run) trains its own scoring model
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.runs.files import read_cached_json, save_state_dict
+from al.runs.files import read_cached_json, save_state_dict, sha256_file, write_sealed_json
 from al.runs.lock import DirLock, remove_temporaries
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
-from hwbench.io import atomic_write_json, write_jsonl
+from hwbench.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indice
     digest = selection_digest(indices)
     rec = read_cached_json(path)
     if rec is not None:
-        if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)):
+        if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)) \
+                and model_ok(path, rec):
             exp.timing.parts.append({"kind": "deployment training", "name": f"{deployment}<-{column}",
                                       "seed": seed, "seconds": rec.get("seconds", 0.0), "reused": True})
             return rec
@@ -73,8 +74,28 @@ def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indice
            "value": float(metrics[exp.be.metric]), "metrics": metrics, "labelled": int(len(indices)),
            "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
     if exp.cfg.save_deployment_checkpoints:
-        save_state_dict(model, path.with_name("model.pt"))
-    atomic_write_json(path, rec)
+        rec["model_sha256"] = sha256_file(save_state_dict(model, path.with_name("model.pt")))
+    write_sealed_json(path, rec)  # sealed: an edited or damaged record is trained again, never used
+    return rec
+
+
+def model_ok(record_path: Path, rec: dict) -> bool:
+    """A cell's `model.pt`, when its record names one, is the file the record's SHA-256 names."""
+    want = rec.get("model_sha256")
+    model = record_path.with_name("model.pt")
+    if want is None:
+        return True
+    if model.is_file() and sha256_file(model) == want:
+        return True
+    log.warning("%s is missing or does not match the SHA-256 in %s; training the cell again", model, record_path)
+    return False
+
+
+def read_record(record_path: Path) -> dict | None:
+    """A finished train cell's record (sealed, its model.pt intact), or None: then the cell is not done."""
+    rec = read_cached_json(record_path)
+    if rec is None or not isinstance(rec.get("value"), (int, float)) or not model_ok(record_path, rec):
+        return None
     return rec
 
 

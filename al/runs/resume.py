@@ -1,14 +1,16 @@
 """Opening a run directory: may it be used as asked, where does the run continue, is a finished run whole.
 
-`state.json` decides; the JSON lines and DONE follow it. A finished run is verified before it is
-reported complete (its final checkpoint loads, its JSON lines match the state): JSON lines are
-rewritten from the state, a missing or damaged final checkpoint is trained again. A DONE beside an
-unfinished state is removed. Called by `al.loop.run` holding the directory's lock.
+`state.json` decides (it is sealed: an edited or damaged state is refused); the JSON lines and DONE
+follow it. Every checkpoint is checked against the SHA-256 the state recorded: from the first damaged
+or replaced one (or a missing last one) the run trains again, identically. A finished run is verified
+before it is reported complete: JSON lines are rewritten from the state, a damaged DONE is rewritten,
+a DONE beside an unfinished state is removed. Called by `al.loop.run` holding the directory's lock.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 
@@ -46,28 +48,63 @@ def open_state(rd: RunDir, p: Prepared) -> tuple[dict, str]:
         return state, "completed"
     state = rd.read_state()
     check_compatible(state, p, rd)
+    roll_back_damaged(rd, state, continues=p.config.al.retrain == "continue")
     if state["done"]:
-        final = len(state["cycles"]) - 1
-        if rd.checkpoint_ok(final):
-            status = "already complete"
-            if not rd.records_match(state):
-                log.warning("%s: selections.jsonl / metrics.jsonl disagree with state.json; rewritten from it", rd.path)
-                rd.write_state(state)
-                status = "repaired"
-            if not rd.done_path.is_file():  # killed between the last state and DONE
-                write_done(rd, state)
-            log.info("run %s is %s", rd.path, status)
-            return state, status
-        log.warning("%s is missing or unreadable: training cycle %d again", rd.ckpt_path(final), final)
-        c = state["cycles"][final]
-        c["steps"] = ["select"]
-        for key in ("record", "train", "train_s"):
-            c.pop(key, None)
-        state["done"] = False
+        status = "already complete"
+        if not rd.records_match(state):
+            log.warning("%s: selections.jsonl / metrics.jsonl disagree with state.json; rewritten from it", rd.path)
+            rd.write_state(state)
+            status = "repaired"
+        if not done_ok(rd, state):  # killed between the last state and DONE, or a damaged DONE
+            write_done(rd, state)
+        log.info("run %s is %s", rd.path, status)
+        return state, status
     rd.done_path.unlink(missing_ok=True)  # a DONE beside an unfinished state is stale
     log.info("resuming %s after %d finished step(s)", rd.path, steps_done(state))
     rd.write_state(state)  # JSON lines consistent with the state even if a kill fell between writes
     return state, "resumed"
+
+
+def roll_back_damaged(rd: RunDir, state: dict, *, continues: bool) -> int | None:
+    """Train again from the first cycle whose checkpoint is damaged or replaced (its SHA-256 is not the one the
+    state recorded), or missing while it is the last trained one (the run's weights); the later cycles are
+    dropped (they are deterministic: redone identically). Returns that cycle, None when all are intact.
+    `UserError` when the checkpoint it would continue from (`continues`: retrain = "continue") is gone too."""
+    cycles = state["cycles"]
+    trained = [c["cycle"] for c in cycles if "train" in c["steps"]]
+    bad = None
+    for k in trained:
+        why = rd.checkpoint_damage(k, cycles[k]["ckpt_sha256"])
+        if why is not None and (why != "is missing" or k == trained[-1]):
+            bad = (k, why)
+            break
+    if bad is None:
+        return None
+    k, why = bad
+    log.warning("%s %s: it is not used; training cycle %d again (and the cycles after it)", rd.ckpt_path(k), why, k)
+    if continues and k > 0 and rd.checkpoint_damage(k - 1, cycles[k - 1]["ckpt_sha256"]) is not None:
+        raise UserError(f"{rd.ckpt_path(k)} {why}, and {rd.ckpt_path(k - 1)} it continues from is not intact "
+                        "either; start over with --force")
+    del cycles[k + 1:]
+    c = cycles[k]
+    c["steps"] = ["select"]
+    for key in ("record", "train", "train_s", "ckpt_sha256"):
+        c.pop(key, None)
+    state["done"] = False
+    for j in trained:
+        if j >= k:
+            rd.ckpt_path(j).unlink(missing_ok=True)
+    return k
+
+
+def done_ok(rd: RunDir, state: dict) -> bool:
+    """DONE holds what `write_done` writes for this state (a damaged or foreign DONE is rewritten)."""
+    try:
+        done = json.loads(rd.done_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(done, dict) and done.get("cycles") == len(state["cycles"]) and \
+        done.get("final") == (state["cycles"][-1]["record"] if state["cycles"] else None)
 
 
 def write_done(rd: RunDir, state: dict) -> None:
