@@ -9,6 +9,7 @@ mistake are refused where they are read (profiles, configs, measurements, trtexe
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -17,6 +18,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from hwbench.errors import UserError
 
 TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: `.<name>.<random>.tmp` beside their target
 
@@ -59,30 +62,86 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a whole directory, then swap it in: yields a temporary sibling directory to fill; on
-    success `path` is replaced by it (any previous `path` is renamed aside, then removed), on any
-    error or interrupt the temporary directory is removed and `path` is untouched.
+    success `path` is replaced by it, on any error or interrupt the temporary directory is removed and
+    `path` is untouched. One writer at a time: `.NAME.lock` beside `path` is held throughout (a second
+    process gets a one-line `UserError` naming the holder).
 
-    A process killed outright (SIGKILL, power loss) can leave `.NAME.tmp-PID-*` or, between the two
-    renames of the swap, `.NAME.old-PID-*` beside `path`: `recover_dir(path)` (called here first)
-    puts the old directory back when `path` is missing and removes the leftovers of dead processes.
+    The swap is one `renameat2(RENAME_EXCHANGE)` where the kernel has it (Linux >= 3.15), so `path` is
+    never missing, whenever the process is killed; elsewhere it is two renames. A process killed outright
+    can leave `.NAME.tmp-PID-*` or, between the two renames of the fallback, `.NAME.old-PID-*` beside
+    `path`: `recover_dir(path)` (called here first, and by readers) puts the old directory back when
+    `path` is missing and removes the leftovers of dead processes.
     """
     out = Path(os.path.abspath(path))
+    if os.path.islink(out) and not out.exists():
+        raise UserError(f"{path} is a symbolic link that leads nowhere (a loop or a missing target); remove it "
+                        "or choose another output directory")
     out.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    with _write_lock(out):
+        recover_dir(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
+            yield tmp
+            if out.is_dir() and not out.is_symlink() and _exchange(tmp, out):
+                shutil.rmtree(tmp, ignore_errors=True)  # `tmp` holds the old tree now
+            elif out.exists() or out.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+                os.replace(out, old)  # `old` is an empty directory: replaced by the old tree
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _write_lock(out: Path) -> Iterator[None]:
+    """Hold `flock` on `.NAME.lock` beside `out` (never waits; the kernel drops it when the process dies)."""
+    lock = out.parent / f".{out.name}.lock"
+    if lock.is_symlink():
+        raise UserError(f"{lock} is a symbolic link; remove it (the lock file is made again), then retry")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
-        yield tmp
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
-            os.replace(out, old)  # `old` is an empty directory: replaced by the old tree
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: writers are not serialised
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                who = f"process {pid}" if pid.isdigit() else "another process"
+                raise UserError(f"{out} is being written by {who} (lock {lock}); wait for it to finish, "
+                                "then retry") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (`renameat2(..., RENAME_EXCHANGE)`); False when the system cannot."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # not this kernel or file system: the two renames
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def recover_dir(path: str | os.PathLike) -> None:

@@ -19,13 +19,19 @@ hash (same frame bytes, or the same model seeing the same pixels) is one frame, 
 the highest score; `dedup_dist` also drops frames whose L2-normalised embedding lies within that
 distance of a higher-scored one (greedy, highest score first; embeddings of different models or
 lengths are never compared). Ingesting more spools later (or the same again) adds only new frames.
-Every file is written atomically; nothing is written when any input is bad.
+Nothing is written when any input is bad. One `al ingest` at a time per run directory (its lock);
+candidates/ is built beside the old one and swapped in whole, so a kill leaves the old set or the new
+one. Verified on every ingest: each spool's frames against their `content_sha256`, each manifest line
+against the spool's `state.json` (the device's commit point: a line edited or damaged in one of the two
+is refused), and every earlier candidate frame against the manifest (a damaged one is copied back
+from a spool that holds it, or refused in one line naming it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -36,8 +42,9 @@ from typing import Any
 import numpy as np
 
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_bytes, atomic_write_text
+from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_text, recover_dir
 
+log = logging.getLogger(__name__)
 CANDIDATES = "candidates"
 REQUIRED = ("file", "score", "content_sha256", "t_us", "index")
 
@@ -81,6 +88,7 @@ def read_spool(spool: str | os.PathLike) -> list[dict[str, Any]]:
         text = manifest.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{manifest} is not UTF-8 text (corrupt or not a manifest)") from None
+    committed = _committed_entries(root)
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -106,8 +114,25 @@ def read_spool(spool: str | os.PathLike) -> list[dict[str, Any]]:
                             "directory (frames/ with manifest.jsonl)")
         if hashlib.sha256(path.read_bytes()).hexdigest() != row["content_sha256"]:
             raise UserError(f"{where}: frame {row['file']} does not match its content_sha256 (corrupt copy)")
+        if committed is not None and committed.get(row["file"]) != row:
+            raise UserError(f"{where}: this line disagrees with the spool's state.json (edited or damaged); "
+                            "copy the whole SPOOL directory from the device again")
         rows.append({**row, "_path": path, "spool": str(root)})
     return rows
+
+
+def _committed_entries(root: Path) -> dict[str, dict] | None:
+    """The manifest entries the spool's `state.json` committed, by file (None: a spool without a state)."""
+    path = root / "state.json"
+    if not path.exists():
+        return None
+    try:
+        st = json.loads(path.read_bytes().decode("utf-8"))
+        entries = st["entries"]
+        return {e["file"]: e for e in entries}
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise UserError(f"{path} is unreadable or damaged; copy the whole SPOOL directory from the device "
+                        "again") from None
 
 
 def _unit(v: list[float]) -> np.ndarray:
@@ -119,13 +144,17 @@ def _unit(v: list[float]) -> np.ndarray:
 def _read_existing(out: Path) -> list[dict[str, Any]]:
     manifest = out / "manifest.jsonl"
     if not manifest.exists():
+        if out.is_dir() and any(out.iterdir()):
+            raise UserError(f"{out} holds files but no manifest.jsonl (not made by al ingest, or damaged); "
+                            f"move {out} away and ingest again")
         return []
     rows = []
     try:
         for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
                 row = json.loads(line)
-                if not isinstance(row, dict) or "content_sha256" not in row or "file" not in row:
+                if not isinstance(row, dict) or not isinstance(row.get("content_sha256"), str) or \
+                        not isinstance(row.get("file"), str) or not _is_score(row.get("score")):
                     raise ValueError(f"line {n}")
                 rows.append(row)
     except (ValueError, UnicodeDecodeError) as e:
@@ -133,8 +162,47 @@ def _read_existing(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_score(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_existing(out: Path, old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> int:
+    """Point every earlier candidate at an intact copy of its frame: its own file when its SHA-256 matches
+    the manifest, else the same frame in a spool being ingested now (repaired); `UserError` naming the
+    file otherwise. Returns how many were repaired."""
+    spare = {r["content_sha256"]: r["_path"] for r in fresh}
+    repaired = 0
+    for r in old:
+        path = _inside(out, r["file"], _where(out / "manifest.jsonl", 0))
+        if path.is_file() and _sha256(path) == r["content_sha256"]:
+            r["_path"] = path
+        elif r["content_sha256"] in spare:
+            r["_path"] = spare[r["content_sha256"]]
+            r["_repaired"] = True
+            repaired += 1
+        else:
+            what = "is missing" if not path.is_file() else "does not match its content_sha256 in manifest.jsonl"
+            raise UserError(f"{path} {what} (damaged or replaced); it is not used; ingest again the spool that "
+                            f"holds it (it is copied back), or move {out} away and ingest every spool again")
+    if repaired:
+        log.warning("%s: %d damaged or missing frame(s) restored from the spools", out, repaired)
+    return repaired
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_dist: float | None = None) -> IngestResult:
-    """Merge the spools into `into`/candidates (see the module docstring)."""
+    """Merge the spools into `into`/candidates (see the module docstring).
+
+    One writer: the run directory's lock (`al.runs.lock.DirLock`) is held throughout, and the new
+    candidates/ is built beside the old one and swapped in whole (`hwbench.io.atomic_dir`), so a kill
+    at any moment leaves the old or the new candidate set, never a mix. Earlier candidates' frames are
+    checked against their SHA-256 first.
+    """
+    from al.runs.lock import DirLock
+
     if not spools:
         raise UserError("give at least one SPOOL directory")
     if dedup_dist is not None and not (math.isfinite(dedup_dist) and dedup_dist >= 0):
@@ -142,11 +210,17 @@ def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_di
     run_dir = Path(into)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--into {str(run_dir)!r} exists and is not a directory")
-    out = run_dir / CANDIDATES
-    old = _read_existing(out)
     rows = [r for s in spools for r in read_spool(s)]          # every input checked before any write
-    for r in old:
-        r["_path"] = out / r["file"]
+    out = run_dir / CANDIDATES
+    with DirLock(run_dir, what="run"):
+        return _merge(spools, rows, out, dedup_dist)
+
+
+def _merge(spools: list[str | os.PathLike], rows: list[dict[str, Any]], out: Path,
+           dedup_dist: float | None) -> IngestResult:
+    recover_dir(out)
+    old = _read_existing(out)
+    _check_existing(out, old, rows)
     pool = sorted(old + rows, key=lambda r: (-float(r["score"]), str(r.get("device_id", "")), int(r.get("t_us", 0)),
                                              r["content_sha256"]))
     kept: list[dict[str, Any]] = []
@@ -176,38 +250,42 @@ def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_di
             u = _unit(r["embedding"])
             units.append((u.size, u, r))
         kept.append(r)
-    new = [r for r in kept if not str(r["_path"]).startswith(str(out / "frames"))]
-    out.mkdir(parents=True, exist_ok=True)
-    for r in new:
-        ext = Path(r["_path"]).suffix.lower()
-        dst = out / "frames" / f"{r['content_sha256'][:20]}{ext}"
-        if not dst.exists():
-            atomic_write_bytes(dst, Path(r["_path"]).read_bytes())
-        r["source_file"], r["file"] = r["file"], f"frames/{dst.name}"
-    lines = []
-    for r in sorted(kept, key=lambda r: (float(r.get("timestamp_s", r["t_us"] / 1e6)), r["file"])):
-        rec = {k: v for k, v in r.items() if not k.startswith("_")}
-        rec.setdefault("timestamp_s", r["t_us"] / 1e6)
-        rec.setdefault("drive_id", str(r.get("device_id", "")))
-        rec.setdefault("frame_index", int(r["index"]))
-        lines.append(json.dumps(rec, sort_keys=True, allow_nan=False))
-    order = [r["file"] for r in kept]                          # score descending
-    atomic_write_text(out / "manifest.jsonl", "".join(x + "\n" for x in lines))
-    atomic_write_text(out / "to_label.txt", "".join(f + "\n" for f in order))
-    res = IngestResult(spools=len(spools), lines_read=len(rows), duplicates=dup, near_duplicates=near,
-                       new_frames=len(new), candidates=len(kept), out_dir=out)
-    atomic_write_text(out / "ingest.json", json.dumps({**res.record(), "spool_dirs": [str(s) for s in spools]},
-                                                      indent=1, allow_nan=False))
-    _drop_stale(out, {r["file"] for r in kept})
+    frames = out / "frames"
+    new = [r for r in kept if not str(r["_path"]).startswith(str(frames)) and not r.get("_repaired")]
+    with atomic_dir(out) as tmp:
+        for r in kept:
+            if str(r["_path"]).startswith(str(frames)):          # an earlier candidate, verified: linked
+                name = Path(r["file"]).name
+                _link_or_copy(Path(r["_path"]), tmp / "frames" / name)
+            else:
+                ext = Path(r["_path"]).suffix.lower()
+                name = f"{r['content_sha256'][:20]}{ext}"
+                dst = tmp / "frames" / name
+                if not dst.exists():
+                    atomic_write_bytes(dst, Path(r["_path"]).read_bytes())
+                if not r.get("_repaired"):
+                    r["source_file"] = r["file"]
+                r["file"] = f"frames/{name}"
+        lines = []
+        for r in sorted(kept, key=lambda r: (float(r.get("timestamp_s", r["t_us"] / 1e6)), r["file"])):
+            rec = {k: v for k, v in r.items() if not k.startswith("_")}
+            rec.setdefault("timestamp_s", r["t_us"] / 1e6)
+            rec.setdefault("drive_id", str(r.get("device_id", "")))
+            rec.setdefault("frame_index", int(r["index"]))
+            lines.append(json.dumps(rec, sort_keys=True, allow_nan=False))
+        order = [r["file"] for r in kept]                          # score descending
+        atomic_write_text(tmp / "manifest.jsonl", "".join(x + "\n" for x in lines))
+        atomic_write_text(tmp / "to_label.txt", "".join(f + "\n" for f in order))
+        res = IngestResult(spools=len(spools), lines_read=len(rows), duplicates=dup, near_duplicates=near,
+                           new_frames=len(new), candidates=len(kept), out_dir=out)
+        atomic_write_text(tmp / "ingest.json", json.dumps({**res.record(), "spool_dirs": [str(s) for s in spools]},
+                                                          indent=1, allow_nan=False))
     return res
 
 
-def _drop_stale(out: Path, keep: set[str]) -> None:
-    """Frames of an interrupted earlier ingest that no manifest line lists."""
-    frames = out / "frames"
-    for p in frames.iterdir() if frames.is_dir() else ():
-        if f"frames/{p.name}" not in keep:
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
