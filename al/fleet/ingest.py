@@ -46,6 +46,7 @@ from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_text, recove
 
 log = logging.getLogger(__name__)
 CANDIDATES = "candidates"
+LOCK_WAIT_S = 60.0  # a concurrent ingest into the same run directory is waited for this long
 REQUIRED = ("file", "score", "content_sha256", "t_us", "index")
 
 
@@ -212,7 +213,7 @@ def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_di
         raise UserError(f"--into {str(run_dir)!r} exists and is not a directory")
     rows = [r for s in spools for r in read_spool(s)]          # every input checked before any write
     out = run_dir / CANDIDATES
-    with DirLock(run_dir, what="run"):
+    with DirLock(run_dir, what="run").acquire(wait_s=LOCK_WAIT_S):  # another ingest: wait for it (seconds)
         return _merge(spools, rows, out, dedup_dist)
 
 

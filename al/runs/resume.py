@@ -17,6 +17,7 @@ import time
 from al.config import load_config, validate
 from al.prepare import PoolView, Prepared
 from al.runs.files import sha256_text
+from al.runs.lock import check_not_busy
 from al.runs.run_dir import STATE_VERSION, RunDir
 from al.seeds import STREAMS
 from hwbench.errors import UserError
@@ -32,6 +33,7 @@ def check_dir(rd: RunDir, *, resume: bool, force: bool) -> None:
     if rd.exists() and not rd.is_empty() and not rd.is_run():
         raise UserError(f"--out {rd.path} exists and is not a run directory; choose a new or empty directory")
     if rd.is_run() and not force and not resume:
+        check_not_busy(rd.path, what="run")  # a run being written: say who holds it, not "pass --resume"
         if rd.is_done():
             raise UserError(f"run {rd.path} is already complete; pass --resume to show it or --force to redo it")
         raise UserError(f"run {rd.path} exists but is incomplete; pass --resume to continue it "
