@@ -63,8 +63,8 @@ def _umask() -> int:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a whole directory, then swap it in: yields a temporary sibling directory to fill; on
     success `path` is replaced by it, on any error or interrupt the temporary directory is removed and
-    `path` is untouched. One writer at a time: `.NAME.lock` beside `path` is held throughout (a second
-    process gets a one-line `UserError` naming the holder).
+    `path` is untouched (a new `path` stays an empty directory). One writer at a time: `path` itself is
+    locked throughout (a second process gets a one-line `UserError`).
 
     The swap is one `renameat2(RENAME_EXCHANGE)` where the kernel has it (Linux >= 3.15), so `path` is
     never missing, whenever the process is killed; elsewhere it is two renames. A process killed outright
@@ -77,13 +77,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise UserError(f"{path} is a symbolic link that leads nowhere (a loop or a missing target); remove it "
                         "or choose another output directory")
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(out)  # first: a swap killed between its two renames left `out` missing
     with _write_lock(out):
-        recover_dir(out)
+        recover_dir(out)  # again under the lock: leftovers of a writer that died meanwhile
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         try:
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
             yield tmp
-            if out.is_dir() and not out.is_symlink() and _exchange(tmp, out):
+            if not out.is_symlink() and _exchange(tmp, out):
                 shutil.rmtree(tmp, ignore_errors=True)  # `tmp` holds the old tree now
             elif out.exists() or out.is_symlink():
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
@@ -99,11 +100,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _write_lock(out: Path) -> Iterator[None]:
-    """Hold `flock` on `.NAME.lock` beside `out` (never waits; the kernel drops it when the process dies)."""
-    lock = out.parent / f".{out.name}.lock"
-    if lock.is_symlink():
-        raise UserError(f"{lock} is a symbolic link; remove it (the lock file is made again), then retry")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    """Hold `flock` on the directory `out` itself (created empty if missing; no lock file is left anywhere).
+    Never waits; the kernel drops the lock when the process dies. A writer that starts after a swap
+    locks the new directory: by then the one before has finished."""
+    out.mkdir(exist_ok=True)
+    fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         try:
             import fcntl
@@ -115,12 +116,8 @@ def _write_lock(out: Path) -> Iterator[None]:
             except OSError as e:
                 if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise
-                pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-                who = f"process {pid}" if pid.isdigit() else "another process"
-                raise UserError(f"{out} is being written by {who} (lock {lock}); wait for it to finish, "
+                raise UserError(f"{out} is being written by another process; wait for it to finish, "
                                 "then retry") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield
     finally:
         os.close(fd)
