@@ -152,7 +152,7 @@ def save_world(world: ScoredWorld, out: Path) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(out / WORLD_NPZ, buf.getvalue())
-    atomic_write_json(out / WORLD_JSON, world.info)
+    atomic_write_json(out / WORLD_JSON, {**world.info, "npz_sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
 
 
 def load_world(out: Path, key: str) -> ScoredWorld | None:
@@ -161,7 +161,13 @@ def load_world(out: Path, key: str) -> ScoredWorld | None:
         info = json.loads((out / WORLD_JSON).read_text(encoding="utf-8"))
         if info.get("key") != key:
             return None
-        with np.load(out / WORLD_NPZ) as z:
+        data = (out / WORLD_NPZ).read_bytes()
+        if hashlib.sha256(data).hexdigest() != info.get("npz_sha256"):
+            log.warning("%s does not match the sha256 in %s (damaged or replaced); building the world again",
+                        out / WORLD_NPZ, WORLD_JSON)
+            return None
+        info.pop("npz_sha256")
+        with np.load(io.BytesIO(data)) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # damaged or foreign: built again
