@@ -45,6 +45,7 @@ class Cell:
     column: str = ""              # train: a surrogate or "random"
     deps: tuple[str, ...] = ()
     path: Path = Path()
+    identity: str = ""            # the experiment's identifying SHA-256 (a train cell's record must name it)
 
     def to_dict(self, status: str) -> dict:
         return {"cell": self.id, "kind": self.kind, "seed": self.seed, "model": self.model,
@@ -59,15 +60,16 @@ def plan(exp: Experiment) -> list[Cell]:
     """Every cell of the matrix, in the serial order (per seed: AL runs, then deployment rows)."""
     cells: list[Cell] = []
     n = n_final(exp)
+    ident = exp.identity_sha256()
     for seed in exp.cfg.seeds:
         for s in exp.p.surrogates:
-            cells.append(Cell(f"al/s{seed}/{s}", "al", seed, s, path=exp.seed_dir(seed) / "al" / s))
+            cells.append(Cell(f"al/s{seed}/{s}", "al", seed, s, path=exp.seed_dir(seed) / "al" / s, identity=ident))
         for d in exp.cfg.deployment:
             for col in (*exp.p.surrogates, RANDOM):
                 deps = () if col == RANDOM else (f"al/s{seed}/{col}",)
                 stem = f"{RANDOM}_{n}" if col == RANDOM else col
                 cells.append(Cell(f"train/s{seed}/{d}/{stem}", "train", seed, d, col, deps,
-                                  cell_dir(exp, d, col, seed, n)))
+                                  cell_dir(exp, d, col, seed, n), ident))
     return cells
 
 
@@ -83,7 +85,11 @@ def is_done(cell: Cell) -> bool:
     record is intact (an edited or damaged one makes the cell not done, so it is trained again)."""
     if cell.kind == "al":
         return (cell.path / "DONE").is_file()
-    return (cell.path / "record.json").is_file() and read_record(cell.path / "record.json") is not None
+    return (cell.path / "record.json").is_file() and _record(cell) is not None
+
+
+def _record(cell: Cell) -> dict | None:
+    return read_record(cell.path / "record.json", cell.identity, cell.model, cell.column, cell.seed)
 
 
 def status(cells: list[Cell], cell: Cell) -> str:
@@ -130,7 +136,7 @@ def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]
         if not is_done(c):
             missing.append(c)
         elif c.kind == "train":
-            rec = read_record(c.path / "record.json")
+            rec = _record(c)
             if rec is None:  # damaged since is_done looked
                 missing.append(c)
                 continue
@@ -143,7 +149,7 @@ def timing_part(cell: Cell, *, reused: bool) -> dict:
     import json
 
     if cell.kind == "train":
-        rec = read_record(cell.path / "record.json") or {}
+        rec = _record(cell) or {}
         kind, name, seconds = "deployment training", f"{cell.model}<-{cell.column}", rec.get("seconds", 0.0)
     else:
         state = json.loads((cell.path / "state.json").read_text(encoding="utf-8"))

@@ -21,7 +21,14 @@ import numpy as np
 from al.config import DataConfig, TrainConfig, resolve_preset
 from al.experiments.backend import backend_for, check_task
 from al.runs.experiment_dir import experiment_dir
-from al.runs.files import npz_bytes, read_cached_json, save_state_dict, sha256_file, sha256_text, write_sealed_json
+from al.runs.files import (
+    npz_bytes,
+    read_cached_json,
+    save_state_dict,
+    sha256_file,
+    sha256_text,
+    write_sealed_json,
+)
 from al.runtime import torch_threads
 from al.seeds import selection_digest
 from al.stats import entropy_ratios, entropy_summary

@@ -46,8 +46,6 @@ def run_experiment(config: ExperimentConfig | str | os.PathLike, out_dir: str | 
 
 
 def _run_parallel(exp: Experiment, *, resume: bool, jobs: int, child_args: Sequence[str]) -> list[dict]:
-    from al.experiments import cell_runner, cells
-
     with exp.opened(resume=resume):  # held for the whole run: one `al surrogate` per experiment directory
         return _run_cells(exp, jobs=jobs, child_args=child_args)
 

@@ -116,6 +116,13 @@ def write_done(rd: RunDir, state: dict) -> None:
 
 
 def check_compatible(state: dict, p: Prepared, rd: RunDir) -> None:
+    try:
+        saved_toml = (rd.path / "config.toml").read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        raise UserError(f"{rd.path / 'config.toml'} is unreadable; start over with --force") from None
+    if state.get("config_sha256") != sha256_text(saved_toml):
+        raise UserError(f"{rd.state_path} belongs to another config than {rd.path / 'config.toml'} (its config_sha256 "
+                        "differs: a file replaced or edited); it is not used; start over with --force")
     saved = validate(load_config(rd.path / "config.toml", validate_names=False), names=False)
     if saved != p.config:  # compared as dataclasses: keys added to the schema later compare as defaults
         diff = differences(dataclasses.asdict(saved), dataclasses.asdict(p.config))
