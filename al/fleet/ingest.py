@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from al.runs.files import sha256_text, write_sealed_json
 from hwbench.errors import UserError
 from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_text, recover_dir
 
@@ -115,10 +116,13 @@ def read_spool(spool: str | os.PathLike) -> list[dict[str, Any]]:
                             "directory (frames/ with manifest.jsonl)")
         if hashlib.sha256(path.read_bytes()).hexdigest() != row["content_sha256"]:
             raise UserError(f"{where}: frame {row['file']} does not match its content_sha256 (corrupt copy)")
-        if committed is not None and committed.get(row["file"]) != row:
+        if committed is not None and committed.pop(row["file"], None) != row:
             raise UserError(f"{where}: this line disagrees with the spool's state.json (edited or damaged); "
                             "copy the whole SPOOL directory from the device again")
         rows.append({**row, "_path": path, "spool": str(root)})
+    if committed:  # lines the state committed that the manifest lacks (a truncated or older manifest)
+        raise UserError(f"{manifest} lacks {len(committed)} line(s) its state.json committed (truncated or "
+                        "replaced); copy the whole SPOOL directory from the device again")
     return rows
 
 
@@ -149,6 +153,7 @@ def _read_existing(out: Path) -> list[dict[str, Any]]:
             raise UserError(f"{out} holds files but no manifest.jsonl (not made by al ingest, or damaged); "
                             f"move {out} away and ingest again")
         return []
+    _check_sealed(out)  # every line below is then the one ingest wrote
     rows = []
     try:
         for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
@@ -161,6 +166,25 @@ def _read_existing(out: Path) -> list[dict[str, Any]]:
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{manifest} is corrupt ({str(e)[:60]}); move {out} away and ingest again") from None
     return rows
+
+
+def _check_sealed(out: Path) -> None:
+    """`UserError` naming the file unless ingest.json is sealed and names the SHA-256 of manifest.jsonl and
+    to_label.txt as they are (an edited score, a damaged line, another run's copy)."""
+    from al.runs.files import is_sealed
+
+    info_path = out / "ingest.json"
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if not is_sealed(info):
+        raise UserError(f"{info_path} is missing, damaged or edited (its sha256 does not match); the candidates "
+                        f"are not used; move {out} away and ingest every spool again")
+    for name in ("manifest.jsonl", "to_label.txt"):
+        if not (out / name).is_file() or info.get("sha256_" + name) != _sha256(out / name):
+            raise UserError(f"{out / name} does not match the sha256 in {info_path} (damaged, edited or replaced); "
+                            f"it is not used; move {out} away and ingest every spool again")
 
 
 def _is_score(x: Any) -> bool:
@@ -275,12 +299,15 @@ def _merge(spools: list[str | os.PathLike], rows: list[dict[str, Any]], out: Pat
             rec.setdefault("frame_index", int(r["index"]))
             lines.append(json.dumps(rec, sort_keys=True, allow_nan=False))
         order = [r["file"] for r in kept]                          # score descending
-        atomic_write_text(tmp / "manifest.jsonl", "".join(x + "\n" for x in lines))
-        atomic_write_text(tmp / "to_label.txt", "".join(f + "\n" for f in order))
+        manifest_text = "".join(x + "\n" for x in lines)
+        order_text = "".join(f + "\n" for f in order)
+        atomic_write_text(tmp / "manifest.jsonl", manifest_text)
+        atomic_write_text(tmp / "to_label.txt", order_text)
         res = IngestResult(spools=len(spools), lines_read=len(rows), duplicates=dup, near_duplicates=near,
                            new_frames=len(new), candidates=len(kept), out_dir=out)
-        atomic_write_text(tmp / "ingest.json", json.dumps({**res.record(), "spool_dirs": [str(s) for s in spools]},
-                                                          indent=1, allow_nan=False))
+        write_sealed_json(tmp / "ingest.json", {**res.record(), "spool_dirs": [str(s) for s in spools],
+                                                "sha256_manifest.jsonl": sha256_text(manifest_text),
+                                                "sha256_to_label.txt": sha256_text(order_text)})
     return res
 
 
