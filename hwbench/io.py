@@ -48,6 +48,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     return path
 
 
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file ("not found", "is a directory", "is a FIFO (named pipe)
+    ...", ...), None when it can. Checked before opening, so a FIFO never blocks the reader."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found" if not os.path.islink(path) else "is a symbolic link to nothing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    return "is a device or socket, not a regular file"
+
+
 def is_atomic_temporary(name: str) -> bool:
     """Whether a file name is a temporary `atomic_write_bytes` leaves behind when killed."""
     return name.startswith(".") and name.endswith(TMP_SUFFIX) and name.count(".") >= 3

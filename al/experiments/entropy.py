@@ -117,6 +117,8 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
     from al.report.write import write_report
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # before the models are resolved (pre-training takes minutes)
+        raise UserError(f"--out {out} exists and is not a directory")
     be = backend_for(cfg.data, cfg.train, cfg.device, model=cfg.models[0], output_stride=cfg.output_stride)
     check_task(cfg.models, be.p.task, "models")
     cfg, be.weights = resolve_models(cfg, cfg.models)  # the resolved config names checkpoints by SHA-256
