@@ -105,6 +105,9 @@ _REPORT_FILES = frozenset({"report.md", "table2.csv", "latency.csv", "counts.csv
 def check_replaceable(out: Path) -> None:
     """`UserError` unless `out` is absent, empty, or a report directory (whole directories are replaced,
     so anything else in it would be lost)."""
+    if out.is_symlink() and not out.exists():  # a loop or a dangling link: named before any work
+        raise UserError(f"--out {out} is a symbolic link that leads nowhere (a loop or a missing target); remove "
+                        "it or choose another directory")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose a directory")
     if not out.is_dir():
