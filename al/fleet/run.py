@@ -137,10 +137,10 @@ def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: s
     if shard is not None and merge_shards:
         raise UserError("give --shard or --merge, not both")
     i, n = parse_shard(shard)
-    latencies = fleet_latencies(cfg)
     out = Path(out_dir)
     config_sha = sha256_text(text)
     shards = load_shards(out, config_sha) if merge_shards else None  # checked before any work or write
+    latencies = fleet_latencies(cfg)
     with fleet_dir(out, text, cfg, lock=n == 1), torch_threads(cfg.threads):
         timing: dict[str, float] = {}
         t = time.perf_counter()
