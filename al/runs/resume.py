@@ -16,7 +16,7 @@ import time
 
 from al.config import load_config, validate
 from al.prepare import PoolView, Prepared
-from al.runs.files import sha256_text
+from al.runs.files import is_sealed, sha256_text, write_sealed_json
 from al.runs.lock import check_not_busy
 from al.runs.run_dir import STATE_VERSION, RunDir
 from al.seeds import STREAMS
@@ -105,12 +105,12 @@ def done_ok(rd: RunDir, state: dict) -> bool:
         done = json.loads(rd.done_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(done, dict) and done.get("cycles") == len(state["cycles"]) and \
+    return is_sealed(done) and done.get("cycles") == len(state["cycles"]) and \
         done.get("final") == (state["cycles"][-1]["record"] if state["cycles"] else None)
 
 
 def write_done(rd: RunDir, state: dict) -> None:
-    atomic_write_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    write_sealed_json(rd.done_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                      "cycles": len(state["cycles"]),
                                      "final": state["cycles"][-1]["record"] if state["cycles"] else None})
 
