@@ -21,7 +21,7 @@ from al.runs.lock import check_not_busy
 from al.runs.run_dir import STATE_VERSION, RunDir
 from al.seeds import STREAMS
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_json, atomic_write_text
+from hwbench.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
