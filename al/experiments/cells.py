@@ -84,7 +84,9 @@ def is_done(cell: Cell) -> bool:
     """An AL cell: its run's DONE exists (the run verifies itself when opened); a train cell: its sealed
     record is intact (an edited or damaged one makes the cell not done, so it is trained again)."""
     if cell.kind == "al":
-        return (cell.path / "DONE").is_file()
+        from al.runs.run_dir import RunDir
+
+        return (cell.path / "DONE").is_file() and RunDir(cell.path).is_complete()
     return (cell.path / "record.json").is_file() and _record(cell) is not None
 
 
@@ -146,13 +148,16 @@ def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]
 
 def timing_part(cell: Cell, *, reused: bool) -> dict:
     """The `timing.json` part of a finished cell, as the serial run records it."""
-    import json
-
     if cell.kind == "train":
         rec = _record(cell) or {}
         kind, name, seconds = "deployment training", f"{cell.model}<-{cell.column}", rec.get("seconds", 0.0)
     else:
-        state = json.loads((cell.path / "state.json").read_text(encoding="utf-8"))
+        from al.runs.run_dir import RunDir
+
+        try:
+            state = RunDir(cell.path).read_state()
+        except UserError:
+            state = {"cycles": []}
         kind, name = "surrogate AL run", cell.model
         seconds = sum(c.get(k) or 0.0 for c in state["cycles"] for k in ("select_s", "train_s", "eval_s"))
     return {"kind": kind, "name": name, "seed": cell.seed, "seconds": round(float(seconds), 3), "reused": reused}

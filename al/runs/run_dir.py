@@ -54,6 +54,18 @@ class RunDir:
         """Finished according to `state.json` (a DONE file alone proves nothing)."""
         return self.state_path.is_file() and bool(self.read_state()["done"])
 
+    def is_complete(self) -> bool:
+        """Finished and intact: the state (sealed) says done and its last checkpoint has the SHA-256 the state
+        recorded (anything else: resume it, and it repairs or refuses)."""
+        try:
+            state = self.read_state() if self.state_path.is_file() else None
+        except UserError:
+            return False
+        if not state or not state["done"]:
+            return False
+        last = state["cycles"][-1]
+        return self.checkpoint_damage(last["cycle"], last["ckpt_sha256"]) is None
+
     def is_empty(self) -> bool:
         """No results: nothing, or only the lock file and temporaries of interrupted writes."""
         return self.path.is_dir() and all(is_bookkeeping(p.name) for p in self.path.iterdir())

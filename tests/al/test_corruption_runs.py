@@ -182,7 +182,7 @@ def test_damaged_experiment_file(kind: str, dmg: str, experiments, tmp_path: Pat
     if not damage(d / kind, dmg, other / kind):
         pytest.skip(f"{dmg} does not apply to {kind}")
     capsys.readouterr()
-    rc = main(["surrogate", str(cfg), "--out", str(d), "--resume", "--json"])
+    rc = main(["surrogate", str(cfg), "--out", str(d), "--resume", "--json", "--jobs", "1"])
     out, err = capsys.readouterr()
     same = rc == 0 and exp_outcome(d) == want
     outcome = judge(rc, err, d / kind, same)
