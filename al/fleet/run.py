@@ -33,7 +33,7 @@ from al.fleet.config import FleetConfig, load_fleet_config
 from al.fleet.latency import ScoringLatency, fleet_latencies
 from al.fleet.simulate import FIELDS, FleetResult, VariantResult, merge, parse_shard, simulate
 from al.fleet.world import get_world
-from al.runs.files import sha256_text
+from al.runs.files import is_sealed, sha256_text, write_sealed_json
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -80,7 +80,7 @@ def save_shard(out: Path, shard: tuple[int, int], res: FleetResult, config_sha25
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     path = atomic_write_bytes(out / SHARD_DIR / f"shard_{shard[0]}_of_{shard[1]}.npz", buf.getvalue())
-    atomic_write_json(path.with_suffix(".json"), {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+    write_sealed_json(path.with_suffix(".json"), {"npz_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
                                                   "config_sha256": config_sha256})
     return path
 
@@ -95,7 +95,10 @@ def load_shard(path: Path, config_sha256: str | None = None) -> FleetResult:
     except (OSError, ValueError):
         raise UserError(f"{path}: its sidecar {path.with_suffix('.json').name} is missing or unreadable (the shard "
                         "did not finish, or was damaged); run that shard again") from None
-    if not isinstance(side, dict) or side.get("sha256") != hashlib.sha256(data).hexdigest():
+    if not is_sealed(side):
+        raise UserError(f"{path.with_suffix('.json')} is damaged or was edited (its own sha256 does not match); "
+                        "run that shard again")
+    if side.get("npz_sha256") != hashlib.sha256(data).hexdigest():
         raise UserError(f"{path} does not match the sha256 in {path.with_suffix('.json').name} (damaged or "
                         "replaced); it is not used; run that shard again")
     if config_sha256 is not None and side.get("config_sha256") != config_sha256:
