@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= demo
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint docs clean
 
 setup: $(STAMP)
 
@@ -63,8 +63,12 @@ test: setup
 bench: setup
 	$(PY) -m benchmarks
 
+# docs/cli.md from the argparse parsers (tests/test_cli_reference.py fails when it is stale)
+docs: setup
+	$(PY) tools/cli_reference.py
+
 lint: setup
-	$(VENV)/bin/ruff check hwbench al tests benchmarks
+	$(VENV)/bin/ruff check hwbench al tests benchmarks tools
 
 clean:
 	rm -rf reports runs .pytest_cache

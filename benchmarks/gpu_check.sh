@@ -42,9 +42,9 @@ step "3b latency, torch CUDA, CUDA graphs" 60 "$PY" -m hwbench measure deeplabv3
     --input 1024x2048 --precision fp16 --iters 50 --cuda-graphs --json
 step "4 k-center on GPU, N=1e6 D=512" 120 "$PY" -m benchmarks.gpu_check kcenter "$OUT"
 rm -rf "$OUT/smoke_one" "$OUT/smoke_ddp"
-step "5a al run smoke, one GPU" 60 "$PY" -m al run smoke --device cuda --out "$OUT/smoke_one" --json
+step "5a al run smoke, one GPU" 60 "$PY" -m al run smoke --torch-device cuda --out "$OUT/smoke_one" --json
 step "5b al run smoke, DDP on $NGPU GPU(s)" 90 "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NGPU" \
-    -m al run smoke --device cuda --out "$OUT/smoke_ddp" --json
+    -m al run smoke --torch-device cuda --out "$OUT/smoke_ddp" --json
 step "5c compare selections" 30 "$PY" -m benchmarks.gpu_check compare "$OUT"
 
 echo "gpu_check: $failed step(s) failed; log in $LOG" | tee -a "$LOG"

@@ -17,4 +17,4 @@ fi
 
 exec torchrun --nnodes="$NNODES" --nproc_per_node="$GPUS" \
     --rdzv_backend=c10d --rdzv_endpoint="$HEAD:29500" --rdzv_id="al-$(basename "$OUT")" \
-    -m al run "$CONFIG" --device cuda --out "$OUT" "${@:3}"   # e.g. --resume after a failure
+    -m al run "$CONFIG" --torch-device cuda --out "$OUT" "${@:3}"   # e.g. --resume after a failure

@@ -23,6 +23,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 
 from hwbench.errors import UserError
 
@@ -70,18 +71,11 @@ def make_main(prog: str, description: str,
             argv = list(sys.argv[1:] if argv is None else argv)
             verbose = sum(a.count("v") for a in argv if a.startswith("-") and set(a[1:]) == {"v"}) + \
                 argv.count("--verbose")
+            if argv[:1] == ["--print-completion"] or argv[:1] and argv[0].startswith("--print-completion="):
+                return _print_completion(prog, description, commands, argv)
             chosen = next((a for a in argv if not a.startswith("-")), None)
-            parser = _Parser(prog=prog, description=description)
-            parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
-            parser.add_argument("-v", "--verbose", action="count", default=0,
-                                help="more logging (-vv for debug)")
-            sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-            module = None
-            for name, (path, help_) in commands.items():
-                p = sub.add_parser(name, help=help_, description=help_)
-                if name == chosen:
-                    module = importlib.import_module(path)
-                    module.add_arguments(p)
+            parser, modules = build_parser(prog, description, commands, only=[chosen] if chosen else [])
+            module = modules.get(chosen or "")
             args = parser.parse_args(argv)
             if args.command is None or module is None:
                 parser.print_help()
@@ -113,6 +107,47 @@ def make_main(prog: str, description: str,
             return 1
 
     return main
+
+
+def build_parser(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
+                 only: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The whole parser: every subcommand listed, the options of those in `only` (all when None) added.
+
+    Returns the parser and the imported command modules by name. Only the named commands' modules are
+    imported, so `main` pays for one; the CLI reference and the docs check build them all."""
+    parser = _Parser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--print-completion", choices=SHELLS, metavar="{bash,zsh}",
+                        help=f"print a shell completion script and exit, e.g. `eval \"$({prog} --print-completion "
+                             "bash)\"` in ~/.bashrc")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules: dict[str, ModuleType] = {}
+    for name, (path, help_) in commands.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if only is None or name in only:
+            module = importlib.import_module(path)
+            module.add_arguments(p)
+            modules[name] = module
+    return parser, modules
+
+
+SHELLS = ("bash", "zsh")
+
+
+def _print_completion(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
+                      argv: Sequence[str]) -> int:
+    """`PROG --print-completion bash|zsh`: a completion script for every command and flag (shtab)."""
+    shell = argv[0].split("=", 1)[1] if "=" in argv[0] else (argv[1] if len(argv) > 1 else "")
+    if shell not in SHELLS:
+        raise UserError(f"--print-completion takes one of: {', '.join(SHELLS)} (got {shell or 'nothing'})")
+    try:
+        import shtab
+    except ImportError:
+        raise UserError("shell completion needs shtab; install it with: pip install shtab") from None
+    parser, _ = build_parser(prog, description, commands)
+    sys.stdout.write(shtab.complete(parser, shell=shell))
+    return 0
 
 
 def _fail(message: str) -> int:

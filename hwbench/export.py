@@ -73,6 +73,11 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | os.P
         raise unknown("exporter", exporter, EXPORTERS)
     if exporter == "dynamo" and opset < 18:
         raise UserError(f"--exporter dynamo writes opset >= 18, not {opset}; use the default exporter for 13..17")
+    if exporter == "dynamo":
+        import importlib.util
+
+        if importlib.util.find_spec("onnxscript") is None:  # torch's dynamo exporter needs it
+            raise missing_package("onnxscript", "ort")
     path = Path(path)
     if path.suffix != ".onnx":
         raise UserError(f"--out {str(path)!r} must end in .onnx")

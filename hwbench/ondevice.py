@@ -28,7 +28,7 @@ What is measured (as trtexec): per iteration, CUDA events on one stream around t
 the enqueue of the engine and the D2H copies. The headline `latency_ms` is the median GPU compute
 time; `components` holds `latency` (H2D + compute + D2H, trtexec's "Latency"), `h2d`, `d2h` and
 `enqueue` (host time of the enqueue call). Warm-up runs for `--warmup-ms` of wall time first.
-Engines are cached under ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/engines/<key>.engine, the key
+Engines are cached under <cache>/engines/<key>.engine (<cache>: $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench), the key
 covering the ONNX content, input shape, precision, DLA core, GPU name and TensorRT version.
 
 INT8: with `--calib-dir DIR` (*.npy input batches) an entropy calibrator (IInt8EntropyCalibrator2)
@@ -205,7 +205,12 @@ def engine_cache_key(*, model: str, onnx_sha256: str, input_shape: Optional[Tupl
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HWBENCH_CACHE_DIR") or "~/.cache/hwbench").expanduser()
+    # the rule of hwbench.cachedir (this file runs alone on a device): $HWBENCH_CACHE_DIR, $XDG_CACHE_HOME/hwbench
+    configured = os.environ.get("HWBENCH_CACHE_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return Path(xdg) / "hwbench" if xdg and os.path.isabs(xdg) else Path.home() / ".cache" / "hwbench"
 
 
 def engine_cache_path(key: str, cache_dir: Optional[PathLike] = None) -> Path:
@@ -1532,7 +1537,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--calib-dir", default=None, help="INT8 calibration batches (*.npy, one input each)")
     b.add_argument("--calib-cache", default=None, help="INT8 calibration cache file (read if present, written after calibration)")
     b.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace in MiB")
-    b.add_argument("--cache-dir", default=None, help="engine cache (default ${HWBENCH_CACHE_DIR:-~/.cache/hwbench})")
+    b.add_argument("--cache-dir", default=None, help="engine cache (default $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench)")
     b.add_argument("--rebuild", action="store_true", help="ignore a cached engine")
     b.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
     b.add_argument("--out", default=None, help="append the record to this JSON-lines file")

@@ -11,7 +11,7 @@ in TOPS (10^12 operations per second, 2 operations per multiply-accumulate, as v
 
 The `host` profile is not a file: it is measured on the current machine (a large fp32 matrix
 product for peak throughput, a large copy for memory bandwidth) and cached as a readable TOML
-file in `${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/host.toml`.
+file in `the cache folder (`hwbench.cachedir`)/host.toml`.
 """
 
 from __future__ import annotations
@@ -140,9 +140,10 @@ def _file_profiles() -> list[str]:
 
 
 def cache_dir() -> Path:
-    """`$HWBENCH_CACHE_DIR`, else `~/.cache/hwbench`."""
-    env = os.environ.get("HWBENCH_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "hwbench"
+    """`$HWBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/hwbench`, else `~/.cache/hwbench` (`hwbench.cachedir`)."""
+    from hwbench.cachedir import cache_root
+
+    return cache_root()
 
 
 def host_cache_path() -> Path:

@@ -1,5 +1,5 @@
 """`al pretrain [MODEL ...]`: train each backbone once on crops of the embedded drives and cache
-its torchvision-format checkpoint (`${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/pretrain/`)."""
+its torchvision-format checkpoint (`$CACHE/pretrain/`: $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="backbones trained at once, one process and one thread each (default: CPU cores)")
     parser.add_argument("--force", action="store_true", help="retrain even when the cache has the checkpoint")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
-                        help="cache root (default ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}); files go to DIR/pretrain/")
+                        help="cache root (default $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench); files go to DIR/pretrain/")
     parser.add_argument("--json", action="store_true", help="print the cache entries as JSON")
 
 

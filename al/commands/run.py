@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.commands.aliases import renamed
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", metavar="CONFIG_OR_PRESET",
@@ -16,8 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", help="override al.strategy")
     parser.add_argument("--model", help="override model.name (the scoring model / surrogate)")
     parser.add_argument("--seed", type=int, help="override seed")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override device")
-    parser.add_argument("--root", help="override data.root (dataset directory)")
+    parser.add_argument("--torch-device", choices=("auto", "cpu", "cuda"), help="override device (where torch runs)")
+    parser.add_argument("--data-root", metavar="DIR", help="override data.root (dataset directory)")
+    renamed(parser, "--device", "--torch-device", choices=("auto", "cpu", "cuda"))  # --device is a device profile
+    renamed(parser, "--root", "--data-root")
     parser.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
                         help="under torchrun: BatchNorm statistics over the global batch (override train.sync_bn; "
                              "default on for segmentation, off for classification)")
@@ -47,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("give a CONFIG_OR_PRESET (or --resume an existing run directory); "
                             f"presets: {', '.join(list_presets())}")
         config = saved
-    overrides = {"strategy": args.strategy, "model": args.model, "seed": args.seed, "device": args.device,
-                 "root": args.root,
+    overrides = {"strategy": args.strategy, "model": args.model, "seed": args.seed, "device": args.torch_device,
+                 "root": args.data_root,
                  "sync_bn": args.sync_bn}
     cfg = load_config(config, overrides=overrides)
 

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from hwbench.commands.aliases import renamed
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG",
@@ -18,19 +20,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", action="store_true",
                         help="print the cost (trainings, images seen, estimated GPU hours) and exit without "
                              "training; checks the dataset layout only")
-    parser.add_argument("--plan-device", default="a100_sxm", metavar="PROFILE",
-                        help="device profile the GPU hours are estimated for (default a100_sxm; any "
+    parser.add_argument("--device", default="a100_sxm", metavar="PROFILE",
+                        help="--plan: device profile the GPU hours are estimated for (default a100_sxm; any "
                              "`hwbench profiles` name, host = this machine measured)")
+    renamed(parser, "--plan-device", "--device")
     parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16"),
                         help="training precision of the estimate (default fp16: AMP)")
     parser.add_argument("--utilisation", type=float, default=0.4, metavar="U",
                         help="share of the device's dense peak a training run sustains (default 0.4)")
     parser.add_argument("--json", action="store_true",
-                        help="print only the records {deployment, surrogate, seed, metric, value} as JSON")
+                        help="print only one JSON object: {records: [{deployment, surrogate, seed, metric, value}], "
+                             "pairs: [paired comparison with random per pair], summary: {beat, tie, lose, ...}} "
+                             "(--chain: {records}; --plan: the plan; --list-cells: a list of cells)")
     parser.add_argument("--chain", action="store_true",
                         help="run the generation chain ([chain] models; default: first surrogate, then the "
                              "deployment models) instead of the matrix")
-    parser.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the config's")
+    parser.add_argument("--num-seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the config's")
+    renamed(parser, "--seeds", "--num-seeds", type=int)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment in DIR (finished sub-runs are reused)")
     parser.add_argument("--jobs", type=int, metavar="N",
@@ -54,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, line, progress
     from hwbench.errors import UserError
 
-    cfg = load_experiment_config(args.config, seeds=args.seeds, data_root=args.data_root)
+    cfg = load_experiment_config(args.config, seeds=args.num_seeds, data_root=args.data_root)
     if args.plan:
         from al.commands.plan_view import show_plan
 
-        return show_plan(cfg, device=args.plan_device, precision=args.precision, utilisation=args.utilisation,
+        return show_plan(cfg, device=args.device, precision=args.precision, utilisation=args.utilisation,
                          as_json=args.json)
     if args.list_cells and not args.out:
         args.out = "EXPERIMENT_DIR"  # nothing is created; statuses as for a new directory
@@ -123,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
 def _child_args(args: argparse.Namespace) -> list[str]:
     """The arguments that name this experiment, for `--cell` child processes."""
     out = [args.config, "--out", args.out]
-    if args.seeds is not None:
-        out += ["--seeds", str(args.seeds)]
+    if args.num_seeds is not None:
+        out += ["--num-seeds", str(args.num_seeds)]
     if args.data_root:
         out += ["--data-root", args.data_root]
     return out

@@ -48,6 +48,9 @@ def load_scans() -> tuple[np.ndarray, np.ndarray]:
     from pathlib import Path
 
     spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise UserError("the digits data set ships with scikit-learn, which is not installed; install it with: "
+                        "pip install 'hwbench[digits]'")
     csv = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz" if spec else None
     if csv is not None and csv.is_file():
         with gzip.open(csv, "rt") as f:

@@ -17,6 +17,7 @@ import numpy as np
 from al.fleet.config import FleetConfig
 from al.fleet.latency import ScoringLatency
 from al.fleet.simulate import FIELDS, FleetResult, ci95, variant_key
+from hwbench.csvfile import records_csv
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable, write_jsonl
 
 
@@ -307,9 +308,7 @@ def plot_tradeoff(summary: Sequence[Mapping], train_sum: Sequence[Mapping], path
 
 
 def _csv(records: Sequence[Mapping]) -> str:
-    import pandas as pd
-
-    return pd.DataFrame(list(records)).to_csv(index=False)
+    return records_csv(records)
 
 
 def write_outputs(cfg: FleetConfig, out: Path, world: Any, latencies: Sequence[ScoringLatency], res: FleetResult,

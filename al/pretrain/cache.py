@@ -1,4 +1,4 @@
-"""The pre-trained checkpoint cache: `${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/pretrain/`.
+"""The pre-trained checkpoint cache: `<cache folder>/pretrain/` (`hwbench.cachedir`).
 
 An entry is `<backbone>-<key>.pth` (a torchvision-format state dict, loadable with
 `torch.load(path, weights_only=True)` and `hwbench.load_weights`) plus `<backbone>-<key>.json`
@@ -24,8 +24,9 @@ FORMAT = 1
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """The pre-training cache directory (created on first write, not here)."""
-    base = cache_dir or os.environ.get("HWBENCH_CACHE_DIR") or "~/.cache/hwbench"
-    return Path(base).expanduser() / "pretrain"
+    from hwbench.cachedir import cache_root as root
+
+    return (Path(cache_dir).expanduser() if cache_dir else root()) / "pretrain"
 
 
 def entry_key(backbone: str, source: str, recipe: dict[str, Any], seed: int) -> str:

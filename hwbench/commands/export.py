@@ -22,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "pixel map: mean (default) | sum | max | minmax")
     parser.add_argument("--weights", default=None, help="checkpoint to load (an `al run` checkpoint holds the "
                         "LLAL head too); default: seeded random weights")
-    parser.add_argument("--out", required=True, help="output FILE.onnx")
-    parser.add_argument("--json", action="store_true", help="print a JSON list with the check result")
+    parser.add_argument("--out", metavar="DIR", help="directory for the ONNX file: DIR/MODEL.onnx "
+                        "(with --score: DIR/MODEL+SCORE.onnx); created if missing")
+    parser.add_argument("--onnx-out", metavar="FILE.onnx", help="the ONNX file to write (instead of --out DIR)")
+    parser.add_argument("--json", action="store_true", help="print only a JSON list with the check result")
 
 
 def run(args: argparse.Namespace) -> int:
+    args.out, old_spelling = onnx_path(args)  # from here on, args.out is the ONNX file to write
     import sys
 
     from hwbench.console import emit, working
@@ -56,8 +59,34 @@ def run(args: argparse.Namespace) -> int:
          columns=("model", "path", "opset", "input", "max_abs_err", "max_rel_err", "passed", "provider")
          + (("outputs",) if args.score and res.passed else ()),
          formats={"max_abs_err": ".3g", "max_rel_err": ".3g"})
+    if old_spelling:  # after the work, so that an error stays the only line on stderr
+        from hwbench.commands.options import deprecated
+
+        deprecated(f"--out {args.out} (a file)", f"--onnx-out {args.out}, or --out DIR")
     if not res.passed:
         print(f"error: ONNX output differs from PyTorch (max abs {res.max_abs_err:.3g}, allowed {res.atol:g}; "
               f"max rel {res.max_rel_err:.3g}, allowed {res.rtol:g}); {args.out} not written", file=sys.stderr)
-        return 1
+        return 3  # a check that failed (exit codes: docs/conventions.md)
     return 0
+
+
+def onnx_path(args: argparse.Namespace) -> tuple[str, bool]:
+    """(the file to write, whether it came from the old spelling): --onnx-out FILE.onnx, or
+    DIR/MODEL[+SCORE].onnx for --out DIR. The old `--out FILE.onnx` still works (deprecated)."""
+    import os
+
+    from hwbench.errors import UserError
+
+    if args.out and args.onnx_out:
+        raise UserError("give --out DIR or --onnx-out FILE.onnx, not both")
+    if args.onnx_out:
+        return str(args.onnx_out), False
+    if not args.out:
+        raise UserError("give --out DIR (writes DIR/MODEL.onnx) or --onnx-out FILE.onnx")
+    if str(args.out).endswith(".onnx") and not os.path.isdir(args.out):
+        return str(args.out), True
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", os.path.basename(str(args.model)))  # a zoo name, or a path's last part
+    name = stem + (f"+{args.score}" if args.score else "")
+    return os.path.join(str(args.out), f"{name}.onnx"), False  # export creates DIR when it writes

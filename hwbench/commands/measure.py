@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall (default) | cpu: process CPU time, immune to other processes' load "
                              "(--backend-device cpu with --threads 1 only; equals wall-clock latency on an idle machine)")
     parser.add_argument("--num-classes", type=int, default=None, help="classes of the model (default: builder's)")
-    parser.add_argument("--json", action="store_true", help="print a JSON list with the record")
-    parser.add_argument("--out", default=None, help="append the record to DIR/measurements.jsonl")
+    parser.add_argument("--json", action="store_true", help="print only a JSON list with the record")
+    parser.add_argument("--out", default=None, metavar="DIR", help="append the record to DIR/measurements.jsonl")
     add_score_arguments(parser)
 
 

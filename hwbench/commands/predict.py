@@ -15,7 +15,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measurements", required=True, help="JSON-lines records (hwbench measure/ingest --out)")
     parser.add_argument("--model", default=None, help="predict this zoo model (needs --input)")
-    parser.add_argument("--input", default=None, help="input HxW of --model")
+    parser.add_argument("--input", default=None, metavar="HxW", help="input HxW of --model")
     parser.add_argument("--batch", type=int, default=1, help="batch of --model (default 1)")
     parser.add_argument("--device", default=None, help="only this device group")
     parser.add_argument("--backend", default=None, help="only this backend group")

@@ -31,8 +31,9 @@ def cache_dir() -> Path | None:
     """Where count results are cached, or None when caching is off (`HWBENCH_NO_CACHE=1`)."""
     if os.environ.get("HWBENCH_NO_CACHE", "").strip() not in ("", "0"):
         return None
-    configured = os.environ.get("HWBENCH_CACHE_DIR", "").strip()
-    return Path(configured or "~/.cache/hwbench").expanduser()  # the same folder as the host-profile cache
+    from hwbench.cachedir import cache_root
+
+    return cache_root()  # the same folder as the host-profile cache
 
 
 def source_fingerprint() -> str:

@@ -27,7 +27,7 @@ def count_fvcore(model: nn.Module, shape: tuple[int, int, int, int], ops: str, n
         from fvcore.nn import FlopCountAnalysis
         from fvcore.nn import jit_handles as jh
     except ImportError:
-        raise missing_package("fvcore", "dev") from None
+        raise missing_package("fvcore", "fvcore") from None
     if any(t.device.type == "meta" for t in model.parameters()):
         raise UserError("the fvcore counter needs real tensors; pass a model name or a CPU model")
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwbench.csvfile import records_csv
 from hwbench.latency.measure import MeasureConfig, Measurement, measure
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,6 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
                      passes: int = PASSES,
                      on_step: Callable[[str], None] | None = None) -> tuple[str, list[Path]]:
     """Measure this machine, write measurements/CSV/plot into `out_dir`, return (markdown, files)."""
-    import pandas as pd
 
     from hwbench.io import atomic_write_text, write_jsonl
     from hwbench.latency.predict import calibrate, leave_one_out, loo_summary
@@ -242,7 +242,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
                          "predicted_lomo_ms": by_model_loo.get((r.backend, r.model, tuple(r.input)), {}).get("predicted_ms"),
                          "rel_err_lomo": by_model_loo.get((r.backend, r.model, tuple(r.input)), {}).get("rel_err")})
     csv_path = out / "measured_latency.csv"
-    atomic_write_text(csv_path, pd.DataFrame(csv_rows).to_csv(index=False))
+    atomic_write_text(csv_path, records_csv(csv_rows))
     files.append(csv_path)
 
     largest = max(resolutions, key=lambda hw: hw[0] * hw[1])

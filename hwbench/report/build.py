@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count, model_label
+from hwbench.csvfile import records_csv
 from hwbench.deploy import DeployVerdict, resolve_budget, verdict
 from hwbench.errors import UserError
 from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -79,8 +80,8 @@ def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices
 
     with atomic_dir(out) as tmp:
         written: list[Path] = []
-        for name, df in tables.items():
-            written.append(atomic_write_text(tmp / name, df.to_csv(index=False, float_format="%.6g")))
+        for name, rows in tables.items():
+            written.append(atomic_write_text(tmp / name, records_csv(rows, float_format="%.6g")))
         for name, data in figures.items():
             written.append(atomic_write_bytes(tmp / name, data))
         md = markdown(counts, profiles, est, verdicts, budgets, shape)
@@ -152,8 +153,6 @@ def _verdicts(counts: dict[str, CountResult], profiles: list[DeviceProfile],
 
 
 def _tables(counts, profiles, est, verdicts, shape):
-    import pandas as pd
-
     paper_gops = PAPER_GOPS if at_paper_input(shape) else {}
     t2 = []
     for dev in profiles:
@@ -173,6 +172,5 @@ def _tables(counts, profiles, est, verdicts, shape):
             "peak_activation_elems": c.peak_activation_elems} for m, c in counts.items()]
     layers = [{"model": m, **asdict(layer)} for m, c in counts.items() for layer in c.layers]
     dep = [{**v.record()} for vs in verdicts.values() for v in vs]
-    return {"table2.csv": pd.DataFrame(t2), "latency.csv": pd.DataFrame(lat), "counts.csv": pd.DataFrame(cnt),
-            "layers.csv": pd.DataFrame(layers), "deploy.csv": pd.DataFrame(dep)}
+    return {"table2.csv": t2, "latency.csv": lat, "counts.csv": cnt, "layers.csv": layers, "deploy.csv": dep}
 

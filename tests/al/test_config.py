@@ -127,7 +127,7 @@ def test_unknown_dataset_and_task_mismatch(tmp_path: Path, capsys: pytest.Captur
 
 def test_cityscapes_without_root_fails_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = SMOKE.read_text().replace('"synthetic_streets"', '"cityscapes"').replace("n = 100\nsize = [32, 64]\n", "")
-    err = _cli_fails([str(_write(tmp_path, text)), "--root", str(tmp_path / "nowhere")], tmp_path / "run", capsys)
+    err = _cli_fails([str(_write(tmp_path, text)), "--data-root", str(tmp_path / "nowhere")], tmp_path / "run", capsys)
     assert "cityscapes" in err
 
 

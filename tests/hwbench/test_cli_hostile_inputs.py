@@ -158,7 +158,7 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
     "trtexec: log of only a FAILED line": (_write("t.log", "&&&& FAILED TensorRT.trtexec [TensorRT v8601] # trtexec\n"),
                                           ["ingest", "trtexec", "t.log"], "the trtexec run failed"),
     "ingest --input with a zero": (None, ["ingest", "trtexec", str(DATA / "trt8.2_tx2_fp16.log"), "--input",
-                                          "1x3x0x5"], "positive NxCxHxW"),
+                                          "1x3x0x5"], "positive HxW"),
     # ---- report
     # ---- issue 19: a FIFO or a directory where a file is read, named as such (and never read: no hang)
     "measure --onnx a FIFO": (_fifo("m.onnx"), ["measure", "--onnx", "m.onnx"], "is a FIFO (named pipe)"),

@@ -9,7 +9,7 @@ without TensorRT:
   GPU_FALLBACK, DLA device type and core, workspace bytes, INT8 calibration mode);
 - `network_flags(trt_major, explicit_batch_bit)`: EXPLICIT_BATCH for TensorRT < 10, 0 from 10 on;
 - `engine_cache_key(...)` / `engine_cache_path(...)`: engines cached under
-  ${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/engines/<key>.engine, keyed by model, ONNX content,
+  <cache>/engines/<key>.engine (<cache>: $HWBENCH_CACHE_DIR, else $XDG_CACHE_HOME/hwbench, else ~/.cache/hwbench), keyed by model, ONNX content,
   input shape, precision, DLA core, GPU name and TensorRT version;
 - `Int8Calibration`: entropy calibration from .npy batches, a saved cache, or trtexec's fixed
   ranges (latency only).

@@ -52,7 +52,7 @@ def serial(cells_config, tmp_path_factory) -> list[dict]:
 
 
 def test_list_cells_names_every_unit_and_its_dependencies(capsys) -> None:
-    assert main(["surrogate", "surrogate_smoke", "--seeds", "1", "--list-cells", "--json"]) == 0
+    assert main(["surrogate", "surrogate_smoke", "--num-seeds", "1", "--list-cells", "--json"]) == 0
     cells = {c["cell"]: c for c in json.loads(capsys.readouterr().out)}
     assert set(cells) == {f"al/s0/{RES20}", f"al/s0/{MNV3}", f"train/s0/{RES20}/{RES20}",
                           f"train/s0/{RES20}/{MNV3}", f"train/s0/{RES20}/random_8"}
@@ -115,7 +115,7 @@ def test_jobs_holds_the_experiment_for_its_whole_life(cells_config, serial, tmp_
 
 
 def test_cell_with_unfinished_dependency_is_refused(tmp_path, capsys) -> None:
-    rc = main(["surrogate", "surrogate_smoke", "--seeds", "1", "--out", str(tmp_path / "e"),
+    rc = main(["surrogate", "surrogate_smoke", "--num-seeds", "1", "--out", str(tmp_path / "e"),
                "--cell", f"train/s0/{RES20}/{MNV3}"])
     assert rc == 2 and f"depends on al/s0/{MNV3}" in capsys.readouterr().err
     assert main(["surrogate", "surrogate_smoke", "--out", str(tmp_path / "e"), "--shard", "2/2"]) == 2

@@ -209,7 +209,7 @@ def test_chain_end_to_end(smoke_dir, capsys):
     capsys.readouterr()
     # one seed of the two-seed matrix (a resume may change the seeds): every seed runs the same chain
     assert main(["surrogate", "surrogate_smoke", "--out", str(smoke_dir), "--chain", "--json", "--resume",
-                 "--seeds", "1"]) == 0
+                 "--num-seeds", "1"]) == 0
     recs = json.loads(capsys.readouterr().out)["records"]
     picked = sorted((r["seed"], r["generation"], r["deployment"], r["surrogate"], r["labelled"])
                     for r in recs if r["surrogate"] != RANDOM)

@@ -38,7 +38,7 @@ def two_devices(tmp_path, capsys):
 
 def test_ingest_removes_duplicates_across_devices(tmp_path, two_devices, capsys):
     run = tmp_path / "run"
-    assert al_main(["ingest", *map(str, two_devices), "--into", str(run)]) == 0
+    assert al_main(["ingest", *map(str, two_devices), "--out", str(run)]) == 0
     out = capsys.readouterr().err                                   # status line (stderr, plain)
     rows = [r for s in two_devices for r in _lines(s / "manifest.jsonl")]
     unique = {r["content_sha256"]: r for r in sorted(rows, key=lambda r: -r["score"])}
@@ -60,7 +60,7 @@ def test_ingest_removes_duplicates_across_devices(tmp_path, two_devices, capsys)
     back = list(read_frames(run / "candidates"))
     assert len(back) == len(cands) and all(f.image.shape == (16, 32, 3) for f in back)
     # ingesting again (or a spool already seen) adds nothing
-    assert al_main(["ingest", str(two_devices[0]), "--into", str(run), "--json"]) == 0
+    assert al_main(["ingest", str(two_devices[0]), "--out", str(run), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     assert res["new_frames"] == 0 and res["candidates"] == len(cands)
     assert _lines(run / "candidates" / "manifest.jsonl") == cands
@@ -68,7 +68,7 @@ def test_ingest_removes_duplicates_across_devices(tmp_path, two_devices, capsys)
 
 def test_near_duplicate_distance(tmp_path, two_devices, capsys):
     run = tmp_path / "run"
-    assert al_main(["ingest", *map(str, two_devices), "--into", str(run), "--dedup-dist", "0.05", "--json"]) == 0
+    assert al_main(["ingest", *map(str, two_devices), "--out", str(run), "--dedup-dist", "0.05", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     cands = _lines(run / "candidates" / "manifest.jsonl")
     # oracle: greedy by score over unit embeddings of the exact-unique frames
@@ -86,7 +86,7 @@ def test_near_duplicate_distance(tmp_path, two_devices, capsys):
 
 
 def _bad(tmp_path, spool, capsys):
-    rc = al_main(["ingest", str(spool), "--into", str(tmp_path / "run")])
+    rc = al_main(["ingest", str(spool), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "run" / "candidates" / "manifest.jsonl").exists()
