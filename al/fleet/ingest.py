@@ -1,4 +1,4 @@
-"""`al ingest SPOOL... --into RUN_DIR`: the frames devices spooled become the next cycle's candidates.
+"""`al ingest SPOOL... --out RUN_DIR`: the frames devices spooled become the next cycle's candidates.
 
 Reads each spool of `hwbench/ondevice.py score` (SPOOL/manifest.jsonl + SPOOL/frames/*), checks every
 line (JSON with a file inside the spool, a finite score, the frame present with the recorded
@@ -234,7 +234,7 @@ def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_di
         raise UserError(f"--dedup-dist must be a finite number >= 0, got {dedup_dist}")
     run_dir = Path(into)
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--into {str(run_dir)!r} exists and is not a directory")
+        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
     rows = [r for s in spools for r in read_spool(s)]          # every input checked before any write
     out = run_dir / CANDIDATES
     with DirLock(run_dir, what="run").acquire(wait_s=LOCK_WAIT_S):  # another ingest: wait for it (seconds)

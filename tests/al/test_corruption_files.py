@@ -85,8 +85,8 @@ def spools(tmp_path_factory) -> tuple[Path, Path, Path, Path, dict]:
     root = tmp_path_factory.mktemp("spools")
     a = make_spool(root / "a", "car-a", 12, 1)
     b = make_spool(root / "b", "car-a", 12, 2)  # another spool of the same device: same file names
-    assert main(["ingest", str(a), "--into", str(root / "run_a")]) == 0
-    assert main(["ingest", str(b), "--into", str(root / "run_b")]) == 0
+    assert main(["ingest", str(a), "--out", str(root / "run_a")]) == 0
+    assert main(["ingest", str(b), "--out", str(root / "run_b")]) == 0
     return a, b, root / "run_a", root / "run_b", cand_outcome(root / "run_a")
 
 
@@ -99,7 +99,7 @@ def test_damaged_spool_file(kind: str, dmg: str, spools, tmp_path: Path, capsys)
     if not damage(s / kind, dmg, b / kind):
         pytest.skip(f"{dmg} does not apply to {kind}")
     capsys.readouterr()
-    rc = main(["ingest", str(s), "--into", str(tmp_path / "run")])
+    rc = main(["ingest", str(s), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     same = rc == 0 and cand_outcome(tmp_path / "run") == want
     outcome = judge(rc, err, s / kind, same)
@@ -123,7 +123,7 @@ def test_damaged_candidates_file(kind: str, dmg: str, spools, tmp_path: Path, ca
     if not damage(target, dmg, other):
         pytest.skip(f"{dmg} does not apply to {kind}")
     capsys.readouterr()
-    rc = main(["ingest", str(a), "--into", str(d)])
+    rc = main(["ingest", str(a), "--out", str(d)])
     err = capsys.readouterr().err
     same = rc == 0 and cand_outcome(d) == want
     outcome = judge(rc, err, target, same)

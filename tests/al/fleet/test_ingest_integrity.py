@@ -59,7 +59,7 @@ def test_two_concurrent_ingests_lose_no_frame(tmp_path: Path) -> None:
     b = make_spool(tmp_path / "b", "car-b", 300, 2)
     for trial in range(3):
         run = tmp_path / f"run{trial}"
-        procs = [subprocess.Popen([sys.executable, "-m", "al", "ingest", str(s), "--into", str(run)], env=_env(),
+        procs = [subprocess.Popen([sys.executable, "-m", "al", "ingest", str(s), "--out", str(run)], env=_env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (a, b)]
         outs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs
@@ -70,7 +70,7 @@ def test_damaged_or_missing_candidate_frame_is_never_kept(tmp_path: Path, capsys
     a = make_spool(tmp_path / "a", "car-a", 20, 1)
     b = make_spool(tmp_path / "b", "car-b", 20, 2)
     run = tmp_path / "run"
-    assert al_main(["ingest", str(a), "--into", str(run)]) == 0
+    assert al_main(["ingest", str(a), "--out", str(run)]) == 0
     frame = run / "candidates" / _lines(run / "candidates" / "manifest.jsonl")[3]["file"]
     data = bytearray(frame.read_bytes())
     data[10] ^= 0x01
@@ -78,17 +78,17 @@ def test_damaged_or_missing_candidate_frame_is_never_kept(tmp_path: Path, capsys
     before = (run / "candidates" / "manifest.jsonl").read_bytes()
     capsys.readouterr()
     # another spool: the damaged frame cannot be restored from it -> refused in one line naming the file
-    assert al_main(["ingest", str(b), "--into", str(run)]) == 2
+    assert al_main(["ingest", str(b), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(frame) in err and "content_sha256" in err
     assert (run / "candidates" / "manifest.jsonl").read_bytes() == before  # nothing changed
     # the spool that holds it: copied back, then the merge goes on
-    assert al_main(["ingest", str(a), str(b), "--into", str(run)]) == 0
+    assert al_main(["ingest", str(a), str(b), "--out", str(run)]) == 0
     _check_candidates(run, [a, b])
     frame.unlink()  # deleted: the same
-    assert al_main(["ingest", str(b), "--into", str(run)]) == 2
+    assert al_main(["ingest", str(b), "--out", str(run)]) == 2
     assert "is missing" in capsys.readouterr().err
-    assert al_main(["ingest", str(a), "--into", str(run)]) == 0
+    assert al_main(["ingest", str(a), "--out", str(run)]) == 0
     _check_candidates(run, [a, b])
 
 
@@ -100,7 +100,7 @@ def test_spool_line_that_disagrees_with_its_state_is_refused(tmp_path: Path, cap
     lines[4] = json.dumps(row, sort_keys=True)
     (a / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    assert al_main(["ingest", str(a), "--into", str(run)]) == 2
+    assert al_main(["ingest", str(a), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "manifest.jsonl:5" in err and "state.json" in err
     assert not run.exists()  # nothing written
