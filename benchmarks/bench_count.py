@@ -14,6 +14,12 @@ Rows (goals from issue 7; every baseline is measured in the same run):
    `python -c "import torch"`: CPU time (user + sys) of the child process, best of 5 interleaved
    runs (wall time in `wall_ratio`; other agents load this machine, which CPU time is less
    sensitive to). ratio = ours / import torch; goal <= 1.5.
+5. The ONNX counter (`hwbench/counting/onnx_graph.py`) on the five DeepLabv3+ exports at 512x1024 (written by
+   `hwbench.export.export_onnx` outside the timers): a file read and counted, best of 3, vs (a) `onnx.load` +
+   `onnx.shape_inference.infer_shapes` on the same file (what the counter needs at least; it runs inference on
+   a copy of the graph without the weights' bytes, which is faster than inference on the whole file: ratio =
+   ours / that, informational) and (b) fvcore on the torch model from row 1 (ratio = fvcore / ours;
+   goal >= 5). Conv + linear MACs must equal the torch counter's.
 Run: `.venv/bin/python -m benchmarks count`.
 """
 
@@ -146,6 +152,7 @@ def _rows(rows: list[dict], tmp: str) -> None:
     from hwbench.count import PAPER_MODELS
 
     scratch: dict = {}
+    fvcore_s: dict = {}
     for h, w, goal in SIZES:
         shape = (1, 3, h, w)
         scratch_s, macs = scratch[(h, w)] = _scratch_s(shape)
@@ -154,6 +161,7 @@ def _rows(rows: list[dict], tmp: str) -> None:
             ref_macs, seconds = _fvcore_macs(m, shape)
             assert ref_macs == macs[m], f"{m} at {h}x{w}: meta {macs[m]} != fvcore {ref_macs} conv+linear MACs"
             ref_s += seconds
+        fvcore_s[(h, w)] = ref_s
         rows.append({"name": f"count 5 DeepLabv3+ at {h}x{w} from scratch vs fvcore", "ours_s": scratch_s,
                      "baseline_s": ref_s, "ratio": ref_s / scratch_s, "goal": f">= {goal:g} (speedup)",
                      "ok": ref_s / scratch_s >= goal, "macs_equal": True, "gmacs": sum(macs.values()) / 1e9})
@@ -167,6 +175,39 @@ def _rows(rows: list[dict], tmp: str) -> None:
                  "ours_s": cached_s, "baseline_s": scratch_s, "ratio": scratch_s / cached_s,
                  "goal": f"<= {goal_s * 1e3:g} ms", "ok": cached_s <= goal_s})
     rows.extend(_cli_rows(tmp))
+    rows.extend(_onnx_rows(tmp, fvcore_s[(512, 1024)], scratch[(512, 1024)][1]))
+
+
+ONNX_GOAL = 5.0
+
+
+def _onnx_rows(tmp: str, fvcore_s: float, macs: dict[str, int]) -> list[dict]:
+    """Row 5: the ONNX counter on the five exports vs shape inference alone and vs fvcore."""
+    import onnx
+
+    from hwbench.count import PAPER_MODELS
+    from hwbench.counting.onnx_graph import count_onnx
+    from hwbench.export import export_onnx
+    from hwbench.models import create_model
+
+    paths = {m: export_onnx(create_model(m).eval(), (1, 3, 512, 1024), os.path.join(tmp, f"{m}.onnx"))
+             for m in PAPER_MODELS}
+    ours = floor = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        got = {m: count_onnx(p).macs for m, p in paths.items()}
+        ours = min(ours, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for p in paths.values():
+            onnx.shape_inference.infer_shapes(onnx.load(str(p)))
+        floor = min(floor, time.perf_counter() - t0)
+    assert got == macs, f"ONNX counter {got} != torch counter {macs}"
+    return [{"name": "ONNX counter, 5 DeepLabv3+ exports at 512x1024 (read + count) vs onnx.load + shape inference "
+                     "alone", "ours_s": ours, "baseline_s": floor, "ratio": ours / floor, "goal": None, "ok": None,
+             "macs_equal": True},
+            {"name": "ONNX counter, 5 DeepLabv3+ exports at 512x1024 vs fvcore on the torch models",
+             "ours_s": ours, "baseline_s": fvcore_s, "ratio": fvcore_s / ours, "goal": f">= {ONNX_GOAL:g} (speedup)",
+             "ok": fvcore_s / ours >= ONNX_GOAL, "macs_equal": True}]
 
 
 if __name__ == "__main__":

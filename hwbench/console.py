@@ -72,12 +72,19 @@ def emit(records: Sequence[dict], *, as_json: bool, title: str | None = None,
          columns: Sequence[str] | None = None, formats: dict[str, str] | None = None) -> None:
     """Print `records` as a JSON list (only that, on stdout) or as a Rich table.
 
+    JSON: every record (a dict) carries a `provenance` object (`hwbench.provenance`: time UTC, tool
+    version, git commit, torch/onnxruntime versions, host); a record that has one keeps its own.
+
     Nothing is ever cut: every column is at least as wide as its longest name or number (cells wrap
     only at spaces, headers at word breaks); when those widths do not fit the terminal, the table
     turns into a narrow field/value layout, one block per record.
     """
     if as_json:
-        sys.stdout.write(dumps_json(list(records), default=_jsonable) + "\n")
+        from hwbench.provenance import provenance, with_provenance
+
+        prov = provenance()
+        out = [with_provenance(r, prov) if isinstance(r, dict) else r for r in records]
+        sys.stdout.write(dumps_json(out, default=_jsonable) + "\n")
         return
     columns = [str(c) for c in (columns or (records[0].keys() if records else []))]
     formats = formats or {}

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwbench._callable import make_callable
-from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count
+from hwbench.count import PAPER_MODELS, CountResult, check_input_shape, count
 from hwbench.errors import UserError
 from hwbench.latency.theoretical import latency
 from hwbench.profiles import BYTES_PER_ELEMENT, DeviceProfile, load_profile
@@ -54,9 +54,13 @@ class DeployVerdict:
     fits_memory: bool
     deployable: bool
     headroom: float                 # budget_ms / effective_latency_ms - 1
+    macs: int = 0                   # MACs of the count the latency came from
+    input: tuple[int, ...] = ()     # (N, C, H, W) it was counted at
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        rec = asdict(self)
+        rec["input"] = list(self.input)
+        return rec
 
 
 def resolve_budget(*, fps: float | None = None, budget_ms: float | None = None, share: float = 1.0) -> float:
@@ -76,15 +80,19 @@ def resolve_budget(*, fps: float | None = None, budget_ms: float | None = None, 
 
 
 @functools.lru_cache(maxsize=64)
-def _count_cached(name: str, shape: tuple[int, ...], num_classes: int | None) -> CountResult:
+def _count_cached(name: str, shape: tuple[int, ...] | None, num_classes: int | None) -> CountResult:
     return count(name, shape, num_classes=num_classes)
 
 
-def _as_count(model: str | nn.Module | CountResult, shape: tuple[int, ...], num_classes: int | None) -> CountResult:
+def _as_count(model: str | nn.Module | CountResult, shape: tuple[int, ...] | None,
+              num_classes: int | None) -> CountResult:
     if isinstance(model, CountResult):
         return model
     if isinstance(model, str):
-        return _count_cached(model, shape, num_classes)
+        from hwbench.models.registry import MODELS
+
+        if model in MODELS:  # files and callables can change between calls: only zoo counts are kept
+            return _count_cached(model, shape, num_classes)
     return count(model, shape, num_classes=num_classes)
 
 
@@ -103,7 +111,7 @@ def verdict(c: CountResult, dev: DeviceProfile, *, mode: str, budget_ms: float, 
     meets = eff <= budget_ms
     fits = mem <= mem_budget
     return DeployVerdict(c.model, dev.name, mode, est.precision, est.engine, est.latency_ms, share, eff, budget_ms,
-                         fps, meets, mem, mem_budget, fits, meets and fits, budget_ms / eff - 1.0)
+                         fps, meets, mem, mem_budget, fits, meets and fits, budget_ms / eff - 1.0, c.macs, tuple(c.input))
 
 
 def deploy(models: Sequence[str | nn.Module | CountResult] | None = None,
@@ -113,13 +121,14 @@ def deploy(models: Sequence[str | nn.Module | CountResult] | None = None,
            num_classes: int | None = None) -> list[DeployVerdict]:
     """Verdicts for every device x model (device-major order).
 
-    Defaults: the paper's five DeepLabv3+ models, the paper's three devices, input 1x3x1024x2048.
+    Models: zoo names, ONNX files, "file.py:callable" / "package.module:callable", modules or counts.
+    Defaults: the paper's five DeepLabv3+ models, the paper's three devices, each model's own input.
     Exactly one of `fps` / `budget_ms`; `share` in (0, 1] (see the module docstring).
     """
     from hwbench.profiles import PAPER_DEVICES
 
     budget = resolve_budget(fps=fps, budget_ms=budget_ms, share=share)
-    shape = check_input_shape(input_shape or DEFAULT_INPUT)
+    shape = check_input_shape(input_shape) if input_shape is not None else None
     counts = [_as_count(m, shape, num_classes) for m in (models or PAPER_MODELS)]
     profiles = [d if isinstance(d, DeviceProfile) else load_profile(d) for d in (devices or PAPER_DEVICES)]
     return [verdict(c, dev, mode=mode, budget_ms=budget, share=share, precision=precision, engine=engine, fps=fps)

@@ -15,6 +15,7 @@ the CUDA provider (TF32 off) when present, else on CPU.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -123,9 +124,12 @@ def ort_providers() -> list[Any]:
     """CUDA (TF32 off, so fp32 matches PyTorch) when onnxruntime has it, else CPU."""
     import onnxruntime as ort
 
+    from hwbench.ondevice import ort_cuda_options
+
     avail = ort.get_available_providers()
-    if "CUDAExecutionProvider" in avail:
-        return [("CUDAExecutionProvider", {"use_tf32": 0}), "CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in avail:  # use_tf32 only where this onnxruntime knows it (>= 1.12)
+        opts = {k: v for k, v in ort_cuda_options(ort.__version__).items() if k != "device_id"}
+        return [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
@@ -178,6 +182,19 @@ def _opset(path: Path) -> int:
     return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), -1)
 
 
+FP16_MAX = 65504.0  # largest finite float16
+
+
+def score_bound(score: str, aggregation: str, num_classes: int | None, input_hw: tuple[int, int]) -> float | None:
+    """The largest per-image score a segmentation scoring graph can output: per-pixel entropy (ln K
+    nats) or margin (1) summed over H x W pixels for `--aggregation sum`; None where it is <= 1 per pixel
+    averaged (mean, max, minmax), for LLAL, or when the number of classes is unknown."""
+    if score == "llal" or aggregation != "sum" or not num_classes:
+        return None
+    per_pixel = math.log(num_classes) if score == "entropy" else 1.0
+    return per_pixel * int(input_hw[0]) * int(input_hw[1])
+
+
 def export_and_check(model: str | nn.Module, input_hw: tuple[int, int], out: str | os.PathLike, *,
                      batch: int = 1, opset: int = 13, dynamic: bool = False, num_classes: int | None = None,
                      atol: float = 1e-4, exporter: str = "torchscript", score: str | None = None,
@@ -196,6 +213,15 @@ def export_and_check(model: str | nn.Module, input_hw: tuple[int, int], out: str
                     "hwbench.embedding_tap": str(module.model.embedding_tap),
                     "hwbench.input": f"{batch}x3x{int(input_hw[0])}x{int(input_hw[1])}",
                     "hwbench.normalisation": "RGB / 255, ImageNet mean (0.485, 0.456, 0.406) std (0.229, 0.224, 0.225)"}
+        head = getattr(getattr(module.model, "head", None), "classifier", None)
+        bound = score_bound(score, aggregation, getattr(head, "out_channels", None), input_hw)
+        if bound is not None:
+            metadata["hwbench.score_max"] = f"{bound:.6g}"
+            if bound > FP16_MAX:  # an fp16 reduction overflows to inf: keep reductions in fp32 under --fp16
+                metadata["hwbench.fp16"] = "reduce layers must run in fp32 (ondevice.py --fp16 does)"
+                log.warning("--aggregation sum: scores reach %.3g > fp16's %.0f; under --fp16 run the engine with "
+                            "ondevice.py (it keeps reduce layers in fp32) or trtexec --fp16 "
+                            "--precisionConstraints=obey --layerPrecisions=<reduce layers>:fp32", bound, FP16_MAX)
     elif isinstance(model, str):
         import torch
 

@@ -6,13 +6,16 @@ Copy this ONE file to the device together with an ONNX model (from `hwbench expo
     python3 ondevice.py bench --onnx model.onnx --fp16 --iters 200 --out records.jsonl
     python3 ondevice.py bench --onnx model.onnx --int8 --dla-core 0 --out records.jsonl
     python3 ondevice.py score --onnx s.onnx --fp16 --camera 0 --policy window-topk --budget-frames 1000 \
-        --per 1d --spool /data/spool          # s.onnx from `hwbench export MODEL --score entropy`
+        --per 1d --spool /data/spool   # s.onnx: `hwbench export MODEL --score entropy --weights CKPT.pt ...`
 
-It runs on Python 3.6 (JetPack 4.6; checked with vermin in the tests) and needs only the standard
-library, numpy, TensorRT's Python bindings (shipped with JetPack) and ONE CUDA binding, pycuda
+It runs on Python 3.6 (JetPack 4.6) and needs only the standard library, numpy >= 1.13, TensorRT
+8.0-10.x (shipped with JetPack; TensorRT 11 has no FP16/INT8 builder flags and is refused for them
+in one line) and ONE CUDA binding, pycuda
 (cuda-python needs CUDA 11+, the TX2's JetPack 4.6 has CUDA 10.2); `score --backend onnxruntime`
 runs anywhere with onnxruntime instead, OpenCV/Pillow are used when present for image, video and
-camera sources. It imports nothing from hwbench, al or torch.
+camera sources. It imports nothing from hwbench, al or torch. The tests run it under real Python 3.6
+and 3.8 with numpy/onnxruntime of those JetPacks, under numpy 1.13.3, and against stand-ins of ten
+TensorRT releases' Python API (docs/jetson-stack.md).
 
 `score` (sections "upload policies" to "score" below): frames from a directory, video, camera or a
 synthetic source arrive on a simulated real-time clock; the scorer takes those its latency allows,
@@ -39,12 +42,14 @@ FP16 (trtexec --int8 --fp16). The TX2 (Pascal) has no fast INT8: the builder ref
 """
 
 import argparse
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -57,10 +62,49 @@ DEFAULT_WORKSPACE_MB = 1024
 LATENCY_ONLY_RANGES = (2.0, 4.0)  # trtexec's dynamic ranges when INT8 runs without calibration
 HIGH_CV = 0.1
 PathLike = Union[str, "os.PathLike[str]"]
+MIN_NUMPY = (1, 13)  # JetPack 4.6's system numpy is 1.13.3: nothing newer may be used here
+ORT_TF32_OPTION = (1, 12)  # first onnxruntime whose CUDA provider knows `use_tf32` (1.10/1.11 reject it)
 
 
 class BenchError(Exception):
     """Bad input or an unusable device: printed as one line `error: ...`, exit status 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt (the spool stays consistent)."""
+
+
+def version_tuple(text: str) -> Tuple[int, ...]:
+    """'1.19.5' -> (1, 19, 5); '1.10.0rc1' -> (1, 10, 0); non-numeric parts end it."""
+    out = []
+    for part in str(text).split(".")[:3]:
+        m = re.match(r"(\d+)", part)
+        if not m:
+            break
+        out.append(int(m.group(1)))
+    return tuple(out)
+
+
+def check_numpy() -> Any:
+    """numpy, or `BenchError` naming the minimum (a missing or too old numpy on the device)."""
+    try:
+        import numpy
+    except ImportError:
+        raise BenchError("numpy is not installed; install it with: sudo apt install python3-numpy "
+                         "(or pip install numpy)") from None
+    if version_tuple(numpy.__version__) < MIN_NUMPY:
+        raise BenchError(f"numpy {numpy.__version__} is too old; this script needs numpy >= "
+                         f"{'.'.join(map(str, MIN_NUMPY))} (pip install --upgrade numpy)")
+    return numpy
+
+
+def ort_cuda_options(ort_version: str, gpu: int = 0) -> Dict[str, Any]:
+    """CUDA provider options: TF32 off (fp32 accuracy) where this onnxruntime knows the option;
+    the 1.10/1.11 wheels (JetPack 4.6/5) reject unknown options and never use TF32 anyway."""
+    opts = {"device_id": int(gpu)}  # type: Dict[str, Any]
+    if version_tuple(ort_version) >= ORT_TF32_OPTION:
+        opts["use_tf32"] = 0
+    return opts
 
 
 # ------------------------------------------------------------------------------------- stats
@@ -237,11 +281,30 @@ def make_record(*, compute_ms: List[float], components: Dict[str, List[float]], 
         "warmup_ms": float(warmup_ms),
         "components": {k: summarize(v) for k, v in components.items() if v}, "warnings": [],
         "batch": int(input_shape[0]) if len(input_shape) == 4 else None,
+        "provenance": device_provenance(),
     }
     if st["cv"] > HIGH_CV:
         rec["warnings"].append(f"high CV {st['cv']:.3f} > {HIGH_CV}: timings are unstable; "
                                "lock clocks (sudo jetson_clocks), raise --warmup-ms/--iters")
     return rec
+
+
+def device_provenance() -> Dict[str, Any]:
+    """hwbench.provenance's fields, as far as the device knows them (no checkout, no torch needed)."""
+    import socket
+    from importlib import import_module
+
+    def version(name: str) -> Optional[str]:
+        try:
+            return str(import_module(name).__version__)
+        except Exception:  # absent or broken: the record says so
+            return None
+
+    return {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool": "hwbench/ondevice.py",
+            "tool_version": None, "git_commit": None, "git_dirty": None, "python": platform.python_version(),
+            "torch": None, "onnxruntime": version("onnxruntime") if "onnxruntime" in sys.modules else None,
+            "host": socket.gethostname(),
+            "platform": "{} {} {}".format(platform.system(), platform.release(), platform.machine()).strip()}
 
 
 def append_jsonl(path: PathLike, record: Dict[str, Any]) -> Path:
@@ -548,7 +611,7 @@ def select_stream_fast(cfg: PolicyConfig, t_us: Any, scores: Any) -> Any:
         return order
     per = t[order] // int(round(cfg.period_s * 1e6)) if cfg.period_s is not None else np.zeros(order.size, np.int64)
     # rank of each offered frame within its period, in decision order (periods may interleave)
-    srt = np.argsort(per, kind="stable")
+    srt = np.argsort(per, kind="mergesort")  # stable; kind="stable" needs numpy 1.15
     ps = per[srt]
     first = np.r_[True, ps[1:] != ps[:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(ps.size), 0))
@@ -690,9 +753,53 @@ def _make_calibrator(trt: Any, cuda: Any, calib: Int8Calibration, input_shape: T
     return EntropyCalibrator()
 
 
+TRT_SUPPORTED = "TensorRT 8.0-10.x"
+TRT_INSTALL = ("on Jetson use JetPack's TensorRT (JetPack 4.6: 8.0/8.2, 5.1: 8.5, 6.x: 8.6/10.3); "
+               "elsewhere pip install 'tensorrt>=8.5,<11'")
+
+
+def check_trt_release(trt: Any, settings: BuildSettings) -> None:
+    """One line naming the release and what to install when this TensorRT lacks what `settings` need
+    (TensorRT 11 removed BuilderFlag.FP16/INT8 and the INT8 calibrators: strongly typed networks only)."""
+    version = str(getattr(trt, "__version__", "?"))
+    major = trt_major(version)
+    if major < 8:
+        raise BenchError(f"TensorRT {version} is too old for this script ({TRT_SUPPORTED}); {TRT_INSTALL}")
+    flags = getattr(trt, "BuilderFlag", None)
+    missing = [f for f in settings.builder_flags if not hasattr(flags, f)]
+    if missing:
+        raise BenchError(f"TensorRT {version} has no BuilderFlag.{'/'.join(missing)} (--fp16/--int8 need "
+                         f"{TRT_SUPPORTED}); {TRT_INSTALL}")
+    if settings.int8 and settings.calibration is not None and settings.calibration.mode != "latency-only" \
+            and not hasattr(trt, "IInt8EntropyCalibrator2"):
+        raise BenchError(f"TensorRT {version} has no INT8 calibrator (IInt8EntropyCalibrator2); {TRT_INSTALL}")
+
+
+def _keep_reductions_fp32(trt: Any, network: Any, config: Any) -> int:
+    """Reduce layers (a score's sum over 128x256 pixels reaches ~1e5 > fp16's 65504) run and output
+    in fp32 under --fp16/--int8: layer precision + the builder flag that makes TensorRT obey it
+    (OBEY_PRECISION_CONSTRAINTS from 8.2, STRICT_TYPES in 8.0). Returns the number of layers pinned."""
+    reduce_type = getattr(getattr(trt, "LayerType", None), "REDUCE", None)
+    flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None) or getattr(trt.BuilderFlag, "STRICT_TYPES", None)
+    if reduce_type is None or flag is None:
+        return 0
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type == reduce_type:
+            layer.precision = trt.float32
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, trt.float32)
+            pinned += 1
+    if pinned:
+        config.set_flag(flag)
+    return pinned
+
+
 def build_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettings,
                  input_shape: Optional[Tuple[int, ...]]) -> Tuple[bytes, Tuple[int, ...]]:
     """Parse the ONNX file and build a serialized engine; returns (engine bytes, input shape)."""
+    check_trt_release(trt, settings)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     major = trt_major(trt.__version__)
@@ -713,6 +820,8 @@ def build_engine(trt: Any, cuda: Any, onnx_path: PathLike, settings: BuildSettin
         raise BenchError("this GPU has no fast int8 (e.g. TX2 / Pascal); use --fp16")
     for flag in settings.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    if settings.fp16:
+        _keep_reductions_fp32(trt, network, config)
     if settings.dla_core is not None:
         n = int(getattr(builder, "num_DLA_cores", 0))
         if settings.dla_core >= n:
@@ -801,7 +910,7 @@ class EngineRunner:
         self.context = engine.create_execution_context()
         self.stream = cuda.Stream()
         self.events = [cuda.Event() for _ in range(4)]
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.RandomState(self.seed)  # not default_rng: numpy 1.13 (JetPack 4.6) lacks it
         self.v3 = hasattr(self.context, "execute_async_v3") and hasattr(engine, "num_io_tensors")
         if self.v3:  # TensorRT >= 8.5: named tensors
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -965,7 +1074,8 @@ def decode_image(data: bytes, ext: str) -> Any:
             try:
                 img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
             except Exception as e:  # Pillow raises UnidentifiedImageError/OSError on corrupt files
-                raise BenchError(f"corrupt {ext} frame ({str(e).splitlines()[0][:80]})") from None
+                why = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e).splitlines()[0] if str(e) else "")
+                raise BenchError(f"corrupt {ext} frame ({why[:80] or type(e).__name__})") from None
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or 0 in img.shape:
@@ -1003,6 +1113,13 @@ class DirSource:
             self.items = [(n, int(t[i])) for i, n in enumerate(names)]
         if not self.items:
             raise BenchError(f"--frames {root!r} holds no frames ({', '.join(IMAGE_EXTS)})")
+        for name, _ in self.items:  # check first: an empty file is a frame that cannot be decoded
+            p = self.root / name
+            if p.stat().st_size == 0:
+                raise BenchError(f"frame {str(p)!r} is empty (0 bytes); remove or replace it")
+
+    def where(self, fr: "Frame") -> str:
+        return str(self.root / self.items[fr.index][0])
 
     def describe(self) -> Dict[str, Any]:
         h = hashlib.sha256(json.dumps(self.items).encode()).hexdigest()[:16]
@@ -1086,10 +1203,32 @@ class SyntheticSource:
             yield Frame(i, int(self.t[i]), f"syn{i:07d}", buf.getvalue(), ".npy")
 
 
+class DeviceClock:
+    """The clock of live sources: µs since the spool's first start (`epoch_unix_s`, wall time),
+    monotonic within a process and never behind `last_us` (the last committed reading), so it
+    goes on across restarts (and wall-clock steps back) instead of restarting at 0."""
+
+    wall = staticmethod(time.time)
+    mono = staticmethod(time.monotonic)
+
+    def __init__(self, epoch_unix_s: Optional[float] = None, last_us: int = 0) -> None:
+        self.epoch = self.wall() if epoch_unix_s is None else float(epoch_unix_s)
+        self.last = int(last_us)
+        self.base_us = max(self.last, int((self.wall() - self.epoch) * 1e6))
+        self.mono0 = self.mono()
+
+    def now_us(self) -> int:
+        self.last = max(self.last, self.base_us + int((self.mono() - self.mono0) * 1e6))
+        return self.last
+
+    def state(self) -> Dict[str, Any]:
+        return {"epoch_unix_s": self.epoch, "last_us": self.last}
+
+
 class VideoSource:
     """A video file, camera index or GStreamer pipeline through OpenCV. Video files use their own
-    timestamps (CAP_PROP_POS_MSEC); cameras the monotonic clock at capture (a live camera cannot
-    be replayed: a resumed run continues with new frames)."""
+    timestamps (CAP_PROP_POS_MSEC); cameras and pipelines the `DeviceClock` at capture (a live
+    camera cannot be replayed: a resumed run continues with new frames, numbered on from `start`)."""
 
     def __init__(self, spec: str, kind: str, fps: float) -> None:
         try:
@@ -1099,6 +1238,8 @@ class VideoSource:
         if kind == "camera" and not re.fullmatch(r"\d+", spec):
             raise BenchError(f"--camera takes a camera index (0, 1, ...), got {spec!r}; use --gstreamer for a pipeline")
         self.cv2, self.spec, self.kind, self.fps = cv2, spec, kind, fps
+        self.live = kind != "video"
+        self.clock = None  # type: Optional[DeviceClock]  # set by score_stream from the spool state
 
     def describe(self) -> Dict[str, Any]:
         return {"kind": self.kind, "spec": self.spec}
@@ -1113,8 +1254,9 @@ class VideoSource:
             cap = cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             raise BenchError(f"OpenCV cannot open {self.kind} {self.spec!r}")
-        live = self.kind != "video"
-        t0, i = time.monotonic(), 0 if live else start
+        live = self.live
+        clock = self.clock if self.clock is not None else DeviceClock()
+        i = start
         try:
             if not live and start:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -1123,7 +1265,7 @@ class VideoSource:
                 if not ok:
                     return
                 if live:
-                    t_us = int((time.monotonic() - t0) * 1e6)
+                    t_us = clock.now_us()
                 else:
                     ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                     t_us = int(round(ms * 1e3)) if ms and math.isfinite(ms) else int(round(i * 1e6 / self.fps))
@@ -1187,7 +1329,7 @@ class OrtEngine:
             so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
         providers = ["CPUExecutionProvider"]  # type: List[Any]
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu, "use_tf32": 0}))
+            providers.insert(0, ("CUDAExecutionProvider", ort_cuda_options(ort.__version__, gpu)))
         try:
             self.sess = ort.InferenceSession(str(onnx), sess_options=so, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/NoSuchFile errors
@@ -1243,11 +1385,17 @@ class TrtEngine:
 # SPOOL/frames/<index>_<id><ext>: the kept frames, byte for byte as the source gave them.
 # SPOOL/manifest.jsonl: one JSON line per kept frame still listed (see `Spool.entry`).
 # SPOOL/state.json: the commit point: settings, next frame index, real-time clock, policy state,
-#   counters and the manifest entries. A commit writes (1) the new frame files, (2) the manifest,
-#   (3) the state, each to a temporary file that is fsync'ed and renamed over the old one, then
-#   (4) deletes evicted files. A restart rewrites the manifest from the state, deletes files the
-#   state does not list, and replays the source from the state's next index: the replay keeps the
-#   same frames (deterministic clock and policy), so no manifest line is lost or duplicated.
+#   counters (evictions of this commit included) and the manifest entries. A commit writes (1) the
+#   new frame files, (2) the state, (3) the manifest, each to a temporary file that is fsync'ed and
+#   renamed over the old one, then (4) deletes evicted files. A restart rewrites the manifest from
+#   the state, deletes files the state does not list, and replays the source from the state's next
+#   index: the replay keeps the same frames (deterministic clock and policy), so no manifest line
+#   is lost or duplicated. Half-states a kill can leave: state new + manifest old (the restart
+#   rewrites the manifest); no state yet + an empty manifest and no frames (a spool of an older
+#   version killed at its first commit, manifest first): started afresh.
+# Live sources (camera, GStreamer) stamp frames on a device clock kept in the state: wall time
+# since the spool's first start, never behind the last committed frame, so a restarted scorer is
+# not "busy" with the old process's frame and budget periods keep counting real time.
 # Disk: the frames' bytes are kept <= --spool-max-mb by evicting, at each commit, the frame with
 # the lowest score (the oldest among equal scores) that is still in the spool; frames an uploader
 # already removed (sent) no longer count. Their manifest lines go with them.
@@ -1255,12 +1403,20 @@ STATE_VERSION = 1
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically; on failure (disk full) no temporary file is left."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(str(tmp), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(str(tmp), str(path))
+    try:
+        with open(str(tmp), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(str(tmp), str(path))
+    except BaseException:
+        try:
+            os.unlink(str(tmp))
+        except OSError:
+            pass
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -1276,25 +1432,65 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _exists(path: Path, dir_only: bool = False) -> bool:
+    """Path.exists/is_dir that say False on a symlink loop (Python 3.6's raise ELOOP)."""
+    try:
+        return path.is_dir() if dir_only else path.exists()
+    except OSError:
+        return False
+
+
 class Spool:
     """The upload spool directory (see above)."""
 
     def __init__(self, root: str, settings: Dict[str, Any], max_bytes: Optional[int]) -> None:
         self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
+        if _exists(self.root) and not _exists(self.root, dir_only=True):
             raise BenchError(f"--spool {root!r} exists and is not a directory")
         self.frames_dir = self.root / "frames"
         self.settings, self.max_bytes = settings, max_bytes
         self.state = None  # type: Optional[Dict[str, Any]]
+
+    def check(self) -> bool:
+        """Before any work: the directory can be created (or is one). Returns whether it existed."""
+        existed = _exists(self.root, dir_only=True)
+        try:
+            self.frames_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            raise BenchError(f"--spool {str(self.root)!r} cannot be created ({why}: {e.filename or self.root}); "
+                             "give a directory path you can write") from None
+        if not os.access(str(self.root), os.W_OK | os.X_OK):
+            raise BenchError(f"--spool {str(self.root)!r} is not writable; give a directory you can write")
+        return existed
+
+    def remove_if_empty_new(self) -> None:
+        """Undo `check` + the first commit of a run that failed before keeping anything."""
+        st = self.state
+        if st is not None and st.get("entries"):
+            return
+        for p in [self.root / "state.json", self.root / "manifest.jsonl"] + list(self.root.glob(".*.tmp")):
+            if p.exists():
+                p.unlink()
+        for d in (self.frames_dir, self.root):
+            try:
+                d.rmdir()
+            except OSError:
+                return
 
     def open(self) -> Optional[Dict[str, Any]]:
         """The saved state after reconciling the files with it (None: a new spool)."""
         self.frames_dir.mkdir(parents=True, exist_ok=True)
         path = self.root / "state.json"
         if not path.exists():
-            if (self.root / "manifest.jsonl").exists() or any(self.frames_dir.iterdir()):
+            manifest = self.root / "manifest.jsonl"
+            if manifest.exists() and manifest.stat().st_size == 0 and not any(self.frames_dir.iterdir()):
+                manifest.unlink()  # killed between an empty manifest and the first state (older versions)
+            if manifest.exists() or any(self.frames_dir.iterdir()):
                 raise BenchError(f"{self.root} has frames or a manifest but no state.json; not a spool of this "
                                  "script (use an empty or new --spool directory)")
+            for p in self.root.glob(".*.tmp"):
+                p.unlink()
             return None
         try:
             st = json.loads(path.read_text(encoding="utf-8"))
@@ -1327,18 +1523,21 @@ class Spool:
             _fsync_write(path, text.encode("utf-8"))
 
     def commit(self, state: Dict[str, Any], new: List[Tuple[Dict[str, Any], bytes]]) -> int:
-        """Persist `state` plus the newly kept frames (entry, bytes); returns the number evicted."""
-        entries = state["entries"]
+        """Persist `state` plus the newly kept frames (entry, bytes); returns the number evicted
+        (already added to `state["counters"]["evicted"]`, so the committed count is exact)."""
+        entries = list(state["entries"])
         for entry, data in new:
             _fsync_write(self.root / entry["file"], data)
             entries.append(entry)
         gone = self._evict(entries)
         if new or gone:
             _fsync_dir(self.frames_dir)
-        self._write_manifest(entries)
+        state["entries"] = entries
+        state["counters"]["evicted"] += len(gone)
         state["version"], state["settings"] = STATE_VERSION, self.settings
         _fsync_write(self.root / "state.json", json.dumps(state, sort_keys=True, allow_nan=False).encode("utf-8"))
         _fsync_dir(self.root)
+        self._write_manifest(entries)
         for e in gone:
             p = self.root / e["file"]
             if p.exists():
@@ -1458,9 +1657,15 @@ def score_stream(source: Any, engine: Any, spool: Spool, cfg: PolicyConfig, *, l
             new.append((entry, fr.data))
         c["kept"] += len(new)
         st.update(next_index=next_index, free_at_us=free_at, policy=policy.state(), done=done)
-        c["evicted"] += spool.commit(st, new)
+        if clock is not None:
+            st["clock"] = clock.state()
+        spool.commit(st, new)
 
     free_at = st["free_at_us"]  # type: Optional[int]
+    clock = None  # type: Optional[DeviceClock]
+    if getattr(source, "live", False):
+        clock = DeviceClock(**st["clock"]) if st.get("clock") else DeviceClock()
+        source.clock = clock
     if not resumed:
         save(0, [])  # state.json first: from now on the directory is a spool that a restart resumes
     since = 0
@@ -1480,7 +1685,12 @@ def score_stream(source: Any, engine: Any, spool: Spool, cfg: PolicyConfig, *, l
             c["skipped"] += 1
             continue
         def process(fr: Frame = fr) -> Tuple[Optional[float], Any]:
-            return _outputs(engine.infer(preprocess(decode_image(fr.data, fr.ext), hw)))
+            try:
+                img = decode_image(fr.data, fr.ext)
+            except BenchError as e:
+                where = source.where(fr) if hasattr(source, "where") else fr.frame_id
+                raise BenchError(f"frame {where!r}: {e}") from None
+            return _outputs(engine.infer(preprocess(img, hw)))
 
         t0 = time.perf_counter()
         score, emb = process()
@@ -1520,8 +1730,15 @@ def calibrate_latency_us(process: Any, warmup: int = 3, iters: int = 10) -> int:
 
 
 # ------------------------------------------------------------------------------------------- CLI
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line `error: ...` (exit 2), not the whole usage."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ondevice.py", description="TensorRT latency benchmark (stand-alone).")
+    p = OneLineParser(prog="ondevice.py", description="TensorRT latency benchmark (stand-alone).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     b = sub.add_parser("bench", help="build/load a TensorRT engine from an ONNX file and time it")
     b.add_argument("--onnx", required=True, help="ONNX model (e.g. from `hwbench export`)")
@@ -1601,6 +1818,8 @@ def run_score(args: argparse.Namespace) -> Dict[str, Any]:
             raise BenchError(f"--latency-ms must be a number >= 0, auto or measured; got {args.latency_ms!r}")
     if not (math.isfinite(args.fps) and args.fps > 0):
         raise BenchError(f"--fps must be a positive number, got {args.fps}")
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads must be >= 1, got {args.threads}")
     for flag, v in (("--max-frames", args.max_frames), ("--spool-max-mb", args.spool_max_mb)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise BenchError(f"{flag} must be positive, got {v}")
@@ -1613,9 +1832,21 @@ def run_score(args: argparse.Namespace) -> Dict[str, Any]:
     if not Path(args.onnx).is_file():
         raise BenchError(f"--onnx {args.onnx!r} not found; export one with `hwbench export MODEL --score entropy`")
     precision = precision_from_flags(args.fp16, args.int8)
+    if args.backend == "onnxruntime" and (precision != "fp32" or args.dla_core is not None):
+        raise BenchError("--fp16/--int8/--dla-core apply to --backend tensorrt only")
+    check_numpy()
+    spool = Spool(args.spool, {}, None)
+    existed = spool.check()
+    try:
+        return _score_in(args, cfg, precision, spool)
+    except BenchError:
+        if not existed:
+            spool.remove_if_empty_new()  # nothing half-written: a failed first run leaves no spool
+        raise
+
+
+def _score_in(args: argparse.Namespace, cfg: PolicyConfig, precision: str, spool: "Spool") -> Dict[str, Any]:
     if args.backend == "onnxruntime":
-        if precision != "fp32" or args.dla_core is not None:
-            raise BenchError("--fp16/--int8/--dla-core apply to --backend tensorrt only")
         engine = OrtEngine(args.onnx, threads=args.threads, gpu=args.gpu)  # type: Any
     else:
         engine = TrtEngine(args.onnx, precision=precision, dla_core=args.dla_core, gpu=args.gpu,
@@ -1635,8 +1866,8 @@ def run_score(args: argparse.Namespace) -> Dict[str, Any]:
                     "latency_ms": args.latency_ms, "backend": args.backend, "precision": precision,
                     "dla_core": args.dla_core, "threads": args.threads, "max_frames": args.max_frames,
                     "spool_max_mb": args.spool_max_mb}
-        max_bytes = None if args.spool_max_mb is None else int(args.spool_max_mb * 1e6)
-        spool = Spool(args.spool, settings, max_bytes)
+        spool.settings = settings
+        spool.max_bytes = None if args.spool_max_mb is None else int(args.spool_max_mb * 1e6)
         out = score_stream(source, engine, spool, cfg, latency=args.latency_ms, max_frames=args.max_frames,
                            device_id=args.device_id or platform.node(), model_sha256=model_sha)
     finally:
@@ -1651,9 +1882,26 @@ def precision_from_flags(fp16: bool, int8: bool) -> str:
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = None
+    try:  # SIGTERM unwinds like Ctrl-C (main thread only; a caller's handler is restored after)
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        pass
+    try:
+        return _main(parser, args)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "score":
         return _main_score(args)
     if args.command != "bench":
@@ -1671,6 +1919,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BenchError as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else 'bad input'}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as e:
+        print("interrupted" if isinstance(e, KeyboardInterrupt) else "terminated", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 143
     if args.out:
         append_jsonl(args.out, rec)
     if args.json:
@@ -1692,11 +1943,21 @@ def _main_score(args: argparse.Namespace) -> int:
     except BenchError as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else 'bad input'}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the spool is consistent: run the same command to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as e:
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"{what}; the spool is consistent: run the same command to resume", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 143
+    except OSError as e:  # the disk, not the input: one line, and the spool stays resumable
+        where = e.filename or args.spool
+        if e.errno == errno.ENOSPC:
+            print(f"error: disk full writing {str(where)!r} (No space left on device); free space or lower "
+                  "--spool-max-mb, then run the same command to resume", file=sys.stderr)
+        else:
+            print(f"error: {e.strerror or type(e).__name__}: {str(where)!r}; the spool is consistent: fix it and "
+                  "run the same command to resume", file=sys.stderr)
+        return 1
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        print(json.dumps({**out, "provenance": device_provenance()}, sort_keys=True))
     else:
         state = "already complete" if out.get("already_complete") else "resumed, done" if out.get("resumed") else "done"
         print(f"{state}: seen {out['seen']}, scored {out['scored']}, skipped {out['skipped']} (scorer busy), "

@@ -1,8 +1,14 @@
 """Device profiles: what a device can do on paper, with the source of every figure.
 
-A profile is one TOML file in `profiles/` (repository root; an installed wheel carries a copy in
-`hwbench/profiles_data/`; `$HWBENCH_PROFILES` overrides the directory), loaded strictly into the frozen `DeviceProfile` (unknown keys, missing sources and
-non-positive or infinite figures, and a `name` other than the file's, are `UserError`s). Throughput is stored per (precision, engine, sparse):
+A profile is one TOML file (`profiles/TEMPLATE.toml` documents every field with its unit). Profiles are found
+on a search path: the directories in `$HWBENCH_PROFILES` (separated by `os.pathsep`, first wins), then the
+shipped ones (`profiles/` at the repository root; an installed wheel carries a copy in
+`hwbench/profiles_data/`). A user profile with a shipped name wins over the shipped one; `--device FILE.toml`
+loads any file. Loading is strict (`check_profile` lists every problem of a file at once: unknown keys, wrong
+types, non-positive or infinite figures, a `name` other than the file's, a missing source). Sources are
+required only for the figures a latency mode or verdict uses: every peak (peak, roofline), `mem_bw_gbps`
+(roofline), `memory_gb` (deploy) and `paper_tops` (paper); `year`, `generation` and `power_mode` are optional
+and so are their sources. Throughput is stored per (precision, engine, sparse):
 
     precision: fp32 | fp16 | int8       engine: gpu | dla | gpu+dla | cpu       sparse: bool
 
@@ -19,123 +25,78 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import math
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from hwbench.device_profile import (  # noqa: F401  (re-exported: the profile types' public home was here)
+    BYTES_PER_ELEMENT,
+    ENGINES,
+    PRECISIONS,
+    DeviceProfile,
+    Engine,
+    HostInfo,
+    Peak,
+    Precision,
+    peak_key,
+)
 from hwbench.errors import UserError, unknown
 from hwbench.io import atomic_write_text
-from hwbench.tomlconf import from_mapping, read_toml
+from hwbench.profile_check import check_profile, profile_problems, validate  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
-ENGINES = ("gpu", "dla", "gpu+dla", "cpu")
-BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
+
 HOST = "host"
 # The three devices of the paper's Table 2, oldest first.
 PAPER_DEVICES = ("tx2", "xavier_nx", "orin_nx")
-# Scalar figures that need an entry in a profile's [sources] table when they are set.
-_SOURCED = ("year", "generation", "power_mode", "mem_bw_gbps", "memory_gb", "paper_tops")
-
-Precision = Literal["fp32", "fp16", "int8"]
-Engine = Literal["gpu", "dla", "gpu+dla", "cpu"]
-
-
-@dataclass(frozen=True)
-class Peak:
-    """One peak-throughput figure: `tops` at `precision` on `engine` (dense or sparse)."""
-
-    precision: Precision
-    engine: Engine
-    tops: float
-    source: str
-    sparse: bool = False
-    derived: bool = False       # True: computed from other figures (the formula is in `source`)
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """How and where the `host` profile was measured."""
-
-    date: str
-    torch: str
-    cpu: str
-    threads: int
-    method: str
-    cuda_device: str | None = None
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    """A device's figures. Throughput in TOPS, bandwidth in GB/s (10^9 bytes/s), memory in GB."""
-
-    name: str
-    display_name: str
-    generation: str             # GPU architecture (Pascal, Volta, Ampere) or "host"
-    year: int
-    power_mode: str
-    mem_bw_gbps: float
-    memory_gb: float
-    peak: tuple[Peak, ...]
-    sources: dict[str, str]     # figure name -> where it comes from
-    paper_tops: float | None = None      # the TOPS the paper divides GOPs by (Table 2)
-    paper_precision: Precision | None = None
-    paper_engine: Engine | None = None
-    dla_count: int = 0
-    notes: str = ""
-    measured: HostInfo | None = None
-
-    def peak_entry(self, precision: str, engine: str = "gpu", sparse: bool = False) -> Peak:
-        """The `Peak` for (precision, engine, sparse); `UserError` listing what the device has."""
-        for p in self.peak:
-            if (p.precision, p.engine, p.sparse) == (precision, engine, sparse):
-                return p
-        have = ", ".join(_peak_key(p) for p in self.peak)
-        want = f"{precision}/{engine}" + ("/sparse" if sparse else "")
-        why = ""
-        if engine in ("dla", "gpu+dla") and self.dla_count == 0:
-            why = " (it has no DLA)"
-        raise UserError(f"device {self.name!r} has no {want} peak figure{why}; it has: {have}")
-
-    def peak_tops(self, precision: str, engine: str = "gpu", sparse: bool = False) -> float:
-        """Peak throughput in TOPS (2 ops per MAC) at `precision` on `engine`."""
-        return self.peak_entry(precision, engine, sparse).tops
-
-    def available(self) -> list[str]:
-        """`precision/engine[/sparse]` keys of the figures this profile has."""
-        return [_peak_key(p) for p in self.peak]
-
-
-def _peak_key(p: Peak) -> str:
-    return f"{p.precision}/{p.engine}" + ("/sparse" if p.sparse else "")
+TEMPLATE = "TEMPLATE"  # profiles/TEMPLATE.toml documents the format; it is not a device
 
 
 # ------------------------------------------------------------------------------------ locating
-def profiles_dir() -> Path:
-    """`$HWBENCH_PROFILES`, else the copy an installed wheel carries (`hwbench/profiles_data/`),
+def shipped_dir() -> Path:
+    """The profiles that come with hwbench: the copy an installed wheel carries (`hwbench/profiles_data/`),
     else `profiles/` at the repository root (a checkout or an editable install)."""
-    env = os.environ.get("HWBENCH_PROFILES")
-    if env:
-        return Path(env)
     package = Path(__file__).resolve().parent
     packaged = package / "profiles_data"
     return packaged if packaged.is_dir() else package.parent / "profiles"
 
 
+def profiles_dir() -> Path:
+    """The shipped profiles' directory (kept for callers that want one directory; see `search_path`)."""
+    return shipped_dir()
+
+
+def search_path() -> list[Path]:
+    """Where profiles are looked for, first wins: each directory in `$HWBENCH_PROFILES`, then the shipped one."""
+    env = os.environ.get("HWBENCH_PROFILES", "")
+    user = [Path(p) for p in env.split(os.pathsep) if p]
+    for d in user:
+        if not d.is_dir():
+            raise UserError(f"HWBENCH_PROFILES names {str(d)!r}, which is not a directory; point it at a directory "
+                            f"of profile files (several: separated by {os.pathsep!r}) or unset it")
+    return list(dict.fromkeys([*user, shipped_dir()]))
+
+
+def profile_files() -> dict[str, Path]:
+    """Profile name -> file, over the search path (a name found twice: the first directory's)."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.toml")):
+            if p.is_file() and p.stem not in (HOST, TEMPLATE):
+                found.setdefault(p.stem, p)
+    return found
+
+
 def _file_profiles() -> list[str]:
     """Names of the profile files, sorted; `UserError` when there are none (a broken install)."""
-    d = profiles_dir()
-    names = sorted(p.stem for p in d.glob("*.toml") if p.is_file()) if d.is_dir() else []
-    names = [n for n in names if n != HOST]
+    names = sorted(profile_files())
     if not names:
-        hint = ("set HWBENCH_PROFILES to a directory of profile files" if os.environ.get("HWBENCH_PROFILES")
-                else "the installation lacks its profiles; reinstall hwbench or set HWBENCH_PROFILES")
-        raise UserError(f"no device profiles in {d}; {hint}")
+        raise UserError(f"no device profiles in {', '.join(map(str, search_path()))}; the installation lacks its "
+                        "profiles: reinstall hwbench, or put profile files in a directory named by HWBENCH_PROFILES")
     return names
 
 
@@ -151,8 +112,18 @@ def host_cache_path() -> Path:
 
 
 def list_profiles() -> list[str]:
-    """Names of the profile files (sorted) plus `host`."""
+    """Names of the profile files on the search path (sorted) plus `host`."""
     return [*_file_profiles(), HOST]
+
+
+def profile_origin(name: str) -> str:
+    """Where a profile comes from: "shipped", "user: <file>" (found on HWBENCH_PROFILES), "measured" (host)."""
+    if name == HOST:
+        return "measured"
+    path = profile_files().get(name)
+    if path is None:
+        return "file"
+    return "shipped" if path.parent.resolve() == shipped_dir().resolve() else f"user: {path}"
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -168,62 +139,24 @@ def load_profile(name_or_path: str | os.PathLike, *, refresh: bool = False) -> D
     path = Path(text)
     if path.suffix == ".toml" or os.sep in text or path.is_file():
         return _load_file(path)
-    candidate = profiles_dir() / f"{text}.toml"
-    if candidate.exists() and not candidate.is_file():
-        raise UserError(f"{candidate} is not a file; a device profile is one TOML file")
-    if not candidate.is_file():
+    for d in search_path():
+        candidate = d / f"{text}.toml"
+        if candidate.exists() and not candidate.is_file():
+            raise UserError(f"{candidate} is not a file; a device profile is one TOML file")
+    found = profile_files().get(text)
+    if found is None:
         raise unknown("device", text, list_profiles())
-    return _load_file(candidate)
+    return _load_file(found)
 
 
 def _load_file(path: Path) -> DeviceProfile:
-    data = read_toml(path)
-    where = str(path)
-    prof = from_mapping(DeviceProfile, data, where)
-    validate(prof, where)
-    if prof.name != path.stem:
-        raise UserError(f"{where}: name {prof.name!r} differs from the file name; "
-                        f"rename the file to {prof.name}.toml or set name = {path.stem!r}")
+    problems, prof = check_profile(path)
+    if problems:
+        more = f" ({len(problems) - 1} more problem(s): `hwbench profiles --check {path}` lists them all)" \
+            if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
+    assert prof is not None
     return prof
-
-
-def _positive(value: float) -> bool:
-    return math.isfinite(value) and value > 0
-
-
-def validate(prof: DeviceProfile, where: str) -> None:
-    """Checks the dataclass types cannot express: positive figures, sources, no duplicates."""
-    for fname in ("mem_bw_gbps", "memory_gb"):
-        if not _positive(getattr(prof, fname)):
-            raise UserError(f"{where}: {fname} must be a positive finite number, got {getattr(prof, fname)!r}")
-    if prof.paper_tops is not None:
-        if not _positive(prof.paper_tops):
-            raise UserError(f"{where}: paper_tops must be a positive finite number, got {prof.paper_tops!r}")
-        if prof.paper_precision is None or prof.paper_engine is None:
-            raise UserError(f"{where}: paper_tops needs paper_precision and paper_engine "
-                            "(what the paper's TOPS figure counts)")
-    if not prof.peak:
-        raise UserError(f"{where}: no [[peak]] figures; add at least one")
-    seen = set()
-    for i, p in enumerate(prof.peak):
-        if not _positive(p.tops):
-            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) tops must be a positive finite number, "
-                            f"got {p.tops!r}")
-        if not p.source.strip():
-            raise UserError(f"{where}: peak[{i}] ({_peak_key(p)}) has an empty source")
-        if p.engine in ("dla", "gpu+dla") and prof.dla_count == 0:
-            raise UserError(f"{where}: peak[{i}] uses engine {p.engine!r} but dla_count is 0")
-        key = _peak_key(p)
-        if key in seen:
-            raise UserError(f"{where}: peak figure {key} appears twice")
-        seen.add(key)
-    for fname in _SOURCED:
-        if getattr(prof, fname) is not None and not prof.sources.get(fname, "").strip():
-            raise UserError(f"{where}: {fname} has no source; add it to the [sources] table")
-    extra = sorted(set(prof.sources) - set(_SOURCED) - {"dla_count"})
-    if extra:
-        raise UserError(f"{where}: [sources] has unknown key(s) {', '.join(map(repr, extra))}; "
-                        f"known: {', '.join(_SOURCED + ('dla_count',))}")
 
 
 # ---------------------------------------------------------------------------------------- host
@@ -384,5 +317,5 @@ def describe(prof: DeviceProfile) -> dict:
            "year": prof.year, "power_mode": prof.power_mode, "mem_bw_gbps": prof.mem_bw_gbps,
            "memory_gb": prof.memory_gb, "paper_tops": prof.paper_tops, "dla_count": prof.dla_count}
     for p in prof.peak:
-        rec[f"tops_{_peak_key(p).replace('/', '_')}"] = p.tops
+        rec[f"tops_{peak_key(p).replace('/', '_')}"] = p.tops
     return rec

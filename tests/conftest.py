@@ -70,3 +70,19 @@ def pytest_runtest_protocol(item, nextitem):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"{worker}.jsonl"), "a") as f:
         f.write(json.dumps(rec) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The on-device tests' results under the fleet's Pythons (tests/hwbench/ondevice/test_fleet_pythons.py)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        base = factory.getbasetemp()
+    except OSError:  # pragma: no cover
+        return
+    notes = sorted(base.glob("fleet-*.txt")) + sorted(base.glob("*/fleet-*.txt"))
+    if notes:
+        terminalreporter.section("on-device tests under the fleet's Pythons")
+        for f in notes:
+            terminalreporter.write(f.read_text())

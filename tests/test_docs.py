@@ -113,7 +113,7 @@ def doc_commands() -> list[tuple[str, list[str], bool, bool]]:
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         spans = set(_spans(text))
-        for n, line in [*_code_lines(text), *spans]:
+        for n, line in [*_code_lines(text), *sorted(spans)]:  # sorted: the same order in every xdist worker
             if SYNOPSIS.search(line.split("#")[0]):
                 continue
             for argv, parse_only in _commands(line):

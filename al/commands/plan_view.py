@@ -14,7 +14,9 @@ def show_plan(cfg: Any, *, device: str, precision: str, utilisation: float, as_j
 
     plan = plan_for_config(cfg, device=device, precision=precision, utilisation=utilisation)
     if as_json:
-        sys.stdout.write(json.dumps(plan.to_dict(), allow_nan=False) + "\n")
+        from hwbench.provenance import with_provenance
+
+        sys.stdout.write(json.dumps(with_provenance(plan.to_dict()), allow_nan=False) + "\n")
         return 0
     s = plan.schedule
     line(f"plan of {cfg.name}: {cfg.data.name}, pool {plan.pool_size} images, validation {plan.val_size}; "

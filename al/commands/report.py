@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from hwbench.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="directory written by al surrogate / al entropy")
     parser.add_argument("--out", metavar="DIR", help="write the report here instead of EXPERIMENT_DIR")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="(re)compute the selection diagnostics of a surrogate experiment first (class "
+                             "balance, redundancy, overlap with the deployment model's own picks; loads each "
+                             "surrogate's final checkpoint and the dataset) and show them beside the matrix")
     parser.add_argument("--json", action="store_true",
                         help="print only the aggregated table (mean, std, n per cell) as JSON")
 
@@ -22,6 +28,18 @@ def run(args: argparse.Namespace) -> int:
     missing = merge_partial(args.experiment)  # an experiment run as cells: merge what has finished
     if missing:
         line(f"{len(missing)} cell(s) not finished (the report covers the others): {', '.join(missing)}")
+    if args.diagnostics:
+        from al.selection_diagnostics import ensure
+        from hwbench.console import progress
+
+        try:
+            with progress(transient=True) as bar:
+                done = ensure(args.experiment, force=True, progress=bar)
+        except (OSError, ValueError, KeyError, TypeError, StopIteration) as e:  # damaged runs: one line
+            raise UserError(f"{args.experiment}: cannot compute selection diagnostics ({type(e).__name__}: {e}); "
+                            "they need each surrogate run's selections.jsonl, config.toml and checkpoint") from None
+        if done is None:
+            line("no selection diagnostics: the directory holds no finished surrogate AL runs")
     written = write_report(args.experiment, args.out)
     if args.json:
         d = load_experiment(args.experiment)

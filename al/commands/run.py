@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit(records, as_json=True)
         return 0
-    metric = f"{records[0]['metric']} %" if records else "value"
+    from al.report.format import metric_label
+
+    metric = metric_label(records[0]["metric"]) if records else "value"
     rows = [{"cycle": r["cycle"], "labelled": r["labelled"], "labelled %": 100 * r["fraction"],
              metric: r["value"], "new": len(r["selected"])} for r in records]
     title = f"{cfg.al.strategy} with {cfg.model.name} on {cfg.data.name}, seed {cfg.seed} -> {result.out_dir}"

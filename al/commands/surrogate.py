@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from al.experiments.config import load_experiment_config
     from al.experiments.surrogate import run_experiment
-    from al.report.format import fmt_cell, model_label
+    from al.report.format import fmt_cell, metric_label, model_label
     from al.report.tables import COMPARISON_HEADER, comparison_rows, verdict_line
     from al.stats import RANDOM, aggregate, beats_random, best_per_row, compare_to_random
     from hwbench.console import emit, line, progress
@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             out["summary"] = {"beat": br.wins, "tie": br.ties, "lose": br.losses, "pairs": br.pairs,
                               "mean_wins": br.mean_wins, "median_half_width": br.median_half_width,
                               "seeds_for_1pt": br.seeds_for_1pt}
+        from hwbench.provenance import provenance
+
+        out["provenance"] = provenance()
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
         return 0
     if args.chain:
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 text = "–" if cell is None else fmt_cell(cell.mean, cell.std)
                 row[model_label(c) if c != RANDOM else RANDOM] = text + (" *" if best.get(r) == c else "")
             rows.append(row)
-        emit(rows, as_json=False, title=f"{m.metric} (%): deployment (rows) x surrogate (columns), "
+        emit(rows, as_json=False, title=f"{metric_label(m.metric)}: deployment (rows) x surrogate (columns), "
                                         "mean ± std over seeds, * best surrogate")
         comp = comparison_rows(m)
         if comp:

@@ -33,6 +33,7 @@ from al.runs.files import sha256_text
 from al.weights import resolve_models
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_json, atomic_write_text, write_jsonl
+from hwbench.provenance import provenance
 
 
 @dataclass
@@ -165,6 +166,7 @@ class Experiment:
                         f"{self.p.n_initial} random + {cfg.al.cycles} cycles × {self.p.n_cycle} = {n_total} labelled "
                         f"({n_total / be.pool_size:.0%}); metric {be.metric} on the validation split; "
                         f"seeds {', '.join(map(str, cfg.seeds))}."),
+            "provenance": provenance(),
             "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "machine": platform.machine()},

@@ -35,6 +35,7 @@ from al.stats import entropy_ratios, entropy_summary
 from al.weights import resolve_models
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from hwbench.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
             "models": list(cfg.models), "seeds": [cfg.seed],
             "summary": (f"{cfg.data.name}: {len(cfg.models)} models trained on the same random {n_train} of "
                         f"{pool_n} pool images (seed {cfg.seed}), scored on the other {held.size}."),
+            "provenance": provenance(),
             "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}})
         atomic_write_text(out / "experiment.toml", toml)

@@ -7,7 +7,7 @@ Run directory::
     shards/shard_<i>_of_<n>.npz      one shard's per device-day results (with --shard)
     latency.json  summary.json  summary.csv  per_day.csv  device_days.csv.gz
     training.jsonl  training.csv     deployment model on fleet / pool-AL / random sets
-    timing.json  report.md  fleet_tradeoff.png  DONE (last)
+    timing.json  report.md  report.html  fleet_tradeoff.png  DONE (last)
 
 Sharding: `--shard i/n` simulates the devices numbered i mod n and writes its shard file;
 `--merge` merges a complete set of shard files and writes everything else. Without either, one

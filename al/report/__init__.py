@@ -12,8 +12,9 @@ has data for:
 - `experiment.toml` / `config.toml`, `timing.json`, `meta.json` -> config, seeds, timing.
 
 Modules: `load` (read a directory), `tables` (rows and sentences), `format` (labels, numbers, colours),
-`markdown` and `html` (two renderers of the same tables), `plots` (PNG), `write` (all files).
-Rendering functions are pure (data in, text out) so they are testable without an experiment.
+`sections` (the report model's sections, one function each: add one with `register`), `plots` (PNG),
+`write` (all files). The model is rendered to report.md and to a self-contained report.html by
+`hwbench.report.render_md` / `render_html`, so the two always hold the same sections, tables and figures.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ FIX = "re-run the experiment with --resume to rewrite it, or delete the file"
 RECORD_TYPES: dict[str, Any] = {"deployment": str, "surrogate": str, "seed": int, "metric": str, "value": float}
 CHAIN_TYPES: dict[str, Any] = {**RECORD_TYPES, "generation": int}
 INFO_TYPES: dict[str, Any] = {"name": str, "kind": str, "summary": str, "dataset": str, "seeds": list,
-                              "deployment": list, "surrogates": list, "meta": dict}
+                              "deployment": list, "surrogates": list, "meta": dict,
+                              "provenance": dict}
 ENTROPY_TYPES: dict[str, Any] = {"pool_size": int, "train_size": int, "held_out_size": int, "train_fraction": float,
                                  "top_fraction": float, "summary": list, "ratios": list}
 SUMMARY_TYPES: dict[str, Any] = {"model": str, "n": int, "mean": float, "std": float, "median": float,

@@ -7,6 +7,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from al.report.diagnostics import check_diagnostics
 from al.report.inputs import (
     CHAIN_TYPES,
     FIX,
@@ -23,6 +24,7 @@ from hwbench.io import file_problem, read_jsonl
 
 log = logging.getLogger(__name__)
 
+DIAGNOSTICS_FILE = "selection_diagnostics.json"  # al.selection_diagnostics.FILE
 ENTROPY_SUBDIR = "entropy"
 FLEET_SUBDIR = "fleet"   # a finished `al fleet --out DIR/fleet` run gets its section in DIR's report
 
@@ -42,6 +44,7 @@ class ExperimentData:
     experiment: dict = field(default_factory=dict)  # experiment.json: name, kind, dataset, schedule ...
     timing: dict | None = None
     fleet_dir: Path | None = None  # DIR/fleet holding a finished `al fleet` run
+    diagnostics: dict | None = None  # selection_diagnostics.json (al.selection_diagnostics)
 
 
 def load_experiment(exp_dir: str | Path) -> ExperimentData:
@@ -78,6 +81,11 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                     raise UserError(f"{entropy_dir / 'entropy_scores.npz'} is damaged; {FIX}") from None
             break
+    if (root / DIAGNOSTICS_FILE).is_file():  # derived data: a damaged file is skipped, not fatal
+        try:
+            d.diagnostics = check_diagnostics(read_object(root / DIAGNOSTICS_FILE))
+        except (UserError, KeyError, TypeError, ValueError) as e:
+            log.warning("skipping %s (%s); `al report --diagnostics` rebuilds it", root / DIAGNOSTICS_FILE, e)
     for cfg_name in ("experiment.toml", "config.toml"):
         if (root / cfg_name).is_file():
             d.config_text = (root / cfg_name).read_text(encoding="utf-8")

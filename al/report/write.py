@@ -1,17 +1,34 @@
-"""`write_report(exp_dir)`: every file of a report (markdown, HTML, CSV, PNG) from one directory."""
+"""`write_report(exp_dir)`: every file of a report (markdown, HTML, CSV, PNG) from one directory.
+
+The report is built once (`build_report`: a `hwbench.report.doc.Report` of the sections in
+`al.report.sections.SECTIONS`) and rendered twice: report.md (figures linked relative to it) and
+report.html (one self-contained page, figures embedded).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from al.report.format import model_label
-from al.report.html import render_html
-from al.report.load import load_experiment
-from al.report.markdown import render_markdown
-from al.report.plots import plot_al_curves, plot_entropy_histograms
-from al.stats import aggregate, matrix_records
+from al.report.load import ExperimentData, load_experiment
+from al.report.sections import Context, build_sections, matrix
+from al.report.tables import kind_title
+from al.stats import matrix_records
 from hwbench.csvfile import records_csv
 from hwbench.io import atomic_write_text
+from hwbench.provenance import provenance
+from hwbench.report.doc import Report, Text
+from hwbench.report.render_html import render_html
+from hwbench.report.render_md import render_markdown
+
+
+def build_report(d: ExperimentData, ctx: Context) -> Report:
+    """The report model of an experiment directory (figures are drawn into `ctx.out` on the way)."""
+    exp = d.experiment
+    r = Report(f"{kind_title(d)}: {exp.get('name') or d.root.name}", provenance=provenance())
+    if exp.get("summary"):
+        r.blocks.append(Text(exp["summary"]))
+    r.sections = build_sections(d, ctx)
+    return r
 
 
 def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -19,25 +36,20 @@ def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> dict
     d = load_experiment(exp_dir)
     out = Path(out_dir) if out_dir is not None else d.root
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    images: dict[str, str] = {}
+    ctx = Context(out)
+    report = build_report(d, ctx)
+    written = dict(ctx.written)
     if d.records:
-        exp = d.experiment
-        m = aggregate(d.records, rows=exp.get("deployment"), columns=exp.get("surrogates"),
-                      metric=d.records[0]["metric"])
-        written["matrix_csv"] = atomic_write_text(out / "matrix.csv", records_csv(matrix_records(m)))
-        written["records_csv"] = atomic_write_text(out / "records.csv", records_csv(d.records))
+        written["matrix_csv"] = atomic_write_text(out / "matrix.csv", _csv(matrix_records(matrix(d))))
+        written["records_csv"] = atomic_write_text(out / "records.csv", _csv(d.records))
     if d.chain:
-        written["chain_csv"] = atomic_write_text(out / "chain.csv", records_csv(d.chain))
-    if d.entropy and d.entropy_scores:
-        written["entropy_png"] = plot_entropy_histograms(
-            d.entropy_scores, out / "entropy_hist.png", top_fraction=d.entropy.get("top_fraction", 0.1),
-            labels={k: model_label(k) for k in d.entropy_scores})
-        images["entropy"] = "entropy_hist.png"
+        written["chain_csv"] = atomic_write_text(out / "chain.csv", _csv(d.chain))
     if d.curves:
-        written["curves_png"] = plot_al_curves(d.curves, out / "al_curves.png")
-        written["curves_csv"] = atomic_write_text(out / "al_curves.csv", records_csv(d.curves))
-        images["curves"] = "al_curves.png"
-    written["markdown"] = atomic_write_text(out / "report.md", render_markdown(d, images=images))
-    written["html"] = atomic_write_text(out / "report.html", render_html(d, images=images, image_dir=out))
+        written["curves_csv"] = atomic_write_text(out / "al_curves.csv", _csv(d.curves))
+    written["markdown"] = atomic_write_text(out / "report.md", render_markdown(report, base=out))
+    written["html"] = atomic_write_text(out / "report.html", render_html(report, base=out))
     return written
+
+
+def _csv(records: list[dict]) -> str:
+    return records_csv(records)

@@ -1,6 +1,6 @@
 """Selection strategies: pure functions of the evidence a surrogate produced (DESIGN §3).
 
-    strategy = get_strategy("entropy")                       # or "llal", "coreset", "true_loss", ...
+    strategy = get_strategy("entropy")                       # or "llal", "coreset", "typiclust", ...
     evidence = collect_for(strategy, model, dataset, labelled, rng, device="cpu", batch_size=8)
     picks = select(strategy, evidence, budget, labelled, rng)  # pool indices, best first
 
@@ -20,14 +20,16 @@ from al.strategies.entropy import EntropyStrategy
 from al.strategies.evidence import collect, collect_for
 from al.strategies.learning_loss import LearningLossStrategy, LossPredictionModule, margin_ranking_loss
 from al.strategies.margin import MarginStrategy
+from al.strategies.probcover import ProbCoverStrategy
 from al.strategies.random import RandomStrategy
 from al.strategies.true_loss import TrueLossStrategy
+from al.strategies.typiclust import TypiClustStrategy
 from hwbench.errors import UserError, unknown
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (EntropyStrategy, LearningLossStrategy, CoresetStrategy, TrueLossStrategy, RandomStrategy,
-                MarginStrategy)
+                MarginStrategy, TypiClustStrategy, ProbCoverStrategy)
 }
 
 __all__ = ["EVIDENCE_KINDS", "STRATEGIES", "Evidence", "LossPredictionModule", "Strategy", "collect",

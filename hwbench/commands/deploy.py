@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from hwbench.commands.score_options import add_score_arguments
+from hwbench.resolve import DEVICE_HELP, MODEL_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help="zoo model names (default: the paper's five DeepLabv3+ models)")
+                        help=f"{MODEL_HELP} (default: the paper's five DeepLabv3+ models)")
     parser.add_argument("--device", action="extend", nargs="+", metavar="DEVICE",
-                        help="device profiles (default: tx2 xavier_nx orin_nx)")
+                        help=f"{DEVICE_HELP} (default: tx2 xavier_nx orin_nx)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--fps", type=float, help="target frame rate; budget_ms = 1000 / fps")
     budget.add_argument("--budget-ms", type=float, help="latency budget in ms")
@@ -25,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precision for peak/roofline and memory (default: fp16)")
     parser.add_argument("--engine", choices=("gpu", "dla", "gpu+dla", "cpu"), default=None,
                         help="engine for peak/roofline (default: gpu; `host` has cpu)")
-    parser.add_argument("--input", metavar="HxW", help="input height x width (default: 1024x2048)")
+    parser.add_argument("--input", metavar="HxW",
+                        help="input height x width (default: the model's own: the zoo's, the ONNX file's static "
+                             "shape, the callable's input_hw)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size N (default: the model's own, else 1)")
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the head (default: the model's own: 19 for DeepLabv3+, 1000 for ImageNet classifiers)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list of records")
@@ -33,22 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hwbench.commands.options import check_mode_flags
+    from hwbench.commands.options import check_mode_flags, costed_counts
     from hwbench.console import emit
-    from hwbench.count import PAPER_MODELS, input_shape_from_hw
-    from hwbench.deploy import deploy
-    from hwbench.score_graph import costed_models, display_label
+    from hwbench.count import unique_labels
+    from hwbench.deploy import deploy, resolve_budget
 
     check_mode_flags(args)
-    shape = input_shape_from_hw(args.input)
-    models = costed_models(args.models or list(PAPER_MODELS), args.score, args.aggregation, num_classes=args.num_classes)
-    verdicts = deploy(models, args.device or None, mode=args.mode, fps=args.fps,
-                      budget_ms=args.budget_ms, share=args.share, precision=args.precision or "fp16", engine=args.engine or "gpu",
-                      input_shape=shape, num_classes=args.num_classes)
+    resolve_budget(fps=args.fps, budget_ms=args.budget_ms, share=args.share)  # bad budgets fail before counting
+    counts = costed_counts(args)
+    verdicts = deploy(counts, args.device or None, mode=args.mode, fps=args.fps,
+                      budget_ms=args.budget_ms, share=args.share, precision=args.precision or "fp16", engine=args.engine or "gpu")
+    labels = dict(zip([c.model for c in counts], unique_labels([c.model for c in counts]), strict=True))
     if args.json:
         emit([v.record() for v in verdicts], as_json=True)
         return 0
-    rows = [{"model": display_label(v.model), "device": v.device, "precision/engine": f"{v.precision}/{v.engine}",
+    inputs = {c.model: "x".join(map(str, c.input)) for c in counts}
+    rows = [{"model": labels[v.model], "input": inputs[v.model], "device": v.device, "precision/engine": f"{v.precision}/{v.engine}",
              "latency (ms)": v.latency_ms, "latency/share (ms)": v.effective_latency_ms, "budget (ms)": v.budget_ms,
              "memory (GB)": v.memory_used_gb, "memory budget (GB)": v.memory_budget_gb,
              "headroom": v.headroom, "deployable": "yes" if v.deployable else "no"} for v in verdicts]

@@ -8,9 +8,11 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="zoo model name (see `hwbench models`)")
-    parser.add_argument("--input", default="1024x2048", metavar="HxW", help="input HxW (default 1024x2048)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("model", help="a zoo name (`hwbench models`), path/to/file.py:callable or "
+                        "package.module:callable returning an nn.Module (an ONNX file is already exported)")
+    parser.add_argument("--input", default=None, metavar="HxW",
+                        help="input HxW (default: the model's own: the zoo's, the callable's input_hw)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the model's own, else 1)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset 13..20 (default 13: TensorRT 8.2 / TX2)")
     parser.add_argument("--dynamic", action="store_true", help="symbolic batch, height and width")
     parser.add_argument("--exporter", default="torchscript", help="torchscript (default) | dynamo (opset >= 18)")
@@ -35,22 +37,30 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, working
     from hwbench.errors import UserError, missing_package
     from hwbench.export import export_and_check
-    from hwbench.latency.measure import parse_hw
+    from hwbench.resolve import resolve
 
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     if not args.atol > 0:
         raise UserError(f"--atol must be a positive number, got {args.atol}")
+    ref = resolve(args.model)
+    if ref.kind == "onnx":
+        raise UserError(f"{args.model} is already an ONNX file; export takes a zoo name or a file.py:callable / "
+                        "package.module:callable (measure the file with `hwbench measure FILE.onnx`)")
+    shape = ref.input_shape(args.input, args.batch)
+    model = ref.name if ref.kind == "zoo" else ref.module(num_classes=args.num_classes)
+    if args.score and ref.kind != "zoo":
+        raise UserError(f"--score wraps a zoo model with its score; {args.model} is not one")
     try:  # the numerical check needs it: say so before spending the export
         import onnxruntime  # noqa: F401
     except ImportError:
         raise missing_package("onnxruntime", "ort") from None
     with working(f"exporting {args.model} to ONNX and checking it with onnxruntime"):
-        res = export_and_check(args.model, parse_hw(args.input), args.out, batch=args.batch, opset=args.opset,
+        res = export_and_check(model, (shape[2], shape[3]), args.out, batch=shape[0], opset=args.opset,
                                dynamic=args.dynamic, num_classes=args.num_classes, atol=args.atol,
                                exporter=args.exporter, score=args.score, aggregation=args.aggregation,
                                weights=args.weights)
-    row = {"model": args.model + (f"+{args.score}" if args.score else ""), **res.to_dict()}
+    row = {"model": ref.name + (f"+{args.score}" if args.score else ""), **res.to_dict()}
     if args.score and res.passed:
         from hwbench.onnxfile import onnx_output_shapes
 

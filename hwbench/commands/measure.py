@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 
 from hwbench.commands.score_options import add_score_arguments
+from hwbench.resolve import MODEL_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default=None,
-                        help="zoo model name (see `hwbench models`); optional with --onnx (default: the file's name)")
+                        help=f"{MODEL_HELP}; an ONNX file runs as with --onnx (optional with --onnx: the record's name)")
     parser.add_argument("--backend", default=None,
                         help="torch | onnxruntime | tensorrt (default torch; onnxruntime with --onnx)")
     parser.add_argument("--input", default=None, metavar="HxW",
-                        help="input HxW (default 1024x2048, or the --onnx file's own static shape)")
+                        help="input HxW (default: the model's own: the zoo's, the ONNX file's static shape, "
+                             "the callable's input_hw)")
     parser.add_argument("--batch", type=int, default=None, help="batch size N (default 1, or the --onnx file's)")
     parser.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 (default fp32)")
     parser.add_argument("--warmup-ms", type=float, default=500.0, help="warm-up wall time in ms (default 500)")
@@ -39,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace-mb", type=int, default=None,
                         help="tensorrt: builder workspace limit in MiB (default: the on-device script's)")
     parser.add_argument("--device", default=None, metavar="DEVICE",
-                        help="device profile (e.g. orin_nx): labels the record and checks it supports --precision")
+                        help="device profile NAME or FILE.toml (e.g. orin_nx): labels the record and checks it "
+                             "supports --precision")
     parser.add_argument("--device-profile", default=None, help=argparse.SUPPRESS)  # deprecated: --device
     parser.add_argument("--clock", default="wall",
                         help="wall (default) | cpu: process CPU time, immune to other processes' load "
@@ -54,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hwbench.console import emit, progress
-    from hwbench.count import DEFAULT_INPUT
     from hwbench.errors import UserError
     from hwbench.latency.measure import MeasureConfig, append_records, measure, parse_hw
 
     backend_device, profile = _devices(args)
-    model, hw, batch = _model_and_shape(args)
+    model, hw, batch, label = _model_and_shape(args)
     backend = args.backend or ("onnxruntime" if args.onnx else "torch")
     cfg = MeasureConfig(backend=backend, precision=args.precision, device=backend_device,
                         batch=batch or 1, warmup_ms=args.warmup_ms, iters=args.iters, threads=args.threads,
@@ -67,13 +69,16 @@ def run(args: argparse.Namespace) -> int:
                         onnx_path=args.onnx, device_profile=profile, dla_core=args.dla_core,
                         num_classes=args.num_classes, clock=args.clock,
                         workspace_mb=args.workspace_mb)
-    hw = hw or (parse_hw(args.input) if args.input else DEFAULT_INPUT[2:])
+    hw = hw or parse_hw(args.input)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # fail before measuring
         raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
-    name = None
+    name = None if isinstance(model, str) else label
     if args.score is not None:  # the scoring graph of `hwbench export --score` (onnxruntime/tensorrt export it)
         from hwbench.score_graph import check_score_arguments, scoring_model
 
+        if not isinstance(model, str):
+            raise UserError("--score wraps a zoo model with its score; export your scoring graph to ONNX and "
+                            "measure that file")
         if args.onnx:
             raise UserError("--score builds the scoring graph from MODEL; with --onnx, pass a file from "
                             "`hwbench export MODEL --score ...` and leave --score out")
@@ -107,16 +112,25 @@ def _devices(args: argparse.Namespace) -> tuple[str, str | None]:
     return backend_device or "cpu", profile
 
 
-def _model_and_shape(args: argparse.Namespace) -> tuple[str, tuple[int, int] | None, int | None]:
-    """The model's name and, with --onnx and no --input, the (H, W) and batch of the file's static input."""
+def _model_and_shape(args: argparse.Namespace) -> tuple[object, tuple[int, int] | None, int | None, str]:
+    """The model (a zoo name, or the module of a callable) and, unless --input is given, the (H, W) and batch of
+    its own input; an ONNX file as MODEL is run as with --onnx."""
     from pathlib import Path
 
     from hwbench.errors import UserError
+    from hwbench.resolve import resolve
 
     if not args.onnx:
         if not args.model:
-            raise UserError("give a zoo model name (see `hwbench models`) or --onnx FILE")
-        return args.model, None, args.batch
+            raise UserError("give a zoo model name (`hwbench models`), FILE.onnx, file.py:callable or "
+                            "package.module:callable, or --onnx FILE")
+        ref = resolve(args.model)
+        if ref.kind == "onnx":  # recorded under the path given, so `hwbench predict` can read the graph again
+            args.onnx, args.model = str(ref.path), ref.spec
+        else:
+            shape = ref.input_shape(args.input, args.batch)
+            model = ref.name if ref.kind == "zoo" else ref.module(num_classes=args.num_classes)
+            return model, None if args.input else (shape[2], shape[3]), shape[0], ref.spec
     from hwbench.latency.backends import check_onnx_file, onnx_input_shape
 
     dims = onnx_input_shape(check_onnx_file(args.onnx))
@@ -124,5 +138,7 @@ def _model_and_shape(args: argparse.Namespace) -> tuple[str, tuple[int, int] | N
     if len(dims) != 4:
         raise UserError(f"{args.onnx} has a {len(dims)}-d input; hwbench measures (N, C, H, W) image models")
     static = [d if isinstance(d, int) and d > 0 else None for d in dims]
-    hw = None if args.input or None in static[2:] else (static[2], static[3])
-    return name, hw, args.batch or static[0]
+    if not args.input and None in static[2:]:
+        raise UserError(f"{args.onnx} has a dynamic input ({'x'.join(map(str, dims))}); pass --input HxW (and --batch N)")
+    hw = None if args.input else (static[2], static[3])
+    return name, hw, args.batch or static[0], name

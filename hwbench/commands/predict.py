@@ -14,9 +14,11 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measurements", required=True, help="JSON-lines records (hwbench measure/ingest --out)")
-    parser.add_argument("--model", default=None, help="predict this zoo model (needs --input)")
-    parser.add_argument("--input", default=None, metavar="HxW", help="input HxW of --model")
-    parser.add_argument("--batch", type=int, default=1, help="batch of --model (default 1)")
+    parser.add_argument("--model", default=None,
+                        help="predict this model: a zoo name, FILE.onnx, path/to/file.py:callable or "
+                             "package.module:callable (fitted on every record: unseen unless measured)")
+    parser.add_argument("--input", default=None, metavar="HxW", help="input HxW of --model (default: the model's own)")
+    parser.add_argument("--batch", type=int, default=None, help="batch of --model (default: the model's own, else 1)")
     parser.add_argument("--device", default=None, help="only this device group")
     parser.add_argument("--backend", default=None, help="only this backend group")
     parser.add_argument("--precision", default=None, help="only this precision group")
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hwbench.console import emit, working
     from hwbench.errors import UserError
-    from hwbench.latency.measure import parse_hw, read_measurements
+    from hwbench.latency.measure import read_measurements
     from hwbench.latency.predict import PROTOCOLS, leave_one_out, loo_summary, predict
 
     records = read_measurements(args.measurements)
@@ -46,11 +48,13 @@ def run(args: argparse.Namespace) -> int:
             "rel_err", "train_points")
     fmt = {"rel_err": "+.1%", "measured_ms": ".3f", "predicted_ms": ".3f", "roofline_ms": ".3f"}
     if args.model:
-        if not args.input:
-            raise UserError("--model needs --input HxW")
-        h, w = parse_hw(args.input)
+        from hwbench.count import input_shape_from_hw
+        from hwbench.resolve import resolve
+
+        shape = (input_shape_from_hw(args.input, batch=args.batch or 1) if args.input
+                 else resolve(args.model).input_shape(None, args.batch))
         with working(f"calibrating on {len(records)} records"):
-            rows = predict(records, args.model, (args.batch, 3, h, w), device=args.device, backend=args.backend,
+            rows = predict(records, args.model, shape, device=args.device, backend=args.backend,
                            precision=args.precision)
         emit(rows, as_json=args.json, title=f"predicted latency of {args.model} (ms)", columns=cols, formats=fmt)
         return 0

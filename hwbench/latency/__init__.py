@@ -1,7 +1,7 @@
 """Latency: theoretical (`paper`, `peak`, `roofline`; this package's `theoretical.py`), measured
 (`measure.py`, `backends/`) and predicted (`predict.py`).
 
-    latency(model_or_count, device, *, mode="paper", precision="fp16", engine="gpu", input_shape=None)
+    latency(model_or_count, device, *, mode="roofline", precision="fp16", engine="gpu", input_shape=None)
         -> LatencyEstimate
 
 Names are resolved lazily so importing `hwbench.latency.measure` does not pull in the others.

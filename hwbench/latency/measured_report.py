@@ -7,7 +7,7 @@ and evaluates it leave-one-out, then writes
     measurements.jsonl            every record (hwbench.latency.measure.Measurement keys)
     measured_latency.csv          one row per record, plus roofline and leave-one-out prediction
     measured_latency.png          roofline vs measured vs predicted, per model, largest resolution
-and returns the markdown of the section with the list of files written.
+and returns the section of the report (`hwbench.report.doc.Section`) with the list of files written.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from hwbench.csvfile import records_csv
 from hwbench.latency.measure import MeasureConfig, Measurement, measure
+from hwbench.report.doc import Figure, Section, Table, Text
 
 log = logging.getLogger(__name__)
 
@@ -153,46 +154,43 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
 
 
 def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Per model: roofline, measured and predicted (leave-one-pair-out) latency as markers on a log axis
+    (markers, not bars: a log axis has no zero for a bar to start at), each series shifted a little."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
-    from hwbench.io import atomic_write_bytes
+    from hwbench.report.figstyle import MAX_WIDTH_IN, save_png, style
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
-    series = [("roofline", None, "roofline_ms", "#999999")]
+    series = [("roofline", None, "roofline_ms", "#777777", "x", True)]
     colours = ("#1f77b4", "#ff7f0e", "#2ca02c")
     for i, b in enumerate(backends):
-        series.append((f"{b} measured", b, "measured_ms", colours[i % 3]))
-        series.append((f"{b} predicted (LOO)", b, "predicted_ms", colours[i % 3]))
-    width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    x = np.arange(len(models))
-    for j, (name, backend, key, colour) in enumerate(series):
-        vals = []
-        for m in models:
-            match = [r for r in rows if r["model"] == m and (backend is None or r["backend"] == backend)]
-            vals.append(float(match[0][key]) if match else math.nan)
-        hatch = "//" if "predicted" in name else None
-        ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=name, color=colour,
-               alpha=0.55 if "predicted" in name else 0.9, hatch=hatch, edgecolor="black", linewidth=0.3)
-    ax.set_xticks(x, [_label(m) for m in models])
-    ax.set_yscale("log")
-    ax.set_ylabel("latency (ms, log scale)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    data = tmp.read_bytes()
-    tmp.unlink()
-    atomic_write_bytes(path, data)
-    return path
+        series.append((f"{b} measured", b, "measured_ms", colours[i % 3], "o", True))
+        series.append((f"{b} predicted (leave-one-pair-out)", b, "predicted_ms", colours[i % 3], "s", False))
+    offsets = np.linspace(-0.3, 0.3, len(series))
+    with style():
+        fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 5.6), layout="constrained")
+        x = np.arange(len(models))
+        for off, (name, backend, key, colour, marker, filled) in zip(offsets, series, strict=True):
+            vals = []
+            for m in models:
+                match = [r for r in rows if r["model"] == m and (backend is None or r["backend"] == backend)]
+                vals.append(float(match[0][key]) if match else math.nan)
+            ax.plot(x + off, vals, linestyle="none", marker=marker, markersize=8, color=colour, label=name,
+                    markerfacecolor=colour if filled else "none", markeredgewidth=1.5)
+        ax.set_xticks(x, [_label(m) for m in models])
+        ax.set_xlabel("model (DeepLabv3+ backbone)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_ylabel("latency per frame (ms, log scale)")
+        ax.set_title(title, wrap=True)
+        fig.legend(ncols=2, loc="outside lower center", frameon=False)
+        ax.grid(axis="y", which="both", alpha=0.3)
+        return save_png(fig, path)
 
 
 def _fmt_ms(v: float | None) -> str:
@@ -203,8 +201,8 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
                      iters: int = ITERS, models: Sequence[str] = MODELS, backends: Sequence[str] = BACKENDS,
                      warmup_ms: float = WARMUP_MS, threads: int = THREADS, clock: str = CLOCK, malloc: str = "steady",
                      passes: int = PASSES,
-                     on_step: Callable[[str], None] | None = None) -> tuple[str, list[Path]]:
-    """Measure this machine, write measurements/CSV/plot into `out_dir`, return (markdown, files)."""
+                     on_step: Callable[[str], None] | None = None) -> tuple[Section, list[Path]]:
+    """Measure this machine, write measurements/CSV/plot into `out_dir`, return (the report section, files)."""
 
     from hwbench.io import atomic_write_text, write_jsonl
     from hwbench.latency.predict import calibrate, leave_one_out, loo_summary
@@ -249,8 +247,9 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     big = [r for r in loo if r["input"][2:] == list(largest)]
     env = records[0].env if records else {}
     png = _plot(big, out / "measured_latency.png",
-                f"{env.get('device_name', 'this machine')}, {largest[0]}x{largest[1]}, fp32, "
-                f"{threads} thread(s), {'CPU time' if clock == 'cpu' else 'wall clock'}")
+                f"Latency on {env.get('device_name', 'this machine')} at {largest[0]}x{largest[1]}, fp32, "
+                f"{threads} thread(s), {'CPU time' if clock == 'cpu' else 'wall clock'}: measured, "
+                "roofline and predicted")
     files.append(png)
 
     worst_rep = max((r["rel_diff"] for r in repeats), default=math.nan)
@@ -258,34 +257,31 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     timing = ("process CPU time of a single-threaded run (equal to the wall-clock latency on an idle "
               "machine, and not inflated when other processes share the cores; wall-clock medians are in "
               "the CSV)" if clock == "cpu" else "host clock around synchronous CPU work")
-    lines = [
-        "## Measured latency on this machine",
-        "",
+    sec = Section("Measured latency on this machine", id="measured")
+    sec.add(Text(
         f"Device: **{env.get('device_name', '?')}** ({env.get('cpu_count')} logical CPUs, load average "
         f"{load:.1f} at the start), torch {env.get('torch')}, onnxruntime "
         f"{next((r.env.get('onnxruntime') for r in records if r.backend == 'onnxruntime'), '-')}, "
         f"{threads} thread(s), fp32, batch 1. Each figure: warm-up of {warmup_ms:g} ms (at least one run), then "
-        f"{iters} timed single inferences; {timing}; median (p90) in ms. Measuring took {measure_s:.0f} s.",
-        "",
-        "| model | backend | " + " | ".join(f"{h}x{w} median (p90) ms" for h, w in resolutions) + " |",
-        "|---|---|" + "---:|" * len(resolutions),
-    ]
+        f"{iters} timed single inferences; {timing}; median (p90) in ms. Measuring took {measure_s:.0f} s."))
     firsts: dict[tuple[str, str, tuple[int, ...]], Measurement] = {}
     for r in records:
         firsts.setdefault((r.model, r.backend, tuple(r.input)), r)
+    rows = []
     for m in models:
         for b in backends:
             cells = []
             for h, w in resolutions:
                 r = firsts.get((m, b, (1, 3, h, w)))
                 cells.append(f"{_fmt_ms(r.median_ms)} ({_fmt_ms(r.p90_ms)})" if r else "-")
-            lines.append(f"| {_label(m)} | {b} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+            rows.append([_label(m), b, *cells])
+    sec.add(Table(["model", "backend", *(f"{h}x{w} median (p90) ms" for h, w in resolutions)], rows,
+                  align=["l", "l", *("r" for _ in resolutions)]))
+    sec.add(Text(
         f"**Repeatability.** Every model was measured twice back to back at {rep_hw[0]}x{rep_hw[1]}: the medians "
         f"differ by at most **{worst_rep:.1%}** (goal 5 %)"
-        + (f"; mean {sum(r['rel_diff'] for r in repeats) / len(repeats):.1%}." if repeats else "."),
-        "",
+        + (f"; mean {sum(r['rel_diff'] for r in repeats) / len(repeats):.1%}." if repeats else ".")))
+    sec.add(Text(
         "**Predicted latency.** The per-layer roofline terms of the `host` profile (measured peak and "
         "bandwidth), calibrated per backend (`hwbench.latency.predict`): latency = overhead + per-layer cost "
         "x layers + inverse efficiencies x compute time and x activation-traffic time (one pair for all "
@@ -296,52 +292,57 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
         "s are chosen by inner cross-validation on the training points only. "
         f"Measured with glibc malloc in mode `{malloc}` (see `MALLOC_MODES`: with glibc's default "
         "thresholds eager torch page-faults a history-dependent amount of fresh memory every run). "
-        "Two leave-one-out protocols (fitting and evaluation took "
-        f"{fit_s:.0f} s):",
-        "",
-        "| protocol | what is held out | pairs | torch | onnxruntime | all | mean abs error | worst |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-        *(f"| {name} | {what} | {s_['pairs']} | "
-          + " | ".join(f"{pb.get(b, {}).get('fraction_within', math.nan):.0%}" for b in ("torch", "onnxruntime"))
-          + f" | **{s_['fraction_within']:.0%}** | {s_['mean_abs_rel_err']:.1%} | {s_['max_abs_rel_err']:.1%} |"
-          for name, what, (s_, pb) in (
-              ("leave-one-pair-out", "one (model, resolution); its other resolutions are training data",
-               summaries["pair"]),
-              ("leave-one-model-out", "every resolution of one model (an unseen model; 4 training models)",
-               summaries["model"]))),
-        "",
+        f"Two leave-one-out protocols (fitting and evaluation took {fit_s:.0f} s):"))
+    n_models = len(models)
+    sec.add(Table(["protocol", "what is held out", "pairs", "torch", "onnxruntime", "all", "mean abs error", "worst"],
+                  [[name, what, str(s_["pairs"]),
+                    *(f"{pb.get(b, {}).get('fraction_within', math.nan):.0%}" for b in ("torch", "onnxruntime")),
+                    f"**{s_['fraction_within']:.0%}**", f"{s_['mean_abs_rel_err']:.1%}", f"{s_['max_abs_rel_err']:.1%}"]
+                   for name, what, (s_, pb) in (
+                       ("leave-one-pair-out", "one (model, resolution); its other resolutions are training data",
+                        summaries["pair"]),
+                       ("leave-one-model-out", f"every resolution of one model (an unseen model; {n_models - 1} "
+                        "training models)", summaries["model"]))],
+                  align=["l", "l", "r", "r", "r", "r", "r", "r"]))
+    per_backend = {b: len({(r["model"], tuple(r["input"])) for r in loo if r["backend"] == b}) for b in backends}
+    span = lambda f: "-".join(dict.fromkeys(str(f(n)) for n in (min(per_backend.values(), default=0),  # noqa: E731
+                                                                 max(per_backend.values(), default=0))))
+    n_pairs, n_fit, n_lomo = span(int), span(lambda n: max(0, n - 1)), span(lambda n: max(0, n - len(resolutions)))
+    sec.add(Text(
         "Figures: fraction of pairs predicted within +-10 % of the measurement (the goal: at least 90 % over "
         "at least 3 resolutions). nn-Meter reports 99 % within +-10 % on a mobile CPU with per-kernel "
-        "predictors trained on thousands of samples; this is a model with at most 15 coefficients per backend "
-        "fitted on 20-24 points. Leave-one-model-out is the figure for a model that was never measured: with "
-        "five structurally different models it stays far below the goal. The plain roofline (no calibration) "
-        "is off by the factor in the table; predictions below are leave-one-pair-out.",
-        "",
-        "| model | backend | input | measured ms | roofline ms | measured / roofline | predicted (LOO) ms | error |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in loo:
-        lines.append(f"| {_label(r['model'])} | {r['backend']} | {r['input'][2]}x{r['input'][3]} | "
-                     f"{_fmt_ms(r['measured_ms'])} | {_fmt_ms(r['roofline_ms'])} | "
-                     f"{r['measured_ms'] / r['roofline_ms']:.2f} | {_fmt_ms(r['predicted_ms'])} | "
-                     f"{r['rel_err']:+.1%} |")
+        "predictors trained on thousands of samples; this is a model with at most 15 coefficients per backend, "
+        f"fitted on {n_fit} points per backend when one pair is held out ({n_pairs} (model, resolution) pairs per "
+        f"backend, {n_lomo} when a whole model is held out). Leave-one-model-out is the figure for a model that "
+        f"was never measured: with {n_models} structurally different models it stays far below the goal. The "
+        "plain roofline (no calibration) is off by the factor in the table; predictions below are "
+        "leave-one-pair-out."))
+    sec.add(Table(["model", "backend", "input", "measured ms", "roofline ms", "measured / roofline",
+                   "predicted (LOO) ms", "error"],
+                  [[_label(r["model"]), r["backend"], f"{r['input'][2]}x{r['input'][3]}", _fmt_ms(r["measured_ms"]),
+                    _fmt_ms(r["roofline_ms"]), f"{r['measured_ms'] / r['roofline_ms']:.2f}",
+                    _fmt_ms(r["predicted_ms"]), f"{r['rel_err']:+.1%}"] for r in loo],
+                  align=["l", "l", "l", "r", "r", "r", "r", "r"]))
     ratios = sorted(r["measured_ms"] / r["roofline_ms"] for r in loo if r["roofline_ms"] > 0)
     if ratios and ratios[len(ratios) // 2] < 1.0:
-        lines += ["", f"Note: most measurements are *below* the roofline (median ratio {ratios[len(ratios) // 2]:.2f}). "
-                  "The roofline charges every counted MAC at the measured matmul peak, but the runtimes execute "
-                  "fewer multiply-adds than the MAC count: on these small inputs the ASPP's dilated 3x3 convs "
-                  "(rates 6/12/18 on a 6x12 to 16x32 map) have most kernel taps in the zero padding, which "
-                  "oneDNN and MLAS skip, and 3x3 convs may run as Winograd-style transforms. A `host` profile "
-                  "measured while the machine was busy also underestimates the peak (`hwbench profiles host "
-                  "--refresh` on a quiet machine). The calibrated predictions do not depend on the roofline's scale."]
-    lines += ["", "Fitted coefficients on all data (compute / traffic columns: inverse efficiency against the "
-              "`host` roofline; zero = not needed by the fit; hyper-parameters by inner leave-one-pair-out):", "",
-              "| backend | feature set | spill T | s | coefficients | fit rms |", "|---|---|---:|---:|---|---:|"]
+        sec.add(Text(
+            f"Note: most measurements are *below* the roofline (median ratio {ratios[len(ratios) // 2]:.2f}). "
+            "The roofline charges every counted MAC at the measured matmul peak, but the runtimes execute "
+            "fewer multiply-adds than the MAC count: on these small inputs the ASPP's dilated 3x3 convs "
+            "(rates 6/12/18 on a 6x12 to 16x32 map) have most kernel taps in the zero padding, which "
+            "oneDNN and MLAS skip, and 3x3 convs may run as Winograd-style transforms. A `host` profile "
+            "measured while the machine was busy also underestimates the peak (`hwbench profiles host "
+            "--refresh` on a quiet machine). The calibrated predictions do not depend on the roofline's scale."))
+    sec.add(Text("Fitted coefficients on all data (compute / traffic columns: inverse efficiency against the "
+                 "`host` roofline; zero = not needed by the fit; hyper-parameters by inner leave-one-pair-out):"))
+    coef_rows = []
     for (_dev, backend, _prec), c in cals.items():
         t = f"{c.spill_bytes / 2**20:.0f} MiB" if c.spill_bytes else "-"
         coefs = ", ".join(f"{k} {v:.3g}" for k, v in c.coef.items() if v > 0)
-        lines.append(f"| {backend} | {c.feature_set} | {t} | {c.shrink:g} | {coefs} | {c.fit_rms_rel_err:.1%} |")
-    lines += ["", f"![roofline vs measured vs predicted]({png.name})", "",
-              f"Files: `{files[0].name}` (records), `{csv_path.name}` (table with roofline and predictions), "
-              f"`{png.name}`.", ""]
-    return "\n".join(lines), files
+        coef_rows.append([backend, c.feature_set, t, f"{c.shrink:g}", coefs, f"{c.fit_rms_rel_err:.1%}"])
+    sec.add(Table(["backend", "feature set", "spill T", "s", "coefficients", "fit rms"], coef_rows,
+                  align=["l", "l", "r", "r", "l", "r"]),
+            Figure("roofline vs measured vs predicted", path=png),
+            Text(f"Files: `{files[0].name}` (records), `{csv_path.name}` (table with roofline and predictions), "
+                 f"`{png.name}`."))
+    return sec, files

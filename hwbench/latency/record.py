@@ -22,6 +22,7 @@ from typing import Any
 
 from hwbench.errors import UserError
 from hwbench.io import file_problem
+from hwbench.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def summarize(samples_ms: Iterable[float]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------- record
 @dataclass
 class Measurement:
-    """One latency measurement (JSON keys fixed by docs/contracts.md; extra keys are additive).
+    """One latency measurement (JSON keys fixed by docs/contracts.md; extra keys are additive), with its
+    provenance (time UTC, tool version, git commit, torch/onnxruntime versions, host).
 
     `latency_ms` is the headline figure (= `median_ms`). For TensorRT (measured, ingested or
     on-device) the headline is the GPU compute time; end-to-end (H2D + compute + D2H) and the
@@ -104,6 +106,9 @@ class Measurement:
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     batch: int | None = None  # images per timed query (input[0]; a trtexec --batch=N run's N); None: unknown
+    # when, by which tool version / commit, on which host the record was made (`hwbench.provenance`; for an
+    # ingested trtexec log: the ingest); {} for records read from files written before it existed
+    provenance: dict[str, Any] = field(default_factory=provenance)
 
     @classmethod
     def from_samples(cls, samples_ms: Sequence[float], *, model: str, device: str, backend: str,
@@ -143,7 +148,7 @@ class Measurement:
             raise UserError(f"measurement record lacks {', '.join(missing)}; "
                             "write records with `hwbench measure --out` or `hwbench ingest`")
         _check_numbers(d)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in names}, **({} if "provenance" in d else {"provenance": {}}))
 
 
 _TIMES = ("min_ms", "median_ms", "mean_ms", "latency_ms")

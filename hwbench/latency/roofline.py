@@ -43,6 +43,17 @@ for _k in ("aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "a
 for _k in ("Identity", "Dropout", "Dropout2d", "Dropout1d", "Flatten", "Unflatten"):
     _CATEGORY[_k] = "noop"
 
+# ONNX operators (`hwbench.counting.onnx_graph` rows are "onnx::<Op>"), same categories.
+for _cat, _ops in (("compute", ("Conv", "ConvTranspose", "Gemm", "MatMul")),
+                   ("norm", ("BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization")),
+                   ("activation", ("Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "LeakyRelu", "PRelu",
+                                   "Elu", "Selu", "Softplus", "Gelu", "Erf", "Mish", "Max", "Min")),
+                   ("elementwise", ("Add", "Sub", "Mul", "Div")),
+                   ("noop", ("Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Shape", "Constant",
+                             "Cast", "Transpose", "Expand", "Gather", "Slice"))):
+    for _k in _ops:
+        _CATEGORY[f"onnx::{_k}"] = _cat
+
 FUSED_CATEGORIES = frozenset({"norm", "activation", "elementwise"})
 
 

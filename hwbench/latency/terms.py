@@ -113,7 +113,7 @@ def valid_fraction(in_hw: tuple[int, int], kernel: Any, stride: Any = 1, padding
 def _layer_class(kind: str, category: str, module: Any) -> str:
     if category != "compute":
         return "memory"
-    if "Linear" in kind or kind in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"):
+    if "Linear" in kind or kind in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "onnx::Gemm", "onnx::MatMul"):
         return "linear"
     groups = int(getattr(module, "groups", 1) or 1)
     k = getattr(module, "kernel_size", (3, 3))
@@ -142,30 +142,62 @@ def _device_rates(device: str, precision: str) -> tuple[float, float]:
 def _classified_layers(model: str, input_shape: tuple[int, ...],
                        num_classes: int) -> tuple[tuple[Any, str, float], ...]:
     """(LayerCount, op class, valid-tap fraction) for every row of the count table (cached per process;
-    the count itself is also cached on disk, and conv input sizes come from one shape-only meta pass)."""
-    import torch
-
+    the count itself is also cached on disk, and conv input sizes come from one shape-only meta pass).
+    `model` is any form `hwbench.resolve` takes (zoo name, ONNX file, callable)."""
     from hwbench.count import count as count_ops
-    from hwbench.counting.meta import input_shapes
     from hwbench.latency.roofline import layer_category
+    from hwbench.resolve import resolve
 
-    c = count_ops(model, tuple(input_shape), num_classes=num_classes, ops="all")
-    net, conv_inputs = input_shapes(model, tuple(input_shape), num_classes=num_classes, types=(torch.nn.Conv2d,))
-    modules = dict(net.named_modules())
+    ref = resolve(model)
+    c = count_ops(model, tuple(input_shape), num_classes=num_classes if ref.kind == "zoo" else None, ops="all")
+    modules, conv_inputs = _conv_geometry(ref, tuple(input_shape), num_classes)
     out = []
     for layer in c.layers:
         mod = modules.get(layer.name)
         frac = 1.0
-        if layer.name in conv_inputs and isinstance(mod, torch.nn.Conv2d) and isinstance(mod.padding, tuple):
+        if layer.name in conv_inputs and len(mod.kernel_size) == 2 and isinstance(mod.padding, tuple):
             frac = valid_fraction(conv_inputs[layer.name][-2:], mod.kernel_size, mod.stride, mod.padding, mod.dilation)
         out.append((layer, _layer_class(layer.kind, layer_category(layer.kind), mod), frac))
     return tuple(out)
 
 
+def _conv_geometry(ref: Any, shape: tuple[int, ...], num_classes: int) -> tuple[dict[str, Any], dict[str, tuple]]:
+    """(layer name -> conv module or its ONNX attributes, layer name -> conv input shape) of a resolved model."""
+    import torch
+
+    if ref.kind == "onnx":
+        from hwbench.counting.onnx_graph import conv_geometry
+
+        geo = conv_geometry(ref.graph(), shape, str(ref.path))
+        return {k: g for k, (g, _) in geo.items()}, {k: s for k, (_, s) in geo.items()}
+    if ref.kind == "zoo":
+        from hwbench.counting.meta import input_shapes
+
+        net, seen = input_shapes(ref.name, shape, num_classes=num_classes, types=(torch.nn.Conv2d,))
+    else:  # a callable's module: one shape-only pass with meta copies of its weights
+        net, seen = ref.module(), {}
+
+        def record(q: str):
+            def hook(_mod: Any, args: tuple) -> None:  # returns None: the arguments are left as they are
+                seen.setdefault(q, tuple(args[0].shape))
+            return hook
+
+        hooks = [m.register_forward_pre_hook(record(q)) for q, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)]
+        meta = {k: torch.empty_like(t, device="meta") for k, t in [*net.named_parameters(), *net.named_buffers()]}
+        try:
+            with torch.no_grad():
+                torch.func.functional_call(net.eval(), meta, (torch.empty(shape, device="meta"),))
+        finally:
+            for h in hooks:
+                h.remove()
+    modules = {q: m for q, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    return modules, {q: s for q, s in seen.items() if q in modules}
+
+
 @functools.lru_cache(maxsize=512)
 def layer_terms(model: str, input_shape: tuple[int, ...], *, device: str, precision: str, backend: str,
                 num_classes: int = 19) -> Terms:
-    """Per-layer roofline terms of a zoo model at `input_shape` (N, C, H, W) on `device`."""
+    """Per-layer roofline terms of a model (any `hwbench.resolve` form) at `input_shape` (N, C, H, W) on `device`."""
     from hwbench.count import ops_from_macs
     from hwbench.latency.roofline import charged
     from hwbench.profiles import BYTES_PER_ELEMENT

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from hwbench.count import DEFAULT_INPUT, CountResult, count, ops_from_macs
+from hwbench.count import CountResult, count, ops_from_macs
 from hwbench.errors import UserError, unknown
 from hwbench.latency.roofline import layer_bytes, roofline
 from hwbench.profiles import BYTES_PER_ELEMENT, ENGINES, PRECISIONS, DeviceProfile, load_profile
@@ -77,7 +77,7 @@ def _as_count(model_or_count: str | nn.Module | CountResult, input_shape: Sequen
             raise UserError(f"input shape {list(input_shape)} differs from the count's {model_or_count.input}; "
                             "count again at that shape or drop input_shape")
         return model_or_count
-    return count(model_or_count, tuple(input_shape or DEFAULT_INPUT), num_classes=num_classes)
+    return count(model_or_count, tuple(input_shape) if input_shape is not None else None, num_classes=num_classes)
 
 
 def _as_profile(device: str | DeviceProfile) -> DeviceProfile:
@@ -121,12 +121,13 @@ _MODE_FNS: dict[str, Callable[..., LatencyEstimate]] = {"paper": _paper, "peak":
 
 
 def latency(model_or_count: str | nn.Module | CountResult, device: str | DeviceProfile, *,
-            mode: str = "paper", precision: str = "fp16", engine: str = "gpu",
+            mode: str = "roofline", precision: str = "fp16", engine: str = "gpu",
             input_shape: Sequence[int] | None = None, sparse: bool = False, fuse: bool = True,
             num_classes: int | None = None) -> LatencyEstimate:
-    """Theoretical latency of a model (name, module or `CountResult`) on a device (name or profile).
+    """Theoretical latency of a model (any form `hwbench.count` takes, or a `CountResult`) on a device (name,
+    profile file or profile). `mode` defaults to "roofline", as on the command line.
 
-    `input_shape` (N, C, H, W) defaults to 1x3x1024x2048 when counting; with a `CountResult` it
+    `input_shape` (N, C, H, W) defaults to the model's own input when counting; with a `CountResult` it
     must match the count's. A precision/engine the device has no figure for is a `UserError`.
     `fuse` applies to the roofline (see `hwbench.latency.roofline`).
     """

@@ -4,7 +4,9 @@ backbone/head split, deployability matrices, and plain-words notes on what the n
     report(out_dir, *, models, devices, input_shape, budgets, extra_sections) -> [Path] (report.md first)
 
 Modules: `paper` (the published figures and shared column choices), `build` (computations, CSVs and
-the whole-directory write), `figures` (PNG heatmaps), `markdown` (report.md).
+the whole-directory write), `sections` (the hardware report as a report model), `figures` (PNG heatmaps).
+Shared by every report of both packages: `doc` (the report model: sections, tables, figures),
+`render_md` / `render_html` (markdown; one self-contained HTML page), `figstyle` (legible figures).
 """
 
 from hwbench.report.build import ReportContext, SectionFn, report

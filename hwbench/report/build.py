@@ -1,28 +1,30 @@
 """The hardware report: Table 2 reproduced, honest latency modes beside it, backbone/head split,
 deployability matrices, and plain-words notes on what the numbers mean.
 
-    report(out_dir, *, models, devices, input_shape, budgets, extra_sections) -> Path (report.md)
+    report(out_dir, *, models, devices, input_shape, budgets, extra_sections) -> [Path] (report.md first)
 
-Writes only `out_dir`: report.md, CSVs (table2, latency, counts, layers, deploy), PNG heatmaps
-(matplotlib, Agg canvas) and `.hwbench-report.json` (the file list, written last). The directory is
-built beside `out_dir` and swapped in whole (`hwbench.io.atomic_dir`): a report killed part-way
-leaves the previous report as it was, never a mix. Everything is computed before the first write.
+Writes only `out_dir`: report.md and report.html (one report model, `hwbench.report.sections`, rendered
+twice; the HTML embeds its figures), CSVs (table2, latency, counts, layers, deploy), PNG heatmaps and
+`.hwbench-report.json` (the file list and provenance, written last). The directory is built beside
+`out_dir` and swapped in whole (`hwbench.io.atomic_dir`): a report killed part-way leaves the previous
+report as it was, never a mix. Everything is computed before the first write.
 
-Extension hook: `extra_sections` is a sequence of callables `fn(ctx: ReportContext) ->
-(markdown, files)`; each may write files into `ctx.out_dir` (the directory being built) and returns its markdown section and
-the paths it wrote. They are appended after the built-in sections (the measured-latency section
-plugs in here).
+Extension hook: `extra_sections` is a sequence of callables `fn(ctx: ReportContext) -> (section,
+files)`; each may write files into `ctx.out_dir` (the directory being built) and returns its section (a
+`hwbench.report.doc.Section`, or markdown text whose first line is its `## title`) and the paths it
+wrote. They are appended after the built-in sections (the measured-latency section plugs in here).
 """
 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Union
 
 from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count, model_label
 from hwbench.csvfile import records_csv
@@ -31,8 +33,9 @@ from hwbench.errors import UserError
 from hwbench.io import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
 from hwbench.latency.theoretical import LatencyEstimate, latency
 from hwbench.profiles import PAPER_DEVICES, DeviceProfile, load_profile
+from hwbench.provenance import provenance, utc_now
+from hwbench.report.doc import Markdown, Section
 from hwbench.report.figures import deploy_png, latency_png
-from hwbench.report.markdown import markdown
 from hwbench.report.paper import (
     DEFAULT_BUDGETS,
     HONEST_PRECISION,
@@ -42,6 +45,9 @@ from hwbench.report.paper import (
     columns,
     pct_diff,
 )
+from hwbench.report.render_html import render_html
+from hwbench.report.render_md import render_markdown
+from hwbench.report.sections import hardware_report
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,8 @@ class ReportContext:
     counts: dict[str, CountResult]
 
 
-SectionFn = Callable[[ReportContext], tuple[str, Sequence[Path]]]
+# an extra section: (a Section of the report model, or markdown text) and the files it wrote
+SectionFn = Callable[[ReportContext], tuple[Union[Section, str], Sequence[Path]]]
 
 
 def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices: Sequence[str] = PAPER_DEVICES,
@@ -70,7 +77,7 @@ def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices
     for fps, share in budgets:
         resolve_budget(fps=fps, share=share)
     profiles = [load_profile(d) for d in devices]
-    counts = {m: count(m, shape) for m in models}
+    counts = {m: dataclasses.replace(count(m, shape), model=m) for m in models}  # keyed and labelled as given
 
     est = _estimates(counts, profiles)
     verdicts = _verdicts(counts, profiles, budgets)
@@ -84,21 +91,31 @@ def report(out_dir: str | Path, *, models: Sequence[str] = PAPER_MODELS, devices
             written.append(atomic_write_text(tmp / name, records_csv(rows, float_format="%.6g")))
         for name, data in figures.items():
             written.append(atomic_write_bytes(tmp / name, data))
-        md = markdown(counts, profiles, est, verdicts, budgets, shape)
+        prov = provenance()
+        doc = hardware_report(counts, profiles, est, verdicts, budgets, shape, figures=figures, provenance=prov)
         ctx = ReportContext(tmp, tuple(models), tuple(p.name for p in profiles), shape, counts)
         for fn in extra_sections or ():
             section, files = fn(ctx)
-            md += "\n" + section.rstrip() + "\n"
+            doc.sections.append(section if isinstance(section, Section) else markdown_section(section))
             written.extend(Path(f) for f in files)
-        written.insert(0, atomic_write_text(tmp / "report.md", md))
+        written.insert(0, atomic_write_text(tmp / "report.html", render_html(doc, base=tmp)))
+        written.insert(0, atomic_write_text(tmp / "report.md", render_markdown(doc, base=tmp)))
         names = [p.relative_to(tmp).as_posix() for p in written]
-        atomic_write_json(tmp / MARKER, {"files": names, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        atomic_write_json(tmp / MARKER, {"files": names, "finished": utc_now(), "provenance": prov})
     return [out / n for n in names]
+
+
+def markdown_section(text: str) -> Section:
+    """A section from markdown text (an extension that builds no blocks): its `## title`, then the rest."""
+    head, _, rest = text.strip().partition("\n")
+    if head.startswith("#"):
+        return Section(head.lstrip("#").strip(), [Markdown(rest)])
+    return Section("More", [Markdown(text)])
 
 
 MARKER = ".hwbench-report.json"  # written last into a finished report: the files it holds
 # What a report directory from before the marker existed may hold (built-in and measured sections).
-_REPORT_FILES = frozenset({"report.md", "table2.csv", "latency.csv", "counts.csv", "layers.csv", "deploy.csv",
+_REPORT_FILES = frozenset({"report.md", "report.html", "table2.csv", "latency.csv", "counts.csv", "layers.csv", "deploy.csv",
                            "latency_heatmap.png", "deploy_heatmap.png", "measurements.jsonl",
                            "measured_latency.csv", "measured_latency.png", MARKER})
 

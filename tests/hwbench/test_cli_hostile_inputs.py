@@ -90,7 +90,10 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
                                     ["latency", "--device", "toy"], "is not a file"),
     "profile path that is a directory": (lambda d, t: (d / "x.toml").mkdir(), ["latency", "--device", "x.toml"],
                                          "is a directory"),
-    "no profiles at all": (lambda d, t: (d / "prof").mkdir(), ["profiles"], "no device profiles"),
+    # (an empty HWBENCH_PROFILES directory leaves the shipped profiles: tests/hwbench/test_profiles_user.py)
+    "model callable whose import fails": (_write("bad_model.py", "raise ValueError('boom')\n"),
+                                          ["count", "bad_model.py:build"], "importing bad_model.py failed (ValueError: boom)"),
+    "model ONNX file of garbage": (_write("x.onnx", b"\x08\xff garbage"), ["count", "x.onnx"], "x.onnx"),
     "unknown device": (None, ["profiles", "tx3"], "unknown device 'tx3'"),
     # ---- budgets and flags
     "fps 1e-310 (budget would be infinite)": (None, ["deploy", "--fps", "1e-310", "--json"], "infinite budget"),
@@ -135,8 +138,7 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
                                   ["predict", "--measurements", "m.jsonl"], "m.jsonl:1: not a measurement record"),
     "predict: missing keys": (_write("m.jsonl", '{"model": "x"}\n'), ["predict", "--measurements", "m.jsonl"],
                               "lacks"),
-    "predict --model without --input": (_write("m.jsonl", _records()), ["predict", "--measurements", "m.jsonl",
-                                                                         "--model", R20], "needs --input"),
+    # (predict --model without --input predicts at the model's own input: tests/hwbench/test_own_model.py)
     # ---- trtexec logs and --exportTimes
     "trtexec: NaN median": (_trtexec("t.log", "trt8.5_xavier_nx_fp16.log", lambda t: t.replace(_MEDIAN, "median = nan ms")),
                             ["ingest", "trtexec", "t.log", "--json"], "median is nan ms"),

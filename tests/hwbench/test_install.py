@@ -97,6 +97,30 @@ def test_wheel_versions(venv: Path, tmp_path: Path) -> None:
         assert r.returncode == 0 and r.stdout.strip() == f"{tool} {version('hwbench')}", r.stdout + r.stderr
 
 
+def test_wheel_counts_and_deploys_a_users_onnx_file(venv: Path, tmp_path: Path) -> None:
+    """The must-show of issue 16: from the wheel, in another directory, `hwbench count my.onnx` and
+    `hwbench deploy my.onnx --device tx2 --fps 30` work on an ONNX file built with onnx.helper."""
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w")  # 3x3 conv 3 -> 8, pad 1, on 16x20
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], "my",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 20])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 20])], initializer=[w])
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "my.onnx"))
+    r = _tool(venv, tmp_path, "hwbench", "count", "my.onnx", "--json")
+    assert r.returncode == 0, r.stderr
+    (c,) = json.loads(r.stdout)
+    assert c["macs"] == 8 * 3 * 9 * 16 * 20 and c["counter"] == "onnx"
+    r = _tool(venv, tmp_path, "hwbench", "deploy", "my.onnx", "--device", "tx2", "--fps", "30", "--json")
+    assert r.returncode == 0, r.stderr
+    (v,) = json.loads(r.stdout)
+    assert v["device"] == "tx2" and v["deployable"] is True and v["macs"] == c["macs"]
+
+
 USER_SCRIPT = '''\
 import al
 import hwbench

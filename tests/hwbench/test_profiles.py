@@ -57,12 +57,13 @@ def test_unknown_name_lists_valid_ones():
         load_profile("tx3")
 
 
-def test_load_by_path_and_env_override(tmp_path, monkeypatch, toy_profile):
+def test_load_by_path_and_env_search_path(tmp_path, monkeypatch, toy_profile):
     path = _write(tmp_path, toy_profile)
     assert load_profile(path).name == "toy"
-    monkeypatch.setenv("HWBENCH_PROFILES", str(tmp_path))
-    assert list_profiles() == ["toy", "host"]
-    assert load_profile("toy").peak_tops("fp16") == 1.0
+    shipped = list_profiles()
+    monkeypatch.setenv("HWBENCH_PROFILES", str(tmp_path))  # in front of the shipped profiles, not instead
+    assert list_profiles() == sorted([*shipped[:-1], "toy"]) + ["host"]
+    assert load_profile("toy").peak_tops("fp16") == 1.0 and load_profile("tx2").name == "tx2"
 
 
 @pytest.mark.parametrize("edit,needle", [

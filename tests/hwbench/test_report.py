@@ -16,7 +16,7 @@ def written(tmp_path_factory):
     def extra(ctx):
         path = ctx.out_dir / "extra.csv"
         path.write_text("a\n1\n")
-        return f"## Extra\n\n{len(ctx.counts)} models.\n", [path]
+        return f"## Extra\n\n{len(ctx.counts)} models.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", [path]
 
     paths = report(out, extra_sections=[extra])
     return root, out, paths
@@ -27,7 +27,7 @@ def test_only_out_dir_is_written(written):
     assert [p.name for p in root.iterdir()] == ["out"]
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([p.name for p in paths] + [".hwbench-report.json"])  # the marker, written last
-    assert {"report.md", "table2.csv", "latency.csv", "counts.csv", "deploy.csv", "latency_heatmap.png",
+    assert {"report.md", "report.html", "table2.csv", "latency.csv", "counts.csv", "deploy.csv", "latency_heatmap.png",
             "deploy_heatmap.png", "extra.csv"} <= set(names)
     for png in ("latency_heatmap.png", "deploy_heatmap.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -44,6 +44,11 @@ def test_table2_beside_published(written):
     md = (out / "report.md").read_text()
     for needle in ("Table 2", "139.8", "MACs vs OPs", "181.8", "60.3", "fp16/gpu", "int8/gpu+dla", "## Extra"):
         assert needle in md
+    html = (out / "report.html").read_text()
+    for needle in ("Table 2", "139.8", "MACs vs OPs", "181.8", "60.3", "fp16/gpu", "int8/gpu+dla", "<h2>Extra</h2>",
+                   "<td>2</td>"):  # the extension's markdown (and its table) too
+        assert needle in html, needle
+    assert html.count("<img ") == html.count('<img src="data:image/png;base64,') == 2  # embedded, no file links
     dep = pd.read_csv(out / "deploy.csv")
     assert set(dep["mode"]) == {"paper", "roofline"} and set(dep["share"]) == {1.0, 0.3}
 

@@ -22,13 +22,17 @@ _PROVIDERS = {"cpu": ["CPUExecutionProvider"],
               "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
-def select_providers(device: str, available: list[str]) -> list[Any]:
-    """Execution providers for `device` among `available` (CUDA with TF32 off, for fp32 accuracy)."""
+def select_providers(device: str, available: list[str], ort_version: str = "1.16") -> list[Any]:
+    """Execution providers for `device` among `available` (CUDA with TF32 off, for fp32 accuracy, where
+    onnxruntime `ort_version` knows the option: the 1.10/1.11 wheels refuse unknown options)."""
     wanted = [p for p in _PROVIDERS[device] if p in available]
     if device == "cuda" and "CUDAExecutionProvider" not in wanted:
         raise UserError("onnxruntime has no CUDAExecutionProvider here; "
                         "install it with: pip install onnxruntime-gpu, or use --backend-device cpu")
-    return [(p, {"use_tf32": 0}) if p == "CUDAExecutionProvider" else p for p in wanted]
+    from hwbench.ondevice import ort_cuda_options
+
+    cuda = {k: v for k, v in ort_cuda_options(ort_version).items() if k != "device_id"}
+    return [(p, cuda) if p == "CUDAExecutionProvider" else p for p in wanted]
 
 
 class OrtRunner(Runner):
@@ -57,7 +61,7 @@ class OrtRunner(Runner):
         if self.spec.threads:
             so.intra_op_num_threads = self.spec.threads
             so.inter_op_num_threads = 1
-        providers = select_providers(self.spec.device, ort.get_available_providers())
+        providers = select_providers(self.spec.device, ort.get_available_providers(), ort.__version__)
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types

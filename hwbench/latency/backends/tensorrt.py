@@ -1,4 +1,8 @@
-"""TensorRT runner (TensorRT 8.x and 10.x Python API, buffers through pycuda).
+"""TensorRT runner (TensorRT 8.0-10.x Python API, buffers through pycuda).
+
+Checked against each release's binding names without a GPU (tests/hwbench/ondevice/trt_standin.py,
+test_trt_releases.py); TensorRT 11 (no BuilderFlag.FP16/INT8) runs fp32 and refuses fp16/int8 in one
+line, hence the `trt` extra's `tensorrt>=8.5,<11`.
 
 The TensorRT calls live in `hwbench.ondevice`, the stand-alone script a Jetson user copies to the
 device, so that hwbench and the device run one implementation; this module adapts it to the

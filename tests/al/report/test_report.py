@@ -10,11 +10,20 @@ import pytest
 
 from al.report import load_experiment, write_report
 from al.report.format import DOWN, SELF_MARK, UP, fmt_cell, scale_colour
-from al.report.html import matrix_html
-from al.report.markdown import matrix_markdown
+from al.report.sections import matrix_table
 from al.stats import RANDOM, aggregate
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_json, write_jsonl
+from hwbench.report.render_html import table_html
+from hwbench.report.render_md import md_table
+
+
+def matrix_markdown(m):
+    return md_table(matrix_table(m))
+
+
+def matrix_html(m):
+    return table_html(matrix_table(m))
 
 VALUES = {("a", "a"): [60, 62, 64], ("a", "c"): [50, 51, 55], ("a", RANDOM): [55, 55, 58],
           ("b", "a"): [70, 70, 70], ("b", "c"): [71, 73, 75], ("b", RANDOM): [72, 72, 72]}
@@ -51,13 +60,13 @@ def test_markdown_matrix_marks_best_and_vs_random():
 
 def test_html_matrix_is_colour_coded_per_row():
     html = matrix_html(aggregate(recs()))
-    cells = re.findall(r'<td class="cell" style="background:(#[0-9a-f]{6})" data-scale="([0-9.]+)">', html)
+    cells = re.findall(r'<td class="r cell" style="background:(#[0-9a-f]{6})" data-scale="([0-9.]+)">', html)
     assert len(cells) == 4                      # surrogates only; random in its own, uncoloured column
     # row a: means 62 (best -> green), 52 (worst -> red); row b: 70 (worst), 73 (best)
     assert cells[0] == ("#63be7b", "1.000") and cells[1] == ("#f8696b", "0.000")
     assert cells[2][0] == "#f8696b" and cells[3][0] == "#63be7b"
-    assert html.count('<td class="random">') == 2
-    assert "<b>73.0 ± 2.0</b>" in html
+    assert html.count('<td class="r random">') == 2
+    assert "<b>73.0\u00a0±\u00a02.0</b>" in html
 
 
 def _experiment(tmp_path, with_entropy=True):
@@ -65,7 +74,10 @@ def _experiment(tmp_path, with_entropy=True):
     write_jsonl(d / "records.jsonl", recs())
     atomic_write_json(d / "experiment.json", {"name": "t", "seeds": [0, 1, 2], "deployment": ["a", "b"],
                                               "surrogates": ["a", "c"], "summary": "hand-made records",
-                                              "dataset": "synthetic_streets", "meta": {"torch": "x"}})
+                                              "dataset": "synthetic_streets", "meta": {"torch": "x"},
+                                              "provenance": {"time_utc": "2026-01-02T03:04:05Z",
+                                                             "tool": "hwbench", "tool_version": "9.9",
+                                                             "git_commit": "abcdef0123456789", "host": "rig"}})
     (d / "experiment.toml").write_text('name = "t"\n')
     atomic_write_json(d / "deploy.json", {"source": {"device": "tx2", "fps": 10, "share": 0.3, "mode": "paper"},
                                           "surrogates": ["a", "c"],
@@ -112,11 +124,11 @@ def test_write_report_renders_every_section(tmp_path):
     assert "20 of 20 off-diagonal pairs above random by the mean" in md
     assert "Beside the paper: Table 3" in html and 'class="matrix paper"' in html
     # one self-contained page: the figures are embedded, nothing refers to a file next to it
-    assert html.count("src='data:image/png;base64,") >= 1 and "src='entropy_hist.png'" not in html
+    assert html.count('src="data:image/png;base64,') >= 1 and "entropy_hist.png" not in html
     import base64
     import re as _re
 
-    png = base64.b64decode(_re.search(r"src='data:image/png;base64,([^']+)'", html).group(1))
+    png = base64.b64decode(_re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1))
     assert png[:4] == b"\x89PNG"
     assert (d / "entropy_hist.png").read_bytes()[:4] == b"\x89PNG"
     csv = (d / "matrix.csv").read_text().splitlines()

@@ -7,11 +7,13 @@ import json
 import pandas as pd
 
 from hwbench.latency.measured_report import measured_section
+from hwbench.report.doc import Report
+from hwbench.report.render_md import render_markdown
 
 
 def test_measured_section_small(tmp_path):
     steps = []
-    md, files = measured_section(tmp_path, models=("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small"),
+    section, files = measured_section(tmp_path, models=("deeplabv3plus_resnet20", "deeplabv3plus_mobilenetv3_small"),
                                  resolutions=((32, 64), (48, 96), (64, 128)), iters=2, warmup_ms=0,
                                  on_step=steps.append)
     assert [f.name for f in files] == ["measurements.jsonl", "measured_latency.csv", "measured_latency.png"]
@@ -24,8 +26,13 @@ def test_measured_section_small(tmp_path):
     assert all("wall" in r["components"] for r in recs)  # wall-clock samples kept next to CPU time
     df = pd.read_csv(files[1])
     assert len(df) == len(recs) and df["predicted_loo_ms"].notna().all() and df["roofline_ms"].gt(0).all()
+    md = render_markdown(Report("r", sections=[section]))
     assert "## Measured latency on this machine" in md and "Repeatability" in md and "within +-10 %" in md
     assert "measured_latency.png" in md and "Res-20" in md and "MNV3" in md
+    # the fit's real size: 2 models x 3 sizes = 6 pairs per backend; 5 train when one pair is held out,
+    # 3 when a whole model (its 3 sizes) is
+    assert "fitted on 5 points per backend when one pair is held out (6 (model, resolution) pairs" in md
+    assert "3 when a whole model is held out" in md
 
 
 def test_passes_measure_the_grid_again_and_the_predictor_takes_their_median():

@@ -47,7 +47,7 @@ def test_sigkill_restart_ten_of_ten(tmp_path):
     n = 120
     frames = write_frames(tmp_path / "frames", n)
     ref_spool = tmp_path / "ref"
-    proc = subprocess.run(_cmd(onnx, frames, ref_spool), capture_output=True, timeout=120)
+    proc = subprocess.run(_cmd(onnx, frames, ref_spool), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     ref = _snapshot(ref_spool)
     lines = ref[0].splitlines()
@@ -67,7 +67,7 @@ def test_sigkill_restart_ten_of_ten(tmp_path):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
                 kills_mid_run += 0 <= _progress(spool) < 10**9
-        proc = subprocess.run(_cmd(onnx, frames, spool), capture_output=True, timeout=120)
+        proc = subprocess.run(_cmd(onnx, frames, spool), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         assert proc.returncode == 0, proc.stderr.decode()
         assert _snapshot(spool) == ref, f"run {run} differs from the uninterrupted run"
     assert kills_mid_run >= 10, f"only {kills_mid_run} kills landed while the scorer was working"
