@@ -109,10 +109,12 @@ def record(area: str, kind: str, dmg: str, outcome: str, err: str = "") -> None:
 
 
 def drop_timing(obj: object) -> object:
-    """`obj` without what differs between two identical runs: durations, dates, hashes of such records."""
+    """`obj` without what differs between two identical runs: durations, dates (provenance), hashes of such
+    records."""
     if isinstance(obj, dict):
         return {k: drop_timing(v) for k, v in obj.items()
-                if not (k.endswith("_s") or k in ("seconds", "finished", "sha256", "ckpt_sha256", "timing"))}
+                if not (k.endswith("_s") or k in ("seconds", "finished", "sha256", "ckpt_sha256", "timing",
+                                                  "provenance", "time_utc"))}
     if isinstance(obj, list):
         return [drop_timing(v) for v in obj]
     return obj
