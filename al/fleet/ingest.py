@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -146,14 +147,17 @@ def _unit(v: list[float]) -> np.ndarray:
     return e / n if n > 0 else e
 
 
-def _read_existing(out: Path) -> list[dict[str, Any]]:
+def read_candidates(out: Path) -> list[dict[str, Any]]:
+    """The manifest lines of the candidates directory `out` after `check_sealed` (each with a file, a
+    content_sha256 and a finite score); [] for an empty or absent directory; `UserError` naming the file
+    otherwise. Frames are not read here: `check_frames` verifies those that are used."""
     manifest = out / "manifest.jsonl"
     if not manifest.exists():
         if out.is_dir() and any(out.iterdir()):
             raise UserError(f"{out} holds files but no manifest.jsonl (not made by al ingest, or damaged); "
                             f"move {out} away and ingest again")
         return []
-    _check_sealed(out)  # every line below is then the one ingest wrote
+    check_sealed(out)  # every line below is then the one ingest wrote
     rows = []
     try:
         for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
@@ -168,7 +172,7 @@ def _read_existing(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _check_sealed(out: Path) -> None:
+def check_sealed(out: Path) -> None:
     """`UserError` naming the file unless ingest.json is sealed and names the SHA-256 of manifest.jsonl and
     to_label.txt as they are (an edited score, a damaged line, another run's copy)."""
     from al.runs.files import is_sealed
@@ -191,10 +195,10 @@ def _is_score(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _check_existing(out: Path, old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> int:
-    """Point every earlier candidate at an intact copy of its frame: its own file when its SHA-256 matches
-    the manifest, else the same frame in a spool being ingested now (repaired); `UserError` naming the
-    file otherwise. Returns how many were repaired."""
+def check_frames(out: Path, old: list[dict[str, Any]], fresh: Sequence[dict[str, Any]] = ()) -> int:
+    """Point every candidate of `old` (lines of `read_candidates`) at an intact copy of its frame (`_path`):
+    its own file when its SHA-256 matches the manifest, else the same frame in `fresh`, lines of a spool
+    being ingested now (repaired); `UserError` naming the file otherwise. Returns how many were repaired."""
     spare = {r["content_sha256"]: r["_path"] for r in fresh}
     repaired = 0
     for r in old:
@@ -244,8 +248,8 @@ def ingest(spools: list[str | os.PathLike], into: str | os.PathLike, *, dedup_di
 def _merge(spools: list[str | os.PathLike], rows: list[dict[str, Any]], out: Path,
            dedup_dist: float | None) -> IngestResult:
     recover_dir(out)
-    old = _read_existing(out)
-    _check_existing(out, old, rows)
+    old = read_candidates(out)
+    check_frames(out, old, rows)
     pool = sorted(old + rows, key=lambda r: (-float(r["score"]), str(r.get("device_id", "")), int(r.get("t_us", 0)),
                                              r["content_sha256"]))
     kept: list[dict[str, Any]] = []

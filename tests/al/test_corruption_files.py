@@ -1,6 +1,7 @@
 """Corruption suite (issue 19), part 2: a fleet run (its world, a shard), a device spool, the ingested
-candidates and the count cache, each file damaged four ways (`tests/al/corruption.py`), then reused:
-refused in one line naming the file, or repaired to the undamaged result. Nothing damaged is used."""
+candidates (ingested again, and labelled) and the count cache, each file damaged four ways
+(`tests/al/corruption.py`), then reused: refused in one line naming the file, or repaired to the
+undamaged result. Nothing damaged is used."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hwbench.cli import main as hw_main
 from tests.al.corruption import DAMAGES, damage, drop_timing, judge, record
 from tests.al.fleet.test_fleet_run import SMALL
 from tests.al.fleet.test_ingest_integrity import make_spool
+from tests.al.fleet.test_label_integrity import make_oracle
 
 # ------------------------------------------------------------------------------------------------ fleet
 FLEET_FILES = ("world.npz", "world.json", "shards/shard_0_of_2.npz", "shards/shard_0_of_2.json")
@@ -129,6 +131,50 @@ def test_damaged_candidates_file(kind: str, dmg: str, spools, tmp_path: Path, ca
     outcome = judge(rc, err, target, same)
     record("candidates (al ingest output)", "candidates/frames/<frame>" if kind == "FRAME" else kind, dmg, outcome,
            err)
+    assert outcome != "USED", (kind, dmg, rc, err)
+
+
+def label_outcome(out: Path) -> dict:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def png_candidates(tmp_path_factory) -> tuple[Path, Path, Path, dict]:
+    """Two runs' candidates of PNG frames, an oracle holding the first's frames, and its labelled output."""
+    root = tmp_path_factory.mktemp("png_candidates")
+    a = make_spool(root / "a", "car-a", 6, 1, png=True)
+    b = make_spool(root / "b", "car-a", 6, 2, png=True)
+    make_oracle(root / "oracle", a, 5)
+    for s, run in ((a, "run_a"), (b, "run_b")):
+        assert main(["ingest", str(s), "--out", str(root / run)]) == 0
+    assert main(["label", str(root / "run_a" / "candidates"), "--oracle", str(root / "oracle"),
+                 "--out", str(root / "ref")]) == 0
+    return root / "run_a", root / "run_b", root / "oracle", label_outcome(root / "ref")
+
+
+@pytest.mark.parametrize("dmg", DAMAGES)
+@pytest.mark.parametrize("kind", CANDIDATE_FILES)
+def test_damaged_candidates_file_labelled(kind: str, dmg: str, png_candidates, tmp_path: Path, capsys) -> None:
+    """Damage in RUN_DIR/candidates, then `al label` (an oracle) reads them."""
+    run_a, run_b, oracle, want = png_candidates
+    d = tmp_path / "run"
+    shutil.copytree(run_a, d)
+    if kind == "FRAME":
+        first = json.loads((d / "candidates" / "manifest.jsonl").read_text().splitlines()[0])["file"]
+        other_first = json.loads((run_b / "candidates" / "manifest.jsonl").read_text().splitlines()[0])["file"]
+        target, other = d / "candidates" / first, run_b / "candidates" / other_first
+    else:
+        target, other = d / kind, run_b / kind
+    if not damage(target, dmg, other):
+        pytest.skip(f"{dmg} does not apply to {kind}")
+    capsys.readouterr()
+    out = tmp_path / "labelled"
+    rc = main(["label", str(d / "candidates"), "--oracle", str(oracle), "--out", str(out)])
+    err = capsys.readouterr().err
+    same = rc == 0 and label_outcome(out) == want
+    outcome = judge(rc, err, target, same)
+    record("candidates (al label input)", "candidates/frames/<frame>.png" if kind == "FRAME" else kind, dmg,
+           outcome, err)
     assert outcome != "USED", (kind, dmg, rc, err)
 
 

@@ -5,6 +5,7 @@ format `hwbench/ondevice.py` writes), so the tests need no model."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -16,14 +17,23 @@ import numpy as np
 from al.cli import main as al_main
 
 
-def make_spool(root: Path, device: str, n: int, seed: int, *, state: bool = True) -> Path:
-    """A spool of `n` distinct frames (random bytes) with a manifest and, if `state`, its state.json."""
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_spool(root: Path, device: str, n: int, seed: int, *, state: bool = True, png: bool = False) -> Path:
+    """A spool of `n` distinct frames (random bytes; with `png`, 8x12 RGB PNGs of random pixels) with a
+    manifest and, if `state`, its state.json."""
     rng = np.random.default_rng(seed)
     (root / "frames").mkdir(parents=True)
     entries = []
     for i in range(n):
-        data = rng.bytes(256)
-        name = f"frames/{device}_{i:05d}.bin"
+        data = _png(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)) if png else rng.bytes(256)
+        name = f"frames/{device}_{i:05d}.{'png' if png else 'bin'}"
         (root / name).write_bytes(data)
         entries.append({"file": name, "score": float(rng.random()), "content_sha256": hashlib.sha256(data).hexdigest(),
                         "t_us": 1000 * i + seed, "index": i, "device_id": device, "frame_id": i})
