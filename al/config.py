@@ -31,6 +31,7 @@ from typing import Any
 
 from al.train import TrainConfig
 from hwbench.errors import UserError, unknown
+from hwbench.io import file_problem
 from hwbench.tomlconf import from_mapping, read_toml
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -125,9 +126,10 @@ def resolve_path(path_or_preset: str | os.PathLike) -> tuple[Path, str]:
     text = os.fspath(path_or_preset)
     p = Path(text)
     if p.is_file() or text.endswith(".toml") or os.sep in text:
-        if p.is_dir():
-            raise UserError(f"config {p} is a directory; give a TOML file or a preset ({', '.join(list_presets())})")
-        if not p.is_file():
+        why = file_problem(p)
+        if why is not None and why != "not found":
+            raise UserError(f"config {p} {why}; give a TOML file or a preset ({', '.join(list_presets())})")
+        if why is not None:
             raise UserError(f"no such config file: {p}; presets: {', '.join(list_presets())}")
         return p, p.stem
     return preset_path(text), text
@@ -138,6 +140,9 @@ def resolve_preset(name: str | Path, *, prefix: str) -> Path:
     p = Path(name)
     if p.is_file():
         return p
+    why = file_problem(p)
+    if why is not None and why != "not found":  # a directory, a FIFO: named as such (and never opened)
+        raise UserError(f"config {p} {why}; give a TOML file or a preset")
     presets = PRESETS_DIR
     if p.suffix == "" and p.name == str(name):  # a bare preset name, not a path
         cand = presets / (f"{p.name}.toml" if p.name.startswith(prefix) else f"{prefix}{p.name}.toml")

@@ -201,7 +201,7 @@ class _Loop:
 
     def load_modules(self, k: int) -> tuple[nn.Module, nn.Module | None]:
         """The model (and LLAL module) of cycle k exactly as saved after its training."""
-        ckpt = self.rd.load_checkpoint(k)
+        ckpt = self.rd.load_checkpoint(k, self.state["cycles"][k].get("ckpt_sha256"))  # verified when known
         model, aux = self.new_modules(k)
         try:
             model.load_state_dict(ckpt["model"])
@@ -276,7 +276,7 @@ class _Loop:
         stats = self._train(model, self.p.pool, self.labelled_indices(k), self.cfg.train,
                             device=self.device, seed=seed, aux=aux, show_progress=self.show)
         if self.writes:
-            self.rd.save_checkpoint(k, model, aux)
+            c["ckpt_sha256"] = self.rd.save_checkpoint(k, model, aux)  # in the state written after this step
         self.dist.barrier()                           # the other ranks read the checkpoint next
         c["train"] = to_jsonable(stats or {})
         c["train_s"] = round(time.perf_counter() - t0, 4)

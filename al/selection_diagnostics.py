@@ -151,7 +151,9 @@ def _embeddings(run_dir: Path, model_name: str, prepared) -> np.ndarray | None:
     ckpts = sorted((run_dir / "checkpoints").glob("cycle_*.pt"))
     if not ckpts:
         return None
-    ckpt = RunDir(run_dir).load_checkpoint(int(ckpts[-1].stem.split("_")[1]))
+    rd, k = RunDir(run_dir), int(ckpts[-1].stem.split("_")[1])
+    cycles = rd.read_state()["cycles"]  # sealed: checked; the checkpoint must be the file it recorded
+    ckpt = rd.load_checkpoint(k, cycles[k].get("ckpt_sha256") if k < len(cycles) else "not recorded")
     model = Backend(prepared, output_stride=prepared.config.model.output_stride).new_model(model_name, init_seed=0)
     model.load_state_dict(ckpt["model"])
     model = model.to(prepared.device).eval()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hwbench.errors import UserError
+from hwbench.io import file_problem
 
 NONE = "none"
 PRETRAIN = "pretrain"
@@ -65,8 +66,8 @@ def resolve(spec: str | None, model: str, *, sha256: str | None = None, where: s
         ref = WeightsRef(PRETRAIN, meta["path"], meta["sha256"])
     else:
         path = Path(os.path.expanduser(os.path.expandvars(spec)))
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "not found"
+        what = file_problem(path)
+        if what is not None:
             raise UserError(f"{where}: checkpoint {str(path)!r} {what}; give \"none\", \"pretrain\" or the path "
                             "of a torchvision-format .pth file")
         try:

@@ -15,6 +15,7 @@ which Ctrl-C could print a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -61,6 +62,8 @@ def make_main(prog: str, description: str,
         finally:
             if previous == signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if argv is None and on_main:  # the command is over: a Ctrl-C now would only break the exit
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # handlers (torch's) with a traceback
 
     def _main(argv: Sequence[str] | None) -> int:
         verbose = 0
@@ -85,12 +88,16 @@ def make_main(prog: str, description: str,
             return _fail(str(e).splitlines()[0] if str(e) else "bad input")
         except OSError as e:  # a path given on the command line cannot be used (a file where a directory is needed, ...)
             where = f"{e.filename}: " if e.filename else ""
+            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                return _fail(f"{where}no space left on the device (or quota exceeded); free some space or write "
+                             "to another directory, then rerun (--resume where the command has it)")
             why = e.strerror or str(e)
             if isinstance(e, (FileExistsError, NotADirectoryError)) and not os.path.isdir(e.filename or ""):
                 why = "exists and is not a directory" if os.path.exists(e.filename or "") else "not a directory"
             return _fail(f"{where}{why}; check the path")
         except MemoryError:
-            return _fail("out of memory; use a smaller --input, --batch or model")
+            return _fail("out of memory; use a smaller input size, batch size or model (in the command's flags "
+                         "or its config file)")
         except Exception as e:  # noqa: BLE001 - a bug of ours: one line, the traceback only when asked for
             if verbose:
                 traceback.print_exc()

@@ -26,9 +26,22 @@ from rich.table import Table
 
 from hwbench.io import dumps_json, finite
 
-# Piped output (CI logs, `| less`) gets a wide fixed width instead of Rich's 80-column default.
-stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
-stderr = Console(stderr=True)
+
+def _width(stream: Any) -> int | None:
+    """Width for a console on `stream`: COLUMNS when it is a positive integer; COLUMNS of 0, below 0 or not
+    a number counts as unset (the terminal's width, or 200 on a pipe); piped output (CI logs, `| less`)
+    gets a wide fixed width instead of Rich's 80-column default."""
+    cols = os.environ.get("COLUMNS")
+    valid = cols is not None and cols.strip().isdigit() and int(cols) > 0
+    if cols is not None and not valid:  # Rich would take it as is (0: prints nothing)
+        import shutil
+
+        return shutil.get_terminal_size((200, 24)).columns if stream.isatty() else 200
+    return None if stream.isatty() or valid else 200
+
+
+stdout = Console(width=_width(sys.stdout))
+stderr = Console(stderr=True, width=_width(sys.stderr) if os.environ.get("COLUMNS") is not None else None)
 
 
 def line(text: str, *, err: bool = True) -> None:
@@ -120,11 +133,11 @@ def _field_value_table(columns: Sequence[str], cells: Sequence[Sequence[str]], t
     val_want = max((cell_len(v) for row in cells for v in row), default=1)
     val_min = max((_longest_word(v) for row in cells for v in row), default=1)
     key_want = max((cell_len(c) for c in columns), default=1)
-    val_w = min(val_want, max(val_min, avail - key_want))
-    key_w = max(avail - val_w, 4)
+    val_w = max(min(val_want, max(val_min, avail - key_want), avail - 1), 1)  # a value that fits is never cut
+    key_w = max(min(key_want, avail - val_w), 1)
     table = Table(title=escape(title) if title else title, box=None, show_header=False, pad_edge=False)
-    table.add_column("field", overflow="fold", style="bold", width=min(key_w, key_want))
-    table.add_column("value", overflow="fold", width=max(min(val_w, avail - min(key_w, key_want)), 1))
+    table.add_column("field", overflow="fold", style="bold", width=key_w)
+    table.add_column("value", overflow="fold", width=val_w)
     for k, row in enumerate(cells):
         if k:
             table.add_row("", "")

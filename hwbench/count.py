@@ -155,7 +155,8 @@ def _count_zoo(name: str, shape: tuple[int, int, int, int], num_classes: int | N
 
 def unique_labels(names: Sequence[str]) -> list[str]:
     """Display labels (the paper's: Res-18, MNV3+entropy, ...), falling back to the full name where two
-    different names share a label."""
+    different names share a label. The one labelling of models shown together: CLI tables, report tables,
+    figures and CSVs all use it, so one name is labelled alike everywhere it is shown with the same others."""
     from collections import Counter
 
     labels = []

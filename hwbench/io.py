@@ -9,6 +9,7 @@ mistake are refused where they are read (profiles, configs, measurements, trtexe
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -17,6 +18,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from hwbench.errors import UserError
 
 TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: `.<name>.<random>.tmp` beside their target
 
@@ -45,6 +48,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     return path
 
 
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file ("not found", "is a directory", "is a FIFO (named pipe)
+    ...", ...), None when it can. Checked before opening, so a FIFO never blocks the reader."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found" if not os.path.islink(path) else "is a symbolic link to nothing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    return "is a device or socket, not a regular file"
+
+
 def is_atomic_temporary(name: str) -> bool:
     """Whether a file name is a temporary `atomic_write_bytes` leaves behind when killed."""
     return name.startswith(".") and name.endswith(TMP_SUFFIX) and name.count(".") >= 3
@@ -59,30 +82,83 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a whole directory, then swap it in: yields a temporary sibling directory to fill; on
-    success `path` is replaced by it (any previous `path` is renamed aside, then removed), on any
-    error or interrupt the temporary directory is removed and `path` is untouched.
+    success `path` is replaced by it, on any error or interrupt the temporary directory is removed and
+    `path` is untouched (a new `path` stays an empty directory). One writer at a time: `path` itself is
+    locked throughout (a second process gets a one-line `UserError`).
 
-    A process killed outright (SIGKILL, power loss) can leave `.NAME.tmp-PID-*` or, between the two
-    renames of the swap, `.NAME.old-PID-*` beside `path`: `recover_dir(path)` (called here first)
-    puts the old directory back when `path` is missing and removes the leftovers of dead processes.
+    The swap is one `renameat2(RENAME_EXCHANGE)` where the kernel has it (Linux >= 3.15), so `path` is
+    never missing, whenever the process is killed; elsewhere it is two renames. A process killed outright
+    can leave `.NAME.tmp-PID-*` or, between the two renames of the fallback, `.NAME.old-PID-*` beside
+    `path`: `recover_dir(path)` (called here first, and by readers) puts the old directory back when
+    `path` is missing and removes the leftovers of dead processes.
     """
     out = Path(os.path.abspath(path))
+    if os.path.islink(out) and not out.exists():
+        raise UserError(f"{path} is a symbolic link that leads nowhere (a loop or a missing target); remove it "
+                        "or choose another output directory")
     out.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    recover_dir(out)  # first: a swap killed between its two renames left `out` missing
+    with _write_lock(out):
+        recover_dir(out)  # again under the lock: leftovers of a writer that died meanwhile
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
+            yield tmp
+            if not out.is_symlink() and _exchange(tmp, out):
+                shutil.rmtree(tmp, ignore_errors=True)  # `tmp` holds the old tree now
+            elif out.exists() or out.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+                os.replace(out, old)  # `old` is an empty directory: replaced by the old tree
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _write_lock(out: Path) -> Iterator[None]:
+    """Hold `flock` on the directory `out` itself (created empty if missing; no lock file is left anywhere).
+    Never waits; the kernel drops the lock when the process dies. A writer that starts after a swap
+    locks the new directory: by then the one before has finished."""
+    out.mkdir(exist_ok=True)
+    fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
-        yield tmp
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
-            os.replace(out, old)  # `old` is an empty directory: replaced by the old tree
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: writers are not serialised
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise UserError(f"{out} is being written by another process; wait for it to finish, "
+                                "then retry") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (`renameat2(..., RENAME_EXCHANGE)`); False when the system cannot."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # not this kernel or file system: the two renames
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def recover_dir(path: str | os.PathLike) -> None:

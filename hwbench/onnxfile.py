@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from hwbench.errors import UserError
+from hwbench.io import file_problem
 
 
 def check_onnx_file(path: str | os.PathLike) -> Path:
@@ -17,8 +18,9 @@ def check_onnx_file(path: str | os.PathLike) -> Path:
     import onnx
 
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"ONNX file {str(p)!r} not found; export one with `hwbench export MODEL --out FILE.onnx`")
+    why = file_problem(p)
+    if why is not None:
+        raise UserError(f"ONNX file {str(p)!r} {why}; export one with `hwbench export MODEL --out FILE.onnx`")
     try:
         model = onnx.load(str(p), load_external_data=False)
         onnx.checker.check_model(model)

@@ -190,10 +190,3 @@ def costed_models(names: list[str], score: str | None, aggregation: str = "mean"
         return list(names)
     return [scoring_model(n, score, aggregation, num_classes=num_classes, meta=True) for n in names]
 
-
-def display_label(name: str) -> str:
-    """'deeplabv3plus_mobilenetv3_small+entropy' -> 'MNV3+entropy' (the paper's labels)."""
-    from hwbench.count import model_label
-
-    base, plus, rest = name.partition("+")
-    return model_label(base) + plus + rest

@@ -20,16 +20,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from hwbench.errors import UserError
+from hwbench.io import file_problem
 
 T = TypeVar("T")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a directory; expected a TOML file")
-    if not path.is_file():
+    why = file_problem(path)
+    if why == "not found":
         raise UserError(f"no such file: {path}")
+    if why is not None:
+        raise UserError(f"{path} {why}; expected a TOML file")
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

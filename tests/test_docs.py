@@ -267,3 +267,20 @@ def test_readme_python_example(tmp_path, monkeypatch, capsys):
             sig = inspect.signature(getattr(al, node.func.attr))
             sig.bind(*[ast.literal_eval(a) for a in node.args],
                      **{k.arg: ast.literal_eval(k.value) for k in node.keywords})
+
+
+def test_al_strategy_table_lists_every_strategy():
+    """docs/al.md's strategy table: one row per registered strategy (al.strategies.STRATEGIES), each with
+    the table's three columns filled."""
+    from itertools import takewhile
+
+    from al.strategies import STRATEGIES
+
+    text = (ROOT / "docs" / "al.md").read_text(encoding="utf-8")
+    head = "| strategy | evidence | picks |"
+    assert text.count(head) == 1
+    rows = list(takewhile(lambda x: x.startswith("|"), text[text.index(head):].splitlines()[2:]))
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", row.strip())[1:-1]] for row in rows]
+    assert all(len(c) == 3 and all(c) for c in cells), cells
+    names = [re.match(r"`(\w+)`", c[0]).group(1) for c in cells]
+    assert sorted(names) == sorted(STRATEGIES)

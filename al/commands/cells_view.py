@@ -17,7 +17,10 @@ def run_cells(cfg: Any, args: argparse.Namespace) -> int:
     if sum(bool(x) for x in (args.list_cells, args.cell, args.shard, args.worker)) > 1 or args.chain:
         raise UserError("give one of --list-cells, --cell ID, --shard I/N (and not --chain)")
     shard = cells.parse_shard(args.shard) if args.shard else None
-    exp, plan = open_cells(cfg, args.out, create=not args.list_cells)
+    exp, plan = open_cells(cfg, args.out, create=False)
+    chosen = cells.find(plan, args.cell) if args.cell else None  # a wrong id: refused before anything is written
+    if not (args.list_cells or args.worker):  # (a --jobs worker's parent holds the directory)
+        cell_runner.init_dir(exp)
     if args.list_cells:
         rows = [c.to_dict(cells.status(plan, c)) for c in plan]
         if args.json:
@@ -27,12 +30,11 @@ def run_cells(cfg: Any, args: argparse.Namespace) -> int:
                  title=f"{len(plan)} cells of {cfg.name}", columns=["cell", "deps", "status"])
         return 0
     with torch_threads(cell_threads(cfg)):
-        if args.worker:  # one of `--jobs N`'s workers: any ready cell nobody holds; the parent finishes
-            cell_runner.exit_with_parent()
+        if args.worker:  # one of `--jobs N`'s workers (`al.parent_watch` armed): the parent finishes
             cell_runner.run_shard(exp, plan, 0, 1)
             return 0
         if args.cell:
-            cells.run_cell(exp, plan, cells.find(plan, args.cell))
+            cells.run_cell(exp, plan, chosen)
             ran = [args.cell]
         else:
             ran = cell_runner.run_shard(exp, plan, *shard)

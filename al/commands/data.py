@@ -39,9 +39,13 @@ def parse_size(text: str) -> tuple[int, int]:
     from hwbench.errors import UserError
 
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not m or min(int(m[1]), int(m[2])) < 16:
-        raise UserError(f"--size must be HxW with both >= 16 (e.g. 64x128), got {text!r}")
+    if not m or min(int(m[1]), int(m[2])) < 16 or max(int(m[1]), int(m[2])) > MAX_SIDE:
+        raise UserError(f"--size must be HxW with both between 16 and {MAX_SIDE} (e.g. 64x128), got {text!r}")
     return int(m[1]), int(m[2])
+
+
+MAX_FRAMES = 100_000  # frames one `al data drives` call writes (100 000 frames of 64x128 are ~1.5 GB)
+MAX_SIDE = 4096       # pixels per side of a synthetic frame
 
 
 def parse_drives(text: str) -> list[int]:
@@ -112,6 +116,10 @@ def _drives(args: argparse.Namespace, size: tuple[int, int]) -> int:
     if not math.isfinite(args.gap_s) or args.gap_s < 0:
         raise UserError(f"--gap-s must be a finite number >= 0, got {args.gap_s}")
     drives = parse_drives(args.drives)
+    if len(drives) * args.drive_frames > MAX_FRAMES:
+        raise UserError(f"--drives {args.drives} x --drive-frames {args.drive_frames} gives "
+                        f"{len(drives) * args.drive_frames:,} frames; write at most {MAX_FRAMES:,} per call "
+                        "(split the range over several --out directories)")
     frames = stream(args.seed, args.split, drives, size=size, drive_frames=args.drive_frames, gap_s=args.gap_s)
     with progress() as bar:
         task = bar.add_task("writing frames", total=len(drives) * args.drive_frames)

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         d = load_experiment(args.experiment)
         emit(matrix_records(aggregate(d.records)) if d.records else [], as_json=True)
         return 0
-    emit([{"file": str(p)} for p in written.values()], as_json=False, title="report files")
+    for p in written.values():  # plain lines: a path is never folded mid-name, whatever the width
+        line(f"wrote {p}", err=False)
     line(f"report: {written['markdown']}")
     return 0

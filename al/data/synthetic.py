@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,7 +42,22 @@ from hwbench.errors import UserError
 logger = logging.getLogger(__name__)
 
 DEFAULT_N = {"train": 600, "val": 240, "test": 240}  # the splits; their drives are disjoint
+MAX_SIDE = 4096  # pixels per side of a frame
 DEFAULT_SIZE = (64, 128)  # (H, W)
+
+
+def _check_memory(n: int, size: tuple[int, int]) -> None:
+    """`UserError` before any frame is rendered when the split's frames would not fit in this machine's
+    memory (uint8 images and labels, 4 bytes a pixel, and the float32 tensors training makes: 16 more)."""
+    need = n * size[0] * size[1] * 20
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no check
+        return
+    if need > have:
+        raise UserError(f"synthetic_streets: {n} frames of {size[0]}x{size[1]} need about {need / 2**30:.0f} GiB, "
+                        f"more than this machine's {have / 2**30:.0f} GiB; change [data.options] size or the "
+                        "number of images")
 
 
 def generate(seed: int, split: str, n: int, size: tuple[int, int],
@@ -97,13 +113,15 @@ class SyntheticStreets(Dataset):
         self.n = DEFAULT_N[split] if n is None else int(n)
         if self.n < 1:
             raise UserError(f"synthetic_streets: n must be >= 1, got {self.n}")
-        if len(size) != 2 or min(size) < 16:
-            raise UserError(f"synthetic_streets: size must be [H, W] with both >= 16, got {list(size)}")
+        if len(size) != 2 or min(size) < 16 or max(size) > MAX_SIDE:
+            raise UserError(f"synthetic_streets: size must be [H, W] with both between 16 and {MAX_SIDE}, got "
+                            f"{list(size)}; change [data.options] size")
         if int(drive_frames) < 1:
             raise UserError(f"synthetic_streets: drive_frames must be >= 1, got {drive_frames}")
         if int(seed) < 0:
             raise UserError(f"synthetic_streets: seed must be a non-negative integer, got {seed}")
         self.size = (int(size[0]), int(size[1]))
+        _check_memory(self.n, self.size)
         self.seed = int(seed)
         self.drive_frames = int(drive_frames)
         k = np.arange(self.n)

@@ -2,9 +2,12 @@
 (`--shard I/N`), or all of them in N local worker processes (`--jobs N`: each worker takes the next
 ready cell nobody holds), then the matrix they make.
 
-Several processes share one experiment directory: each takes the experiment lock only for a
-moment (to create or check the directory's identity, and to write the final records and report;
-a busy lock is retried for `LOCK_WAIT_S`), and every cell's own lock while it runs it.
+Several processes share one experiment directory: `--cell` and `--shard` processes take the
+experiment lock only for a moment (to create or check the directory's identity, and to write the
+final records and report; a busy lock is retried for `LOCK_WAIT_S`), and every cell's own lock while
+they run it. `--jobs N` holds the experiment lock for its whole life (a second `al surrogate` on the
+directory is refused); its workers take only the cells' locks, and end when it dies
+(`al.parent_watch`).
 
 A shard runs its cells in plan order; when one waits on a dependency that nobody is running, the
 shard runs that dependency itself (so a dead or slow peer never blocks it), and when the
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 
 from al.experiments import cells as C
 from al.experiments.context import Experiment
+from al.parent_watch import PARENT_ENV
 from hwbench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -31,7 +35,6 @@ T = TypeVar("T")
 LOCK_WAIT_S = 120.0
 POLL_S = 0.5
 THREADS_ENV = "AL_CELL_THREADS"   # set for --jobs children: torch threads per cell process
-PARENT_ENV = "AL_WORKER_PARENT"   # set for --jobs workers: the PID of the process that started them
 
 
 def retry_busy(fn: Callable[[], T], what: str, wait_s: float = LOCK_WAIT_S) -> T:
@@ -106,22 +109,6 @@ def run_shard(exp: Experiment, cells: list[C.Cell], i: int, n: int) -> list[str]
         if pending and not progressed:
             time.sleep(POLL_S)
     return ran
-
-
-def exit_with_parent(poll_s: float = 1.0) -> None:
-    """In a `--jobs` worker: end this process soon after its parent dies (a SIGKILL gives the parent
-    no chance to stop its workers); a cell cut short is redone by `--resume`."""
-    import threading
-
-    parent = int(os.environ.get(PARENT_ENV) or os.getppid())  # the PID the parent gave: it may be gone already
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        log.warning("the al surrogate process that started this worker is gone; stopping")
-        os._exit(3)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def default_jobs() -> int:

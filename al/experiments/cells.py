@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.experiments.matrix import cell_dir, cell_stem, random_for, train_cell
+from al.experiments.matrix import cell_dir, cell_stem, random_for, read_record, train_cell
 from al.runs.lock import DirLock, holder_pid
 from al.seeds import initial_selection
 from al.stats import RANDOM
@@ -45,6 +45,7 @@ class Cell:
     column: str = ""              # train: a surrogate or "random"
     deps: tuple[str, ...] = ()
     path: Path = Path()
+    identity: str = ""            # the experiment's identifying SHA-256 (a train cell's record must name it)
     budget: int = 0               # train: labelled images (the final budget, or a sweep's smaller one)
 
     def to_dict(self, status: str) -> dict:
@@ -61,16 +62,17 @@ def plan(exp: Experiment) -> list[Cell]:
     cells: list[Cell] = []
     budgets = exp.p.budgets or (n_final(exp),)
     nested = bool(exp.p.budgets)
+    ident = exp.identity_sha256()
     for seed in exp.cfg.seeds:
         for s in exp.p.surrogates:
-            cells.append(Cell(f"al/s{seed}/{s}", "al", seed, s, path=exp.seed_dir(seed) / "al" / s))
+            cells.append(Cell(f"al/s{seed}/{s}", "al", seed, s, path=exp.seed_dir(seed) / "al" / s, identity=ident))
         for d in exp.cfg.deployment:
             for n in budgets:
                 for col in (*exp.p.surrogates, RANDOM):
                     deps = () if col == RANDOM else (f"al/s{seed}/{col}",)
                     stem = cell_stem(exp, col, n, nested=nested)
                     cells.append(Cell(f"train/s{seed}/{d}/{stem}", "train", seed, d, col, deps,
-                                      cell_dir(exp, d, col, seed, n, nested=nested), n))
+                                      cell_dir(exp, d, col, seed, n, nested=nested), ident, n))
     return cells
 
 
@@ -82,7 +84,17 @@ def find(cells: list[Cell], cell_id: str) -> Cell:
 
 
 def is_done(cell: Cell) -> bool:
-    return (cell.path / ("DONE" if cell.kind == "al" else "record.json")).is_file()
+    """An AL cell: its run's DONE exists (the run verifies itself when opened); a train cell: its sealed
+    record is intact (an edited or damaged one makes the cell not done, so it is trained again)."""
+    if cell.kind == "al":
+        from al.runs.run_dir import RunDir
+
+        return (cell.path / "DONE").is_file() and RunDir(cell.path).is_complete()
+    return (cell.path / "record.json").is_file() and _record(cell) is not None
+
+
+def _record(cell: Cell) -> dict | None:
+    return read_record(cell.path / "record.json", cell.identity, cell.model, cell.column, cell.seed)
 
 
 def status(cells: list[Cell], cell: Cell) -> str:
@@ -125,28 +137,32 @@ def run_cell(exp: Experiment, cells: list[Cell], cell: Cell) -> dict | None:
 
 def records(exp: Experiment, cells: list[Cell]) -> tuple[list[dict], list[Cell]]:
     """Matrix records of the finished train cells (serial order) and the cells not finished."""
-    import json
-
     out, missing = [], []
     final = n_final(exp)
     for c in cells:
         if not is_done(c):
             missing.append(c)
         elif c.kind == "train" and c.budget in (0, final):
-            rec = json.loads((c.path / "record.json").read_text(encoding="utf-8"))
+            rec = _record(c)
+            if rec is None:  # damaged since is_done looked
+                missing.append(c)
+                continue
             out.append({k: rec[k] for k in ("deployment", "surrogate", "seed", "metric", "value")})
     return out, missing
 
 
 def timing_part(cell: Cell, *, reused: bool) -> dict:
     """The `timing.json` part of a finished cell, as the serial run records it."""
-    import json
-
     if cell.kind == "train":
-        rec = json.loads((cell.path / "record.json").read_text(encoding="utf-8"))
+        rec = _record(cell) or {}
         kind, name, seconds = "deployment training", f"{cell.model}<-{cell.column}", rec.get("seconds", 0.0)
     else:
-        state = json.loads((cell.path / "state.json").read_text(encoding="utf-8"))
+        from al.runs.run_dir import RunDir
+
+        try:
+            state = RunDir(cell.path).read_state()
+        except UserError:
+            state = {"cycles": []}
         kind, name = "surrogate AL run", cell.model
         seconds = sum(c.get(k) or 0.0 for c in state["cycles"] for k in ("select_s", "train_s", "eval_s"))
     return {"kind": kind, "name": name, "seed": cell.seed, "seconds": round(float(seconds), 3), "reused": reused}

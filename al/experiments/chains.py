@@ -19,10 +19,10 @@ import numpy as np
 from al.experiments.config import run_config
 from al.experiments.context import Experiment
 from al.experiments.matrix import train_cell
-from al.runs.files import read_cached_json
+from al.runs.files import read_cached_json, sha256_text, write_sealed_json
 from al.seeds import random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
-from hwbench.io import atomic_write_json, write_jsonl
+from hwbench.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,11 @@ class _ChainOps:
         gdir = self._gdir(gen, model)
         path = gdir / "inherited.json"
         digest = selection_digest(labelled)
+        key = sha256_text(f"{self.exp.identity_sha256()}|chain|{gen}|{model}|{self.seed}|{digest}")
         rec = read_cached_json(path)
         if rec is not None:
-            if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)):
+            if rec.get("selection_sha") == digest and rec.get("key") == key and \
+                    isinstance(rec.get("value"), (int, float)):
                 self.exp.timing.parts.append({"kind": "chain training", "name": model, "seed": self.seed,
                                               "seconds": rec["seconds"], "reused": True})
                 self.exp.advance(1)
@@ -108,8 +110,9 @@ class _ChainOps:
                                     cfg=self.exp.cfg.train.for_model(model, "deployment"))
             metrics = self.be.evaluate(m)
         rec = {"generation": gen, "model": model, "value": float(metrics[self.metric]), "metrics": metrics,
-               "labelled": labelled.tolist(), "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
-        atomic_write_json(path, rec)
+               "labelled": labelled.tolist(), "selection_sha": digest, "key": key,
+               "seconds": round(time.perf_counter() - t, 3)}
+        write_sealed_json(path, rec)
         self.exp.advance(1)
         return rec["value"], None  # the continuation (al.loop.run) trains its own scoring model
 

@@ -179,6 +179,10 @@ class Experiment:
                                                          "verdicts": self.p.resolved.verdicts})
             yield
 
+    def identity_sha256(self) -> str:
+        """SHA-256 of the config that identifies this experiment (its seeds aside): `experiment.json`'s."""
+        return sha256_text(config_toml(without_seeds(self.cfg)))
+
     def describe(self, toml: str) -> dict:
         import torch
 

@@ -21,7 +21,14 @@ import numpy as np
 from al.config import DataConfig, TrainConfig, resolve_preset
 from al.experiments.backend import backend_for, check_task
 from al.runs.experiment_dir import experiment_dir
-from al.runs.files import npz_bytes, read_cached_json, save_state_dict, sha256_text
+from al.runs.files import (
+    npz_bytes,
+    read_cached_json,
+    save_state_dict,
+    sha256_file,
+    sha256_text,
+    write_sealed_json,
+)
 from al.runtime import torch_threads
 from al.seeds import selection_digest
 from al.stats import entropy_ratios, entropy_summary
@@ -111,6 +118,8 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
     from al.report.write import write_report
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # before the models are resolved (pre-training takes minutes)
+        raise UserError(f"--out {out} exists and is not a directory")
     be = backend_for(cfg.data, cfg.train, cfg.device, model=cfg.models[0], output_stride=cfg.output_stride)
     check_task(cfg.models, be.p.task, "models")
     cfg, be.weights = resolve_models(cfg, cfg.models)  # the resolved config names checkpoints by SHA-256
@@ -144,7 +153,8 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
             ckpt, res_path = mdir / "model.pt", mdir / "result.json"
             t0 = time.perf_counter()
             res = read_cached_json(res_path)
-            cached = res is not None and ckpt.is_file() and res.get("train_sha") == digest
+            cached = res is not None and ckpt.is_file() and res.get("train_sha") == digest \
+                and res.get("model_sha256") == sha256_file(ckpt)  # an edited or damaged model.pt: trained again
             if progress is not None:
                 progress.update(task, description=f"entropy: train {name} on {n_train} images")
             if cached:
@@ -156,9 +166,9 @@ def _entropy_analysis(cfg: EntropyConfig, out_dir: str | Path, *, resume: bool =
                     cached = False
             if not cached:
                 model = be.train_model(name, train_idx, seed=cfg.seed, cfg=cfg.train)
-                save_state_dict(model, ckpt)
-                atomic_write_json(res_path, {"model": name, "train_size": int(n_train), "train_sha": digest,
-                                             "seconds": round(time.perf_counter() - t0, 3)})
+                sha = sha256_file(save_state_dict(model, ckpt))
+                write_sealed_json(res_path, {"model": name, "train_size": int(n_train), "train_sha": digest,
+                                             "model_sha256": sha, "seconds": round(time.perf_counter() - t0, 3)})
             parts.append({"kind": "entropy training", "name": name, "seed": cfg.seed,
                           "seconds": round(time.perf_counter() - t0, 3), "reused": bool(cached)})
             if progress is not None:

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from al.experiments.context import Experiment
-from al.runs.files import read_cached_json, save_state_dict
+from al.runs.files import read_cached_json, save_state_dict, sha256_file, sha256_text, write_sealed_json
 from al.runs.lock import DirLock, remove_temporaries
 from al.seeds import nested_random_selection, random_selection, selection_digest, stable_seed
 from al.stats import RANDOM
-from hwbench.io import atomic_write_json, write_jsonl
+from hwbench.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,23 @@ def random_for(exp: Experiment, initial: np.ndarray, n: int, seed: int) -> np.nd
     return random_selection(initial, exp.be.pool_size, n, seed=seed)
 
 
+def cell_key(identity: str, deployment: str, column: str, seed: int, digest: str) -> str:
+    """What a cell's result depends on: the experiment's identifying config (`identity`: its SHA-256), the
+    cell and its selection (a record copied from another experiment or cell never matches)."""
+    return sha256_text(f"{identity}|{deployment}|{column}|{seed}|{digest}")
+
+
 def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indices: np.ndarray, path: Path) -> dict:
     digest = selection_digest(indices)
+    key = cell_key(exp.identity_sha256(), deployment, column, seed, digest)
     rec = read_cached_json(path)
     if rec is not None:
-        if rec.get("selection_sha") == digest and isinstance(rec.get("value"), (int, float)):
+        if rec.get("selection_sha") == digest and rec.get("key") == key and \
+                isinstance(rec.get("value"), (int, float)) and model_ok(path, rec):
             exp.timing.parts.append({"kind": "deployment training", "name": f"{deployment}<-{column}",
                                       "seed": seed, "seconds": rec.get("seconds", 0.0), "reused": True})
             return rec
-        log.warning("%s: selection changed, retraining", path)
+        log.warning("%s: not this cell's result (selection or config changed, or copied), retraining", path)
     exp.describe_step(f"seed {seed}: train {deployment} on {column}'s {len(indices)} images")
     t = time.perf_counter()
     with exp.timing.part("deployment training", f"{deployment}<-{column}", seed):
@@ -86,10 +94,35 @@ def _train_cell(exp: Experiment, deployment: str, column: str, seed: int, indice
         metrics = exp.be.evaluate(model)
     rec = {"deployment": deployment, "surrogate": column, "seed": seed, "metric": exp.be.metric,
            "value": float(metrics[exp.be.metric]), "metrics": metrics, "labelled": int(len(indices)),
-           "selection_sha": digest, "seconds": round(time.perf_counter() - t, 3)}
+           "selection_sha": digest, "key": key, "seconds": round(time.perf_counter() - t, 3)}
     if exp.cfg.save_deployment_checkpoints:
-        save_state_dict(model, path.with_name("model.pt"))
-    atomic_write_json(path, rec)
+        rec["model_sha256"] = sha256_file(save_state_dict(model, path.with_name("model.pt")))
+    write_sealed_json(path, rec)  # sealed: an edited or damaged record is trained again, never used
+    return rec
+
+
+def model_ok(record_path: Path, rec: dict) -> bool:
+    """A cell's `model.pt`, when its record names one, is the file the record's SHA-256 names."""
+    want = rec.get("model_sha256")
+    model = record_path.with_name("model.pt")
+    if want is None:
+        return True
+    if model.is_file() and sha256_file(model) == want:
+        return True
+    log.warning("%s is missing or does not match the SHA-256 in %s; training the cell again", model, record_path)
+    return False
+
+
+def read_record(record_path: Path, identity: str, deployment: str, column: str, seed: int) -> dict | None:
+    """A finished train cell's record (sealed, this cell's key, its model.pt intact), or None: then the cell
+    is not done (it is trained again)."""
+    rec = read_cached_json(record_path)
+    if rec is None or not isinstance(rec.get("value"), (int, float)) or not model_ok(record_path, rec):
+        return None
+    if rec.get("key") != cell_key(identity, deployment, column, seed, str(rec.get("selection_sha"))):
+        log.warning("%s is not this cell's record (another experiment's or cell's); training the cell again",
+                    record_path)
+        return None
     return rec
 
 

@@ -46,10 +46,13 @@ def run_experiment(config: ExperimentConfig | str | os.PathLike, out_dir: str | 
 
 
 def _run_parallel(exp: Experiment, *, resume: bool, jobs: int, child_args: Sequence[str]) -> list[dict]:
+    with exp.opened(resume=resume):  # held for the whole run: one `al surrogate` per experiment directory
+        return _run_cells(exp, jobs=jobs, child_args=child_args)
+
+
+def _run_cells(exp: Experiment, *, jobs: int, child_args: Sequence[str]) -> list[dict]:
     from al.experiments import cell_runner, cells
 
-    with exp.opened(resume=resume):  # checks and identity, as the serial run; then the cells' own locks
-        pass
     plan = cells.plan(exp)
     done_before = {c.id for c in plan if cells.is_done(c)}
     exp.start_progress(len(plan), f"surrogate experiment: {len(plan)} cells, {jobs} processes")

@@ -170,6 +170,8 @@ def validate(cfg: FleetConfig) -> FleetConfig:
 
     for key in ("fps", "hours_per_day", "frame_kb", "upload_mb_per_day"):
         _positive(key, getattr(cfg, key))
+    if cfg.hours_per_day > 24:
+        raise UserError(f"hours_per_day must be at most 24, got {cfg.hours_per_day:g}")
     if cfg.days < 1 or cfg.seed < 0 or cfg.threads < 0:
         raise UserError("days must be >= 1, seed >= 0 and threads >= 0")
     if cfg.frames_per_day < 1:

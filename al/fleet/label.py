@@ -17,6 +17,9 @@ Labels come from one of
 score, device and content hash), written into a temporary sibling and renamed into place; labelling
 again into an existing directory adds only new frames. Everything is checked before anything is
 written: a candidate missing from the oracle, a label of the wrong size or mode, is one `UserError`.
+The candidates are verified as `al ingest` verifies them before anything is read from them: ingest.json
+sealed and naming the SHA-256 of manifest.jsonl and to_label.txt as they are, and each frame to label
+matching its `content_sha256`; a damaged, edited or replaced file is refused in one line naming it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from al.fleet.ingest import check_frames, read_candidates
 from hwbench.errors import UserError
 
 MANIFEST = "manifest.jsonl"
@@ -59,20 +63,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _candidates(cand_dir: Path) -> list[dict[str, Any]]:
-    """Candidate manifest lines in labelling order (to_label.txt)."""
+    """Candidate manifest lines in labelling order (to_label.txt), verified as `al ingest` verifies them:
+    ingest.json sealed and naming the SHA-256 of manifest.jsonl and to_label.txt (`check_sealed`)."""
     manifest, order = cand_dir / MANIFEST, cand_dir / "to_label.txt"
     if not manifest.is_file() or not order.is_file():
         raise UserError(f"{cand_dir}: no {MANIFEST} and to_label.txt; give the candidates directory that "
                         "`al ingest SPOOL... --into RUN` wrote (RUN/candidates)")
-    by_file = {r.get("file"): r for r in _read_jsonl(manifest)}
+    by_file = {r["file"]: r for r in read_candidates(cand_dir)}
     out = []
     for n, f in enumerate(order.read_text(encoding="utf-8").split(), 1):
         if f not in by_file:
             raise UserError(f"{order}:{n}: {f!r} is not in {manifest}; run `al ingest` again")
-        path = (cand_dir / f).resolve()
-        if cand_dir.resolve() not in path.parents or not path.is_file():
-            raise UserError(f"{order}:{n}: frame {f!r} is missing from {cand_dir}")
-        out.append(dict(by_file[f], _path=path))
+        out.append(dict(by_file[f]))
     return out
 
 
@@ -115,6 +117,7 @@ def label_candidates(candidates: str | os.PathLike, out: str | os.PathLike, *, o
         raise UserError(f"--out {out_dir} exists and is not a labelled frame directory; choose a new one")
     cands = _candidates(cand_dir)
     asked = cands[:budget] if budget is not None else cands
+    check_frames(cand_dir, asked)  # each frame to label: its file with the manifest's SHA-256 (sets _path)
     existing = _read_jsonl(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else []
     have = {r.get("content_sha256") for r in existing}
     index = _oracle_index(Path(oracle)) if oracle is not None else None

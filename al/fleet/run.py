@@ -17,7 +17,9 @@ process does all devices and writes everything.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import re
 import time
@@ -31,6 +33,7 @@ from al.fleet.config import FleetConfig, load_fleet_config
 from al.fleet.latency import ScoringLatency, fleet_latencies
 from al.fleet.simulate import FIELDS, FleetResult, VariantResult, merge, parse_shard, simulate
 from al.fleet.world import get_world
+from al.runs.files import is_sealed, sha256_text, write_sealed_json
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -64,7 +67,9 @@ def fleet_dir(out: Path, toml_text: str, cfg: FleetConfig, *, lock: bool) -> Ite
     yield out
 
 
-def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
+def save_shard(out: Path, shard: tuple[int, int], res: FleetResult, config_sha256: str = "") -> Path:
+    """The shard's arrays, then its sidecar `.json` (SHA-256 of the file and of the config): a shard
+    without an intact sidecar is not finished (`load_shard` refuses it)."""
     arrays: dict[str, np.ndarray] = {"devices": np.array([res.devices])}
     for k, v in res.variants.items():
         arrays[f"{k}/device"], arrays[f"{k}/day"] = v.device, v.day
@@ -74,14 +79,32 @@ def save_shard(out: Path, shard: tuple[int, int], res: FleetResult) -> Path:
             arrays[f"{k}/{f}"] = v.fields[f]
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    return atomic_write_bytes(out / SHARD_DIR / f"shard_{shard[0]}_of_{shard[1]}.npz", buf.getvalue())
+    path = atomic_write_bytes(out / SHARD_DIR / f"shard_{shard[0]}_of_{shard[1]}.npz", buf.getvalue())
+    write_sealed_json(path.with_suffix(".json"), {"npz_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                                                  "config_sha256": config_sha256})
+    return path
 
 
-def load_shard(path: Path) -> FleetResult:
+def load_shard(path: Path, config_sha256: str | None = None) -> FleetResult:
+    """A shard written by `save_shard` for this config; `UserError` naming the file when it is not intact."""
     import zipfile
 
     try:
-        with np.load(path) as z:
+        side = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except (OSError, ValueError):
+        raise UserError(f"{path}: its sidecar {path.with_suffix('.json').name} is missing or unreadable (the shard "
+                        "did not finish, or was damaged); run that shard again") from None
+    if not is_sealed(side):
+        raise UserError(f"{path.with_suffix('.json')} is damaged or was edited (its own sha256 does not match); "
+                        "run that shard again")
+    if side.get("npz_sha256") != hashlib.sha256(data).hexdigest():
+        raise UserError(f"{path} does not match the sha256 in {path.with_suffix('.json').name} (damaged or "
+                        "replaced); it is not used; run that shard again")
+    if config_sha256 is not None and side.get("config_sha256") != config_sha256:
+        raise UserError(f"{path} was written for another fleet config; run that shard again here")
+    try:
+        with np.load(io.BytesIO(data)) as z:
             a = {k: z[k] for k in z.files}
         res = FleetResult(devices=int(a.pop("devices")[0]))
         for k in dict.fromkeys(name.rsplit("/", 1)[0] for name in a):
@@ -92,7 +115,7 @@ def load_shard(path: Path) -> FleetResult:
     return res
 
 
-def load_shards(out: Path) -> list[FleetResult]:
+def load_shards(out: Path, config_sha256: str | None = None) -> list[FleetResult]:
     """All shards of one complete `--shard i/n` set found in out/shards/."""
     found: dict[int, dict[int, Path]] = {}
     for p in sorted((out / SHARD_DIR).glob("shard_*_of_*.npz")):
@@ -105,7 +128,7 @@ def load_shards(out: Path) -> list[FleetResult]:
         raise UserError(f"--merge: {out / SHARD_DIR} holds no complete set of shards (have: {have}); "
                         "run the missing `--shard i/n` first")
     n = max(complete)
-    return [load_shard(found[n][i]) for i in range(n)]
+    return [load_shard(found[n][i], config_sha256) for i in range(n)]
 
 
 def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: str | None = None,
@@ -117,8 +140,10 @@ def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: s
     if shard is not None and merge_shards:
         raise UserError("give --shard or --merge, not both")
     i, n = parse_shard(shard)
-    latencies = fleet_latencies(cfg)
     out = Path(out_dir)
+    config_sha = sha256_text(text)
+    shards = load_shards(out, config_sha) if merge_shards else None  # checked before any work or write
+    latencies = fleet_latencies(cfg)
     with fleet_dir(out, text, cfg, lock=n == 1), torch_threads(cfg.threads):
         timing: dict[str, float] = {}
         t = time.perf_counter()
@@ -126,12 +151,12 @@ def run_fleet(config: str | os.PathLike, out_dir: str | os.PathLike, *, shard: s
         timing["world_s"] = time.perf_counter() - t
         t = time.perf_counter()
         if merge_shards:
-            res = merge(load_shards(out))
+            res = merge(shards)
         else:
             res = simulate(cfg, world, latencies, shard=(i, n), progress=progress)
         timing["simulate_s"] = time.perf_counter() - t
         if n > 1:
-            path = save_shard(out, (i, n), res)
+            path = save_shard(out, (i, n), res, config_sha)
             return {"shard": f"{i}/{n}", "devices": res.devices, "path": str(path), "timing": timing}
         return finish(cfg, out, world, latencies, res, timing, progress=progress)
 

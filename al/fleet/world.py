@@ -28,8 +28,9 @@ import numpy as np
 
 from al.fleet.config import FleetConfig
 from al.fleet.streams import Drives
+from al.runs.files import is_sealed, write_sealed_json
 from hwbench.errors import UserError
-from hwbench.io import atomic_write_bytes, atomic_write_json
+from hwbench.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +153,26 @@ def save_world(world: ScoredWorld, out: Path) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(out / WORLD_NPZ, buf.getvalue())
-    atomic_write_json(out / WORLD_JSON, world.info)
+    write_sealed_json(out / WORLD_JSON, {**world.info, "npz_sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
 
 
 def load_world(out: Path, key: str) -> ScoredWorld | None:
     """The saved world of `out` if it was built for `key`, else None."""
     try:
         info = json.loads((out / WORLD_JSON).read_text(encoding="utf-8"))
+        if not is_sealed(info):
+            log.warning("%s is damaged or was edited (its sha256 does not match); building the world again",
+                        out / WORLD_JSON)
+            return None
         if info.get("key") != key:
             return None
-        with np.load(out / WORLD_NPZ) as z:
+        data = (out / WORLD_NPZ).read_bytes()
+        if hashlib.sha256(data).hexdigest() != info.get("npz_sha256"):
+            log.warning("%s does not match the sha256 in %s (damaged or replaced); building the world again",
+                        out / WORLD_NPZ, WORLD_JSON)
+            return None
+        info = {k: v for k, v in info.items() if k not in ("npz_sha256", "sha256")}
+        with np.load(io.BytesIO(data)) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # damaged or foreign: built again

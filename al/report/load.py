@@ -20,7 +20,7 @@ from al.report.inputs import (
 )
 from al.runs.files import load_entropy_scores
 from hwbench.errors import UserError
-from hwbench.io import read_jsonl
+from hwbench.io import file_problem, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
     """Read an experiment (or entropy-analysis) directory; UserError when it holds no results."""
     root = Path(exp_dir)
     if not root.is_dir():
-        raise UserError(f"no such experiment directory: {root}")
+        why = file_problem(root)
+        raise UserError(f"no such experiment directory: {root}" if why == "not found" else
+                        f"{root} {why or 'is a file'}; give an experiment directory (al surrogate/entropy --out)")
     d = ExperimentData(root=root)
     if (root / "records.jsonl").is_file():
         d.records = read_records(root / "records.jsonl", RECORD_TYPES)

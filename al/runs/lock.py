@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +41,35 @@ def holder_pid(directory: str | os.PathLike) -> int | None:
         return None
 
 
+def _who(directory: str | os.PathLike) -> str:
+    pid = holder_pid(directory)
+    return f"process {pid}" if pid is not None else "another process"
+
+
+def check_not_busy(directory: str | os.PathLike, *, what: str = "directory") -> None:
+    """`UserError` naming the holder when another process holds `directory`'s lock (creates nothing)."""
+    lock = Path(directory) / LOCK_NAME
+    key = os.path.join(os.path.realpath(directory), LOCK_NAME)
+    if key in _HELD or not lock.is_file() or lock.is_symlink():
+        return
+    try:
+        fd = os.open(key, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except ImportError:
+        return
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise UserError(f"{what} {directory} is in use by {_who(directory)} (lock {lock}); wait for it to "
+                            "finish or stop it, then retry") from None
+    finally:
+        os.close(fd)
+
+
 class DirLock:
     """`with DirLock(path, what="run"):` holds the exclusive lock of `path` (created if missing)."""
 
@@ -52,24 +82,33 @@ class DirLock:
     def lock_file(self) -> Path:
         return self.path / LOCK_NAME
 
-    def acquire(self) -> DirLock:
-        """Take the lock now or raise `UserError` (never waits)."""
+    def acquire(self, wait_s: float = 0.0) -> DirLock:
+        """Take the lock now (or within `wait_s` seconds) or raise `UserError`."""
         self.path.mkdir(parents=True, exist_ok=True)
-        key = os.path.realpath(self.lock_file)
+        if self.lock_file.is_symlink():  # a dangling link would create (or lock) some other file
+            raise UserError(f"{self.lock_file} is a symbolic link, not this {self.what}'s lock file; remove it "
+                            "(it is made again), then retry")
+        key = os.path.join(os.path.realpath(self.path), LOCK_NAME)
         if key in _HELD:  # this process holds it already
             fd, depth = _HELD[key]
             _HELD[key] = (fd, depth + 1)
             self._key = key
             return self
-        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(key, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        deadline = time.monotonic() + wait_s
         try:
-            _flock(fd)
+            while True:
+                try:
+                    _flock(fd)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)
         except BlockingIOError:
             os.close(fd)
-            pid = holder_pid(self.path)
-            who = f"process {pid}" if pid is not None else "another process"
-            raise UserError(f"{self.what} {self.path} is in use by {who} (lock {self.lock_file}); wait for it to "
-                            "finish or stop it, then retry") from None
+            raise UserError(f"{self.what} {self.path} is in use by {_who(self.path)} (lock {self.lock_file}); "
+                            "wait for it to finish or stop it, then retry") from None
         except BaseException:
             os.close(fd)
             raise
@@ -91,7 +130,7 @@ class DirLock:
         self._key = None
 
     def __enter__(self) -> DirLock:
-        return self.acquire()
+        return self if self._key is not None else self.acquire()  # `with DirLock(p).acquire(wait_s=...)`
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.release()

@@ -1,14 +1,17 @@
 """Files of one `al run` directory (DESIGN §3 "Runs"); `state.json` is the source of truth.
 
-    config.toml        the resolved config
-    state.json         labelled indices per cycle, metrics, RNG seeds, steps done
-    selections.jsonl   one record per cycle, derived from the state
+    config.toml        the resolved config (its SHA-256 is in the state)
+    state.json         labelled indices per cycle, metrics, RNG seeds, steps done, the SHA-256 of every
+                       checkpoint; sealed (`al.runs.files.seal`): its own `sha256` over the rest
+    selections.jsonl   one record per cycle, derived from the state (rewritten from it when they differ)
     metrics.jsonl      one record per cycle, derived from the state
     checkpoints/       cycle_NNN.pt: model (+ LLAL module) state after that cycle's training
     DONE               written last (a marker for people and tools; the state decides)
     .lock              held by the process working in the directory (`al.runs.lock`)
 
-Every write is atomic (`hwbench.io`).
+Every write is atomic (`hwbench.io`). A state whose seal does not match (edited, damaged) is refused;
+a checkpoint whose SHA-256 is not the one the state names is never loaded (`al.runs.resume` trains it
+again).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from al.runs.files import SEAL_KEY, is_sealed, seal, sha256_bytes, sha256_file
 from al.runs.lock import LOCK_NAME, DirLock, is_bookkeeping
 from al.seeds import STREAMS
 from hwbench.errors import UserError
 from hwbench.io import atomic_write_bytes, atomic_write_json, read_jsonl, write_jsonl
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: sealed, with checkpoint SHA-256s
 STEPS = ("select", "train", "eval")
 RECORD_KEYS = ("cycle", "labelled", "fraction", "metric", "value")
 
@@ -50,6 +54,18 @@ class RunDir:
         """Finished according to `state.json` (a DONE file alone proves nothing)."""
         return self.state_path.is_file() and bool(self.read_state()["done"])
 
+    def is_complete(self) -> bool:
+        """Finished and intact: the state (sealed) says done and its last checkpoint has the SHA-256 the state
+        recorded (anything else: resume it, and it repairs or refuses)."""
+        try:
+            state = self.read_state() if self.state_path.is_file() else None
+        except UserError:
+            return False
+        if not state or not state["done"]:
+            return False
+        last = state["cycles"][-1]
+        return self.checkpoint_damage(last["cycle"], last["ckpt_sha256"]) is None
+
     def is_empty(self) -> bool:
         """No results: nothing, or only the lock file and temporaries of interrupted writes."""
         return self.path.is_dir() and all(is_bookkeeping(p.name) for p in self.path.iterdir())
@@ -64,13 +80,18 @@ class RunDir:
         except (OSError, ValueError) as e:  # ValueError: bad JSON or bytes that are not UTF-8
             why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
             raise UserError(f"{self.state_path}: unreadable run state ({why}); start over with --force") from None
+        if isinstance(state, dict) and state.get("version") == STATE_VERSION and not is_sealed(state):
+            raise UserError(f"{self.state_path} does not match its sha256 (edited or damaged); it is not used; "
+                            "restore it or start over with --force")
+        if isinstance(state, dict):
+            state.pop(SEAL_KEY, None)
         return check_state(state, self.state_path)
 
     def write_state(self, state: dict) -> None:
-        """Write the JSON lines derived from `state`, then `state.json` itself."""
+        """Write the JSON lines derived from `state`, then `state.json` itself (sealed)."""
         write_jsonl(self.path / "selections.jsonl", selection_records(state))
         write_jsonl(self.path / "metrics.jsonl", metric_records(state))
-        atomic_write_json(self.state_path, state)
+        atomic_write_json(self.state_path, seal(state))
 
     def records_match(self, state: dict) -> bool:
         """Whether selections.jsonl and metrics.jsonl hold exactly what `state` says."""
@@ -84,21 +105,35 @@ class RunDir:
     def ckpt_path(self, cycle: int) -> Path:
         return self.ckpt_dir / f"cycle_{cycle:03d}.pt"
 
-    def save_checkpoint(self, cycle: int, model: Any, aux: Any | None) -> None:
+    def save_checkpoint(self, cycle: int, model: Any, aux: Any | None) -> str:
+        """Write cycle `cycle`'s checkpoint; returns its SHA-256 (the state records it after this write)."""
         import torch
 
         buf = io.BytesIO()
         torch.save({"cycle": cycle, "model": _cpu_state(model), "aux": None if aux is None else _cpu_state(aux)},
                    buf)
         atomic_write_bytes(self.ckpt_path(cycle), buf.getvalue())
+        return sha256_bytes(buf.getvalue())
 
-    def load_checkpoint(self, cycle: int) -> dict:
-        """Cycle `cycle`'s checkpoint; `UserError` when missing, unreadable or not this run's."""
+    def checkpoint_damage(self, cycle: int, sha256: str | None) -> str | None:
+        """Why cycle `cycle`'s checkpoint may not be used ("is missing", "does not match ..."), None when intact."""
+        path = self.ckpt_path(cycle)
+        if not path.is_file():
+            return "is missing"
+        if sha256 is not None and sha256_file(path) != sha256:
+            return "does not match the sha256 in state.json (damaged or replaced)"
+        return None
+
+    def load_checkpoint(self, cycle: int, sha256: str | None = None) -> dict:
+        """Cycle `cycle`'s checkpoint; `UserError` when missing, unreadable, not this run's or (given the
+        `sha256` the state recorded) not the file that was written."""
         import torch
 
         path = self.ckpt_path(cycle)
-        if not path.is_file():
-            raise UserError(f"{path} is missing; the run cannot resume; start over with --force")
+        why = self.checkpoint_damage(cycle, sha256)
+        if why is not None:
+            raise UserError(f"{path} {why}; it is not used; resume again (it is trained again) or start over "
+                            "with --force")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # truncated, random bytes, a foreign pickle: never load it any other way
@@ -109,9 +144,9 @@ class RunDir:
                             "start over with --force")
         return ckpt
 
-    def checkpoint_ok(self, cycle: int) -> bool:
+    def checkpoint_ok(self, cycle: int, sha256: str | None = None) -> bool:
         try:
-            self.load_checkpoint(cycle)
+            self.load_checkpoint(cycle, sha256)
             return True
         except UserError:
             return False
@@ -175,6 +210,8 @@ def check_state(state: Any, path: Path) -> dict:
             if len(set(sel)) != len(sel) or seen.intersection(sel):
                 raise bad(f"cycle {k}: an image is labelled twice")
             seen.update(sel)
+        if "train" in steps and not (isinstance(c.get("ckpt_sha256"), str) and len(c["ckpt_sha256"]) == 64):
+            raise bad(f"cycle {k}: the SHA-256 of its checkpoint is missing")
         if "eval" in steps:
             rec = c.get("record")
             if not isinstance(rec, dict) or not all(k_ in rec for k_ in RECORD_KEYS) or not _is_num(rec["value"]):

@@ -4,7 +4,8 @@ Key: model name, input (N, C, H, W), classes and output stride (the model's defa
 ops mode, counter, `COUNTER_VERSION`, the torch version and a fingerprint of the source of the
 zoo and the counter (so editing a model or a formula never serves a stale count). One JSON file
 per key under `${HWBENCH_CACHE_DIR:-~/.cache/hwbench}/count/`; `HWBENCH_NO_CACHE=1` turns it off. Writes are atomic; an unreadable,
-corrupt or mismatching entry is ignored (and rewritten by the next count), an unwritable cache
+corrupt, edited (each entry carries the SHA-256 of its key and result) or mismatching entry is ignored
+(and rewritten by the next count), an unwritable cache
 directory logs one warning and counting goes on without it.
 """
 
@@ -66,6 +67,12 @@ def _path(folder: Path, key: dict[str, Any]) -> Path:
     return folder / "count" / f"{digest[:32]}.json"
 
 
+def _digest(key: Any, result: Any) -> str:
+    """SHA-256 of an entry's key and result (sorted-key JSON): a flipped digit never serves a wrong count."""
+    return hashlib.sha256(json.dumps({"key": key, "result": result}, sort_keys=True,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
 def load(key: dict[str, Any]) -> CountResult | None:
     """The cached result for `key`, or None (no cache, no entry, or an entry that is not valid)."""
     folder = cache_dir()
@@ -76,6 +83,10 @@ def load(key: dict[str, Any]) -> CountResult | None:
         entry = json.loads(path.read_bytes())
         if not isinstance(entry, dict) or entry.get("key") != key:
             raise ValueError("entry for another key")
+        if entry.get("sha256") != _digest(entry.get("key"), entry.get("result")):
+            log.warning("count cache entry %s is damaged or was edited (its sha256 does not match); counting again",
+                        path)
+            return None
         result = CountResult.from_json(entry.get("result"))
         if (result.model, result.input, result.ops, result.counter) != (key["model"], key["input"], key["ops"], "meta"):
             raise ValueError("entry does not match its key")
@@ -96,8 +107,9 @@ def store(key: dict[str, Any], result: CountResult) -> None:
         return
     path = _path(folder, key)
     try:
-        atomic_write_text(path, json.dumps({"key": key, "result": result.to_json()}, separators=(",", ":")),
-                          durable=False)
+        body = result.to_json()
+        atomic_write_text(path, json.dumps({"key": key, "result": body, "sha256": _digest(key, body)},
+                                           separators=(",", ":")), durable=False)
     except OSError as e:
         if str(folder) not in _WARNED:
             _WARNED.add(str(folder))

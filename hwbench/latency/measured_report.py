@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwbench.count import unique_labels
 from hwbench.csvfile import records_csv
 from hwbench.latency.measure import MeasureConfig, Measurement, measure
 from hwbench.report.doc import Figure, Section, Table, Text
@@ -83,15 +84,6 @@ def steady_malloc(mode: str = "steady") -> Iterator[str]:
                 libc.mallopt(param, value)
 
 
-def _label(model: str) -> str:
-    try:
-        from hwbench.models import model_info
-
-        return model_info(model).label
-    except Exception:  # label is cosmetic; a zoo change must not break the report
-        return model
-
-
 def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tuple[int, int]] = RESOLUTIONS,
                      backends: Sequence[str] = BACKENDS, iters: int = ITERS, warmup_ms: float = WARMUP_MS,
                      threads: int = THREADS, clock: str = CLOCK, repeat_at: tuple[int, int] | None = None,
@@ -124,6 +116,7 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
     by_size = sorted(resolutions, key=lambda hw: hw[0] * hw[1])
     repeat_at = repeat_at or by_size[len(by_size) // 2]
     onnx_files: dict[str, str] = {}
+    labels = dict(zip(models, unique_labels(list(models)), strict=True))
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=work_dir) as tmp, steady_malloc(malloc) as applied:
         for p in range(passes):
             for model in models:
@@ -138,7 +131,7 @@ def run_measurements(*, models: Sequence[str] = MODELS, resolutions: Sequence[tu
                                         clock=clock)
                     for hw in resolutions:
                         if on_step:
-                            on_step(f"{_label(model)} {backend} {hw[0]}x{hw[1]}"
+                            on_step(f"{labels[model]} {backend} {hw[0]}x{hw[1]}"
                                     + (f" (pass {p + 1}/{passes})" if passes > 1 else ""))
                         rec = measure(module, hw, cfg, model_name=model)
                         rec.env["malloc"] = applied
@@ -180,7 +173,7 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
                 vals.append(float(match[0][key]) if match else math.nan)
             ax.plot(x + off, vals, linestyle="none", marker=marker, markersize=8, color=colour, label=name,
                     markerfacecolor=colour if filled else "none", markeredgewidth=1.5)
-        ax.set_xticks(x, [_label(m) for m in models])
+        ax.set_xticks(x, unique_labels(models))
         ax.set_xlabel("model (DeepLabv3+ backbone)")
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
@@ -215,6 +208,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
                                         warmup_ms=warmup_ms, threads=threads, clock=clock, malloc=malloc,
                                         passes=passes, on_step=on_step, work_dir=out)
     measure_s = time.perf_counter() - t0
+    labels = dict(zip(models, unique_labels(list(models)), strict=True))
     files = [write_jsonl(out / "measurements.jsonl", [r.to_dict() for r in records])]
 
     t_fit = time.perf_counter()
@@ -229,7 +223,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
     csv_rows = []
     for r in records:
         p = by_pair.get((r.backend, r.model, tuple(r.input)), {})
-        csv_rows.append({"model": r.model, "label": _label(r.model), "backend": r.backend, "device": r.device,
+        csv_rows.append({"model": r.model, "label": labels[r.model], "backend": r.backend, "device": r.device,
                          "precision": r.precision, "input": "x".join(map(str, r.input)), "iters": r.iters,
                          "clock": r.env.get("clock"), "min_ms": r.min_ms, "median_ms": r.median_ms,
                          "mean_ms": r.mean_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "std_ms": r.std_ms,
@@ -274,7 +268,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
             for h, w in resolutions:
                 r = firsts.get((m, b, (1, 3, h, w)))
                 cells.append(f"{_fmt_ms(r.median_ms)} ({_fmt_ms(r.p90_ms)})" if r else "-")
-            rows.append([_label(m), b, *cells])
+            rows.append([labels[m], b, *cells])
     sec.add(Table(["model", "backend", *(f"{h}x{w} median (p90) ms" for h, w in resolutions)], rows,
                   align=["l", "l", *("r" for _ in resolutions)]))
     sec.add(Text(
@@ -319,7 +313,7 @@ def measured_section(out_dir: str | os.PathLike, *, resolutions: Sequence[tuple[
         "leave-one-pair-out."))
     sec.add(Table(["model", "backend", "input", "measured ms", "roofline ms", "measured / roofline",
                    "predicted (LOO) ms", "error"],
-                  [[_label(r["model"]), r["backend"], f"{r['input'][2]}x{r['input'][3]}", _fmt_ms(r["measured_ms"]),
+                  [[labels[r["model"]], r["backend"], f"{r['input'][2]}x{r['input'][3]}", _fmt_ms(r["measured_ms"]),
                     _fmt_ms(r["roofline_ms"]), f"{r['measured_ms'] / r['roofline_ms']:.2f}",
                     _fmt_ms(r["predicted_ms"]), f"{r['rel_err']:+.1%}"] for r in loo],
                   align=["l", "l", "l", "r", "r", "r", "r", "r"]))

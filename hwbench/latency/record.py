@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hwbench.errors import UserError
+from hwbench.io import file_problem
 from hwbench.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,9 @@ def read_measurements(path: str | os.PathLike) -> list[Measurement]:
     import json
 
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"measurements file {str(p)!r} not found; write one with `hwbench measure --out DIR`")
+    why = file_problem(p)
+    if why is not None:
+        raise UserError(f"measurements file {str(p)!r} {why}; write one with `hwbench measure --out DIR`")
     records = []
     try:
         with open(p, encoding="utf-8") as f:

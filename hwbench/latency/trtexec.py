@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hwbench.errors import UserError
+from hwbench.io import file_problem
 from hwbench.latency.measure import PRECISIONS, Measurement, check_device_precision
 from hwbench.latency.trtexec_times import (  # noqa: F401  (re-exported)
     EXPORT_TIMES_KEYS,
@@ -337,8 +338,9 @@ def ingest(path: str | os.PathLike, *, model: str | None = None, device: str | N
            precision: str | None = None, input_shape: list[int] | None = None) -> list[Measurement]:
     """Records from a trtexec log or --exportTimes JSON file (`UserError` if it is neither)."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"file {str(p)!r} not found; pass a trtexec log or an --exportTimes JSON file")
+    why = file_problem(p)
+    if why is not None:
+        raise UserError(f"file {str(p)!r} {why}; pass a trtexec log or an --exportTimes JSON file")
     if precision is not None and precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     try:

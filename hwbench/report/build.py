@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Union
 
-from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count, model_label
+from hwbench.count import DEFAULT_INPUT, PAPER_MODELS, CountResult, check_input_shape, count, unique_labels
 from hwbench.csvfile import records_csv
 from hwbench.deploy import DeployVerdict, resolve_budget, verdict
 from hwbench.errors import UserError
@@ -123,6 +123,9 @@ _REPORT_FILES = frozenset({"report.md", "report.html", "table2.csv", "latency.cs
 def check_replaceable(out: Path) -> None:
     """`UserError` unless `out` is absent, empty, or a report directory (whole directories are replaced,
     so anything else in it would be lost)."""
+    if out.is_symlink() and not out.exists():  # a loop or a dangling link: named before any work
+        raise UserError(f"--out {out} is a symbolic link that leads nowhere (a loop or a missing target); remove "
+                        "it or choose another directory")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose a directory")
     if not out.is_dir():
@@ -168,19 +171,20 @@ def _verdicts(counts: dict[str, CountResult], profiles: list[DeviceProfile],
 
 def _tables(counts, profiles, est, verdicts, shape):
     paper_gops = PAPER_GOPS if at_paper_input(shape) else {}
+    labels = dict(zip(counts, unique_labels(list(counts)), strict=True))
     t2 = []
     for dev in profiles:
         for m, c in counts.items():
             pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m) if at_paper_input(shape) else None
             ours = est[(dev.name, m, "paper")].latency_ms if dev.paper_tops is not None else None
-            t2.append({"device": dev.name, "paper_tops": dev.paper_tops, "model": m, "label": model_label(m),
+            t2.append({"device": dev.name, "paper_tops": dev.paper_tops, "model": m, "label": labels[m],
                        "gmacs": c.gmacs, "paper_gops": paper_gops.get(m), "latency_ms": ours,
                        "paper_latency_ms": pub,
                        "diff_pct": pct_diff(ours, pub) if ours is not None and pub else None})
     lat = [{**e.record(), "column": key[2]} for key, e in est.items()]
     for r in lat:
         r.pop("figure", None)
-    cnt = [{"model": m, "label": model_label(m), "input": "x".join(map(str, c.input)), "gmacs": c.gmacs,
+    cnt = [{"model": m, "label": labels[m], "input": "x".join(map(str, c.input)), "gmacs": c.gmacs,
             "paper_gops": paper_gops.get(m), "backbone_gmacs": c.backbone_macs / 1e9, "head_gmacs": c.head_macs / 1e9,
             "head_share": c.head_macs / c.macs if c.macs else 0.0, "params": c.params,
             "peak_activation_elems": c.peak_activation_elems} for m, c in counts.items()]

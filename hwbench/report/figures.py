@@ -3,7 +3,7 @@ heatmaps put the models on the y axis and the devices on the x axis, every cell 
 
 from __future__ import annotations
 
-from hwbench.count import model_label
+from hwbench.count import unique_labels
 from hwbench.report.figstyle import MAX_WIDTH_IN, png_bytes, style
 from hwbench.report.paper import HONEST_PRECISION, headline
 
@@ -15,7 +15,7 @@ def _shape(counts) -> str:
 
 def _ticks(ax, models, devs) -> None:
     ax.set_xticks(range(len(devs)), devs, rotation=30, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(len(models)), [model_label(m) for m in models])
+    ax.set_yticks(range(len(models)), unique_labels(models))
 
 
 def latency_png(counts, profiles, est) -> bytes:

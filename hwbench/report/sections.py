@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hwbench.count import CountResult, model_label
+from hwbench.count import CountResult, unique_labels
 from hwbench.report.doc import Figure, Report, Section, Table, Text
 from hwbench.report.paper import (
     HONEST_PRECISION,
@@ -55,7 +55,7 @@ def table2_section(counts, profiles, est, shape, figure: Figure | None) -> Secti
             pub = PAPER_LATENCY_MS.get(dev.name, {}).get(m) if published else None
             row.append(f"{ours:.2f} / {pub} ({pct_diff(ours, pub):+.1f}%)" if pub else f"{ours:.2f}")
         rows.append(row)
-    s.add(Table(["device (TOPS)"] + [model_label(m) for m in models], rows, row_header=True), figure)
+    s.add(Table(["device (TOPS)"] + unique_labels(models), rows, row_header=True), figure)
     return s
 
 
@@ -67,6 +67,7 @@ def modes_section(counts, profiles, est) -> Section:
                "Columns name precision/engine. The first pair uses the same figure as the paper "
                "(TX2: fp16 GPU; Xavier NX, Orin NX: INT8 GPU + DLA together), so `peak` there is exactly 2x "
                "paper mode; the second pair is a GPU-only fp16 engine."))
+    labels = dict(zip(counts, unique_labels(list(counts)), strict=True))
     for dev in profiles:
         cols = columns(dev)
         sub = Section(f"{dev.display_name} (`{dev.name}`), {dev.mem_bw_gbps:g} GB/s", id=f"device-{dev.name}")
@@ -74,7 +75,7 @@ def modes_section(counts, profiles, est) -> Section:
                          f"{' (derived)' if p.derived else ''}" for p in dev.peak)
         sub.add(Text(f"Peak figures: {figs}."),
                 Table(["model"] + [f"{c[0]} (ms)" for c in cols],
-                      [[model_label(m)] + [_num(est[(dev.name, m, c[0])].latency_ms) for c in cols] for m in counts],
+                      [[labels[m]] + [_num(est[(dev.name, m, c[0])].latency_ms) for c in cols] for m in counts],
                       row_header=True))
         notes = [p.source for p in dev.peak if p.precision == HONEST_PRECISION[0] and p.engine == HONEST_PRECISION[1]
                  and "lower bound" in p.source]
@@ -86,8 +87,9 @@ def modes_section(counts, profiles, est) -> Section:
 
 
 def split_section(counts: Mapping[str, CountResult]) -> Section:
-    rows = [[model_label(m), _num(c.backbone_macs / 1e9), _num(c.head_macs / 1e9),
-             f"{100 * c.head_macs / c.macs:.0f}%" if c.macs else "-", _num(c.params / 1e6)] for m, c in counts.items()]
+    rows = [[label, _num(c.backbone_macs / 1e9), _num(c.head_macs / 1e9),
+             f"{100 * c.head_macs / c.macs:.0f}%" if c.macs else "-", _num(c.params / 1e6)]
+            for label, c in zip(unique_labels(list(counts)), counts.values(), strict=True)]
     return Section("Backbone and head", id="split").add(
         Text("GMACs of the backbone and of the DeepLabv3+ head (ASPP + decoder + classifier; the model's "
              "`head_modules`)."),
@@ -98,6 +100,7 @@ def split_section(counts: Mapping[str, CountResult]) -> Section:
 
 def deploy_section(counts, verdicts, figure: Figure | None) -> Section:
     models = list(counts)
+    labels = dict(zip(models, unique_labels(models), strict=True))
     s = Section("Deployability", id="deploy")
     s.add(Text("A model is deployable when latency / share <= 1000 / fps and weights + peak activations fit "
                "in memory x share (share = the fraction of the device it may use). Headroom = budget / "
@@ -109,7 +112,7 @@ def deploy_section(counts, verdicts, figure: Figure | None) -> Section:
         devs = list(dict.fromkeys(v.device for v in vs))
         by = {(v.device, v.model): v for v in vs}
         what = "paper mode" if mode == "paper" else f"roofline {HONEST_PRECISION[0]}/{HONEST_PRECISION[1]}"
-        rows = [[model_label(m)] + [("yes" if by[(d, m)].deployable else "no") + f" ({by[(d, m)].headroom:+.2f})"
+        rows = [[labels[m]] + [("yes" if by[(d, m)].deployable else "no") + f" ({by[(d, m)].headroom:+.2f})"
                                     for d in devs] for m in models]
         s.add(Table(["model"] + devs, rows, row_header=True,
                     caption=f"**{fps:g} fps, share {share:g}, {what}** (budget {1000 / fps:.1f} ms)"))

@@ -242,14 +242,23 @@ def _checkpoint_cases() -> dict:
 
 
 @pytest.mark.parametrize("case", list(_checkpoint_cases()))
-def test_damaged_checkpoint_is_one_line_without_unsafe_advice(case: str, finished_run, tmp_path: Path,
-                                                              capsys) -> None:
+def test_damaged_checkpoint_is_never_loaded_but_trained_again(case: str, finished_run, tmp_path: Path,
+                                                              capsys, caplog) -> None:
+    """A checkpoint that is not the file the state recorded (its SHA-256 differs) is never loaded (no pickle
+    of it runs, whatever it holds): its cycle is trained again and the run ends as the undamaged one
+    (issue 19; before, these were refused in one line)."""
     cfg, src = finished_run
     d = _incomplete_needing_cycle0(src, tmp_path / "run")
     good = (src / "checkpoints" / "cycle_001.pt").read_bytes()  # cycle 1's: a wrong cycle number as it is
     (d / "checkpoints" / "cycle_000.pt").write_bytes(_checkpoint_cases()[case](good))
-    err = _refused(["run", str(cfg), "--out", str(d), "--resume"], d, capsys)
-    assert "cycle_000.pt" in err and "weights_only" not in err and "--force" in err
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--out", str(d), "--resume"]) == 0
+    out, err = capsys.readouterr()
+    assert "this pickle runs code" not in out + err and "Traceback" not in err
+    assert "cycle_000.pt does not match the sha256 in state.json" in caplog.text
+    want, got = (json.loads((r / "state.json").read_text()) for r in (src, d))
+    assert [c["selected"] for c in got["cycles"]] == [c["selected"] for c in want["cycles"]]
+    assert [c["record"]["value"] for c in got["cycles"]] == [c["record"]["value"] for c in want["cycles"]]
 
 
 RECORDS = [{"deployment": "resnet18", "surrogate": s, "seed": seed, "metric": "top1", "value": v}

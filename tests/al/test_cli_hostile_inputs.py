@@ -4,6 +4,7 @@ size than their image. Each one: exit 2, one stderr line `error: ...`, no traceb
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,44 @@ def _label(arr: np.ndarray | None = None, image: Image.Image | None = None) -> C
 
 
 RUN = ["run", "cfg.toml", "--out", "out"]
+PRESETS = Path(__file__).resolve().parents[2] / "al" / "presets"
+
+SYNTHETIC = """seed = 0
+threads = 1
+device = "cpu"
+[data]
+name = "synthetic_streets"
+[data.options]
+size = [100000, 100000]
+[model]
+name = "deeplabv3plus_resnet20"
+[al]
+strategy = "entropy"
+initial_fraction = 0.25
+cycle_fraction = 0.25
+cycles = 1
+[train]
+epochs = 1
+"""
+
+
+def _fifo(rel: str) -> Setup:
+    return lambda d: os.mkfifo(d / rel)  # nobody writes to it: a reader that opens it would hang
+
+
+def _fleet(edit: Callable[[str], str]) -> Setup:
+    return lambda d: (d / "f.toml").write_text(edit((PRESETS / "fleet_demo.toml").read_text()))
+
+
+def _weights(kind: Callable[[Path], object]) -> Setup:
+    """The cityscapes config with [model] weights = "w.pth", `kind` making w.pth (a FIFO, a directory)."""
+    def setup(d: Path) -> None:
+        _config()(d)
+        text = (d / "cfg.toml").read_text().replace('name = "deeplabv3plus_resnet20"',
+                                                    'name = "deeplabv3plus_resnet20"\nweights = "w.pth"')
+        (d / "cfg.toml").write_text(text)
+        kind(d / "w.pth")
+    return setup
 
 CASES: dict[str, tuple[Setup, list[str], str]] = {
     "config of random bytes (run)": (lambda d: (d / "cfg.toml").write_bytes(RANDOM), RUN, "not a text (UTF-8) file"),
@@ -101,7 +140,7 @@ CASES: dict[str, tuple[Setup, list[str], str]] = {
         (d / "cfg.toml").read_text()[:120])), RUN, "not valid TOML"),
     "config that is a directory": (lambda d: (d / "cfg.toml").mkdir(), RUN, "is a directory"),
     "experiment config that is a directory": (lambda d: (d / "cfg.toml").mkdir(),
-                                              ["surrogate", "cfg.toml", "--out", "out"], "no such config file"),
+                                              ["surrogate", "cfg.toml", "--out", "out"], "cfg.toml is a directory"),
     "lr = inf": (_config(lr="inf"), RUN, "train.lr: expected a finite number"),
     "lr = nan": (_config(lr="nan"), RUN, "train.lr: expected a finite number"),
     "lr = -inf": (_config(lr="-inf"), RUN, "train.lr: expected a finite number"),
@@ -129,6 +168,25 @@ CASES: dict[str, tuple[Setup, list[str], str]] = {
                                         RUN, "is not an indexed image of this split"),
     "manifest missing": (_config('manifest = "nothere.txt"'), RUN, "manifest nothere.txt not found"),
     "unknown data option": (_config("flavour = 1"), RUN, "unknown option(s) 'flavour'"),
+    # ---- issue 19: a FIFO or a directory named as such (never opened: no hang)
+    "config that is a FIFO": (_fifo("cfg.toml"), RUN, "cfg.toml is a FIFO (named pipe)"),
+    "weights checkpoint a FIFO": (_weights(os.mkfifo), RUN, "'w.pth' is a FIFO (named pipe)"),
+    "weights checkpoint a directory": (_weights(Path.mkdir), RUN, "'w.pth' is a directory"),
+    "al report on a FIFO": (_fifo("exp"), ["report", "exp"], "exp is a FIFO (named pipe)"),
+    # ---- refused before any work or write
+    "surrogate --cell of no such id": (lambda d: None, ["surrogate", "surrogate_smoke", "--out", "exp", "--cell",
+                                                        "nope/cell"], "no cell 'nope/cell'"),
+    "fleet --merge with no shards": (_fleet(lambda t: t), ["fleet", "f.toml", "--out", "fl", "--merge"],
+                                     "holds no complete set of shards"),
+    "entropy --out a file": (lambda d: (d / "afile").write_text("mine"), ["entropy", "entropy_demo", "--out",
+                                                                          "afile"], "exists and is not a directory"),
+    # ---- limits
+    "synthetic size 100000 x 100000": (lambda d: (d / "cfg.toml").write_text(SYNTHETIC), RUN,
+                                       "size must be [H, W] with both between 16 and 4096"),
+    "data drives 0-99999": (lambda d: None, ["data", "drives", "out", "--drives", "0-99999"],
+                            "write at most 100,000 per call"),
+    "fleet hours_per_day = 25": (_fleet(lambda t: t.replace("hours_per_day = 0.03", "hours_per_day = 25")),
+                                 ["fleet", "f.toml", "--out", "fl"], "hours_per_day must be at most 24"),
 }
 
 
@@ -198,3 +256,14 @@ def test_version(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out == f"al {version('hwbench')}\n"
+
+
+@pytest.mark.parametrize("argv", [["data", "stats", "--frames", "24"]])
+def test_columns_of_zero_counts_as_unset(argv: list[str]) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-m", "al", *argv], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "0"})
+    assert p.returncode == 0 and "synthetic_streets drives" in p.stdout, p

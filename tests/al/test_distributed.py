@@ -157,15 +157,17 @@ def test_torchrun_al_run_smoke_matches_one_process(launch, tmp_path) -> None:
     # cycle 1 retrains, cycle 2 selects with the resumed model -> exactly the uninterrupted run
     import shutil
 
+    from al.runs.files import seal
+
     cut = tmp_path / "cut"
     shutil.copytree(two_dir, cut)
     (cut / "DONE").unlink()
     state["done"] = False
     state["cycles"] = state["cycles"][:2]
     state["cycles"][1]["steps"] = ["select"]
-    for key in ("record", "train", "train_s"):
+    for key in ("record", "train", "train_s", "ckpt_sha256"):
         state["cycles"][1].pop(key)
-    (cut / "state.json").write_text(json.dumps(state))
+    (cut / "state.json").write_text(json.dumps(seal(state)))  # sealed, as the loop writes it
     proc = torchrun(["-m", "al", "run", "--out", str(cut), "--resume", "--json"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _records(proc.stdout) == two

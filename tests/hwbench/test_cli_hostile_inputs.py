@@ -40,6 +40,20 @@ def _trtexec(rel: str, src: str, edit: Callable[[str], str]) -> Setup:
     return _write(rel, edit((DATA / src).read_text()))
 
 
+def _fifo(rel: str) -> Setup:
+    def setup(d: Path, _toy: str) -> None:
+        os.mkfifo(d / rel)  # nobody writes to it: a reader that opens it would hang
+    return setup
+
+
+def _dir(rel: str) -> Setup:
+    return lambda d, _toy: (d / rel).mkdir(parents=True)
+
+
+def _loop(rel: str) -> Setup:
+    return lambda d, _toy: (d / rel).symlink_to(rel)
+
+
 _REC = {"model": R20, "device": "host", "backend": "torch", "precision": "fp32", "input": [1, 3, 64, 128],
         "warmup": 1, "iters": 5, "min_ms": 1.0, "median_ms": 2.0, "mean_ms": 2.0, "p90_ms": 3.0, "p99_ms": 3.0,
         "std_ms": 0.1, "cv": 0.05, "latency_ms": 2.0, "source": "measured"}
@@ -148,6 +162,18 @@ CASES: dict[str, tuple[Setup | None, list[str], str]] = {
     "ingest --input with a zero": (None, ["ingest", "trtexec", str(DATA / "trt8.2_tx2_fp16.log"), "--input",
                                           "1x3x0x5"], "positive HxW"),
     # ---- report
+    # ---- issue 19: a FIFO or a directory where a file is read, named as such (and never read: no hang)
+    "measure --onnx a FIFO": (_fifo("m.onnx"), ["measure", "--onnx", "m.onnx"], "is a FIFO (named pipe)"),
+    "measure --onnx a directory": (_dir("m.onnx"), ["measure", "--onnx", "m.onnx"], "is a directory"),
+    "trtexec log a FIFO": (_fifo("t.log"), ["ingest", "trtexec", "t.log"], "'t.log' is a FIFO (named pipe)"),
+    "trtexec log a directory": (_dir("t.log"), ["ingest", "trtexec", "t.log"], "'t.log' is a directory"),
+    "predict measurements a FIFO": (_fifo("m.jsonl"), ["predict", "--measurements", "m.jsonl"],
+                                    "'m.jsonl' is a FIFO (named pipe)"),
+    "predict measurements a directory": (_dir("m.jsonl"), ["predict", "--measurements", "m.jsonl"],
+                                         "'m.jsonl' is a directory"),
+    "profile a FIFO": (_fifo("toy.toml"), ["latency", "--device", "toy.toml"], "toy.toml is a FIFO"),
+    "report --out a symlink loop": (_loop("loop"), ["report", "--out", "loop", "--input", "64x128", "--device", "tx2"],
+                                    "--out loop is a symbolic link that leads nowhere"),
     "report --out a file": (_write("r", "x"), ["report", "--out", "r", "--input", "64x128"], "not a directory"),
     "report --out a directory of other files": (_write("r/notes.txt", "mine"), ["report", "--out", "r", "--input",
                                                                                "64x128", "--device", "tx2"],
@@ -235,7 +261,62 @@ def test_out_of_memory_is_one_line(monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(hwbench.deploy, "deploy", oom)
     assert main(["deploy", "--fps", "10"]) == 2
-    assert capsys.readouterr().err == "error: out of memory; use a smaller --input, --batch or model\n"
+    assert capsys.readouterr().err == ("error: out of memory; use a smaller input size, batch size or model (in the "
+                                       "command's flags or its config file)\n")
+
+
+def test_disk_full_says_so(monkeypatch, capsys) -> None:
+    import errno
+
+    import hwbench.deploy
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/deploy.json")
+
+    monkeypatch.setattr(hwbench.deploy, "deploy", full)
+    assert main(["deploy", "--fps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no space left on the device" in err and "check the path" not in err, err
+
+
+def _python(code: str, env: dict | None = None, **kw):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("columns", ["0", "-1", "x"])
+def test_columns_of_zero_or_less_count_as_unset(columns: str) -> None:
+    p = _python("import sys; from hwbench.cli import main; sys.exit(main(['models']))", {"COLUMNS": columns})
+    assert p.returncode == 0 and "resnet18" in p.stdout and "deeplabv3plus_xception65" in p.stdout, p
+
+
+def test_ctrl_c_right_after_the_command_ends_is_quiet() -> None:
+    """SIGINT after `main()` returned (the exit handlers, torch's among them, run then): ignored, no traceback."""
+    code = ("import os, signal, sys\nsys.argv = ['hwbench', 'models', '--json']\nfrom hwbench.cli import main\n"
+            "import torch\nrc = main()\nos.kill(os.getpid(), signal.SIGINT)\nsys.exit(rc)\n")
+    p = _python(code)
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr
+
+
+def test_a_value_that_fits_is_never_cut(monkeypatch) -> None:
+    """At 40 columns a 37-character id (an experiment cell's) prints whole in the narrow layout."""
+    import io
+
+    from rich.console import Console
+
+    from hwbench import console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "stdout", Console(file=buf, width=40, force_terminal=False, color_system=None))
+    cell = "train/s0/deeplabv3plus_resnet20/mnv3x"
+    assert len(cell) == 37
+    console.emit([{"cell": cell, "deps": "al/s0/deeplabv3plus_mobilenetv3_small", "status": "waiting"}],
+                 as_json=False, columns=["cell", "deps", "status"])
+    assert cell in buf.getvalue() and max(len(x) for x in buf.getvalue().splitlines()) <= 40, buf.getvalue()
 
 
 def test_version(capsys) -> None:

@@ -92,6 +92,28 @@ def test_jobs_two_equals_serial(cells_config, serial, tmp_path) -> None:
     assert json.loads(stdout)["records"] == serial
 
 
+def test_jobs_holds_the_experiment_for_its_whole_life(cells_config, serial, tmp_path, capsys) -> None:
+    """A second `al surrogate --jobs 2 --resume` on a directory a `--jobs` run is working in is refused at
+    once, naming the holder, and writes nothing; the first run ends as the serial one."""
+    import time
+
+    out = tmp_path / "exp"
+    p = _al("surrogate", cells_config, "--out", str(out), "--jobs", "2", "--json")
+    deadline = time.monotonic() + 120
+    while not _children(p.pid, "--worker") and time.monotonic() < deadline:  # the parent holds the lock now
+        time.sleep(0.1)
+    assert p.poll() is None, p.communicate()
+    before = sorted(str(q.relative_to(out)) for q in out.rglob("experiment.*"))
+    capsys.readouterr()
+    assert main(["surrogate", cells_config, "--out", str(out), "--jobs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"in use by process {p.pid}" in err, err
+    assert sorted(str(q.relative_to(out)) for q in out.rglob("experiment.*")) == before
+    stdout, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-2000:]
+    assert json.loads(stdout)["records"] == serial
+
+
 def test_cell_with_unfinished_dependency_is_refused(tmp_path, capsys) -> None:
     rc = main(["surrogate", "surrogate_smoke", "--num-seeds", "1", "--out", str(tmp_path / "e"),
                "--cell", f"train/s0/{RES20}/{MNV3}"])
@@ -127,7 +149,8 @@ def test_workers_end_when_the_parent_is_killed(cells_config, tmp_path) -> None:
     assert workers, "no worker process started"
     p.send_signal(signal.SIGKILL)                 # at once: the workers are still starting up
     p.communicate(timeout=30)
-    deadline = time.monotonic() + 30               # left alone, they run all 3 cells (~10 s)
+    deadline = time.monotonic() + 5                # the kernel kills them with the parent (PR_SET_PDEATHSIG);
+    # the bound is slack for a loaded machine, not a speed claim (left alone they run all 3 cells, ~10 s)
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.2)
     assert not any(_alive(w) for w in workers)

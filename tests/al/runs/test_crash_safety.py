@@ -25,6 +25,7 @@ import torch
 from al.cli import main
 from al.experiments.surrogate import run_experiment
 from al.loop import run
+from al.runs.files import seal
 from hwbench.io import is_atomic_temporary
 
 RUN_TOML = """seed = 0
@@ -283,11 +284,12 @@ def test_finished_run_is_verified_not_trusted(tmp_path: Path, capsys) -> None:
     assert main(["run", str(cfg), "--out", str(d), "--resume"]) == 0
     assert "resumed" in capsys.readouterr().err and run_outcome(d) == ref
     # DONE beside an unfinished state is not believed; a finished state without DONE gets it back
+    # (the state a kill after cycle 1's training leaves: written sealed, as the loop writes it)
     state = json.loads((d / "state.json").read_text())
     state["done"] = False
     state["cycles"][-1]["steps"] = ["select", "train"]
     del state["cycles"][-1]["record"]
-    (d / "state.json").write_text(json.dumps(state))
+    (d / "state.json").write_text(json.dumps(seal(state)))
     assert main(["run", str(cfg), "--out", str(d), "--resume"]) == 0
     assert "resumed" in capsys.readouterr().err and run_outcome(d) == ref
     (d / "DONE").unlink()

@@ -110,3 +110,31 @@ def test_other_studies_inside_a_new_experiment_directory_do_not_make_it_used(tmp
     (out / "results.csv").write_text("a,b\n")
     with pytest.raises(UserError, match="is not empty and holds no experiment"):
         check_out_dir(out, "x", resume=False, kind="surrogate")
+
+
+def test_a_symlinked_lock_file_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    """A dangling `.lock` symlink: before, the lock followed it (creating or locking its target, and naming
+    the target in the error)."""
+    d = tmp_path / "run"
+    d.mkdir()
+    target = tmp_path / "elsewhere" / "target"
+    (d / LOCK_NAME).symlink_to(target)
+    with pytest.raises(UserError, match=rf"^{re.escape(str(d / LOCK_NAME))} is a symbolic link"):
+        DirLock(d, what="run").acquire()
+    assert not target.exists() and not target.parent.exists()
+
+
+def test_a_run_being_started_elsewhere_names_its_holder(tmp_path: Path, capsys) -> None:
+    """The loser of two fresh `al run` on one directory sees the winner's config.toml already: it is told
+    who holds the directory, not "pass --resume or --force"."""
+    from al.cli import main
+
+    d = tmp_path / "run"
+    holder = _holder(d)
+    try:
+        (d / "config.toml").write_text("seed = 0\n")  # what the winner writes first, under its lock
+        assert main(["run", "smoke_digits", "--out", str(d)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"in use by process {holder.pid}" in err and "--resume" not in err, err
+    finally:
+        holder.communicate("")
