@@ -144,7 +144,9 @@ def run_suite(python: str, tree: Path, tests: Path, files: list[str] | None = No
               timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_XDIST_WORKER", None)
-    targets = [str(tests / f) for f in files] if files else [str(tests)]
+    # relative to the cwd: pytest reads "[...]" in an absolute path (a --basetemp with brackets) as a test id
+    rel = tests.relative_to(tree)
+    targets = [str(rel / f) for f in files] if files else [str(rel)]
     if deselect:
         targets += ["-k", deselect]
     return subprocess.run([python, "-m", "pytest", "-q", "-p", "no:randomly"] + targets, cwd=str(tree),
