@@ -72,6 +72,7 @@ from al import distributed
 from al.batching import epoch_batches, index_list, iterate_batches, plan_epoch, rank_part
 from al.crn import sample_dropout, stream_seed
 from al.ddp import TrainStep, average_buffers, gather_rows, wrap
+from al.ema import WeightEMA
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
 from al.optim import make_optimizer, param_groups, poly_lr, scheduled_lr
 from hwbench.errors import UserError
@@ -100,19 +101,24 @@ class TrainConfig:
     warmup_steps: int = 0    # linear learning-rate warm-up over the first N steps, then poly
     min_steps: int = 0       # train at least N steps: epochs rise for small labelled sets (0: `epochs` as given)
     sync_bn: bool | None = None  # distributed: SyncBatchNorm (None: on for segmentation, off otherwise)
+    ema_decay: float = 0.0   # > 0: the returned weights are an EMA of the trained ones (al.ema); needs precise_bn
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
                   "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
                   "poly_power": self.poly_power >= 0, "num_workers": self.num_workers >= 0,
-                  "warmup_steps": self.warmup_steps >= 0, "min_steps": self.min_steps >= 0}
+                  "warmup_steps": self.warmup_steps >= 0, "min_steps": self.min_steps >= 0,
+                  "ema_decay": 0 <= self.ema_decay < 1}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise UserError(f"train: {k} = {getattr(self, k)!r} is out of range; "
                             "need epochs >= 1, batch_size >= 1, lr > 0, 0 <= momentum < 1, "
                             "weight_decay >= 0, poly_power >= 0, num_workers >= 0, warmup_steps >= 0, "
-                            "min_steps >= 0")
+                            "min_steps >= 0, 0 <= ema_decay < 1")
+        if self.ema_decay and not self.precise_bn:
+            raise UserError("train: ema_decay needs precise_bn = true (the averaged weights need their own "
+                            "BatchNorm statistics)")
 
     def epochs_for(self, steps_per_epoch: int) -> int:
         """Epochs to run: `epochs`, raised to reach `min_steps` steps (epochs counted in steps)."""
@@ -259,6 +265,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
             stack.enter_context(sync_batchnorm(modules, device))
         keys = stack.enter_context(sample_dropout(modules, seed))
         net = wrap(TrainStep(model, aux), device)
+        ema = WeightEMA(modules, cfg.ema_decay) if cfg.ema_decay else None
         t_epochs = bar.add_task("train epochs", total=epochs)
         t_batches = bar.add_task("batches", total=per_epoch)
         for epoch in range(epochs):
@@ -293,6 +300,8 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if ema is not None:
+                    ema.update()
                 loss_sum += task_part.detach()
                 it += 1
                 bar.advance(t_batches)
@@ -305,6 +314,8 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                 aux_history.append(float(aux_sum) / len(batches))
             logger.info("epoch %d/%d loss %.4f lr %.3g", epoch + 1, epochs, epoch_loss, lr)
             bar.advance(t_epochs)
+        if ema is not None:
+            ema.copy_to()  # the averaged weights; PreciseBN below gives them their own BatchNorm statistics
         if cfg.precise_bn:
             recompute_bn_stats(model, dataset, idx, batch_size=batch_size, device=device, aux=aux,
                                channels_last=channels_last, amp=use_amp, num_workers=cfg.num_workers,
