@@ -102,7 +102,10 @@ def prepare(config: RunConfig, initial_labelled: Sequence[int] | None = None) ->
     if getattr(pool_base, "augment", False):  # score the images as they are, not augmented crops
         score_base = _build(build_dataset, d.name, d.root, d.split, {**d.options, "augment": False})
     # a manifest lists images of the pool's split: the validation split is used whole (or `val_size`)
-    val = _build(build_dataset, d.name, d.root, d.val_split, {k: v for k, v in d.options.items() if k != "manifest"})
+    val_options = {k: v for k, v in d.options.items() if k != "manifest"}
+    if getattr(pool_base, "augment", False):  # evaluate on the images as they are, never on random crops
+        val_options["augment"] = False
+    val = _build(build_dataset, d.name, d.root, d.val_split, val_options)
     task = pool_base.task
     _check_task(model_info(cfg.model.name).task, task, cfg)
     total = len(pool_base)

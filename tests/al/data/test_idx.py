@@ -151,3 +151,24 @@ def test_cli_truncated_file_one_line_nothing_written(tmp_path: Path, tiny, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "t10k-images-idx3-ubyte.gz is truncated" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_augmented_pool_evaluates_on_plain_images(tmp_path: Path, tiny) -> None:
+    """`[data.options] augment = true` crops and flips the training pool only: the validation split and
+    the scoring view are the images as they are (the same tensors as a reader without augmentation)."""
+    from al.config import load_config
+    from al.prepare import prepare
+
+    images, labels = tiny
+    root = write_set(tmp_path / "d", images, labels, gz=False)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'seed = 0\nthreads = 1\ndevice = "cpu"\n[data]\nname = "idx"\nroot = "{root}"\n'
+                   'options = { augment = true, pad = 2, flip = true }\n'
+                   '[model]\nname = "resnet20"\n[al]\ninitial_fraction = 0.25\ncycle_fraction = 0.25\ncycles = 1\n'
+                   '[train]\nepochs = 1\nbatch_size = 4\n')
+    p = prepare(load_config(cfg))
+    plain = build_dataset("idx", root=str(root), split="test")
+    assert p.pool.augment and not p.val.augment
+    for i in range(len(plain)):
+        torch.manual_seed(i)  # an augmented view would crop / flip differently per draw
+        assert torch.equal(p.val[i][0], plain[i][0])
