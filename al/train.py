@@ -50,6 +50,10 @@ the weights, badly so for layers with momentum 0.01 (MobileNetV3), and eval-mode
 drops far below train-mode accuracy. Distributed, its batches are split over the ranks like
 training batches.
 
+Weight averaging. With `ema_decay` > 0 an exponential moving average of the parameters is kept
+after every step (`al.ema`, with a warm-up of the decay) and becomes the returned weights; PreciseBN
+then recomputes the BatchNorm statistics for them (so `ema_decay` needs `precise_bn`).
+
 Evaluation is sharded over the ranks too (contiguous shards; confusion matrices and loss sums
 all-reduced), so every rank returns the same metrics.
 """
