@@ -26,10 +26,12 @@ def match_size(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-element CE (0 where ignored) and the valid mask; shapes (N,) or (N, H, W)."""
+def pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+             label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-element CE (0 where ignored) and the valid mask; shapes (N,) or (N, H, W). With
+    `label_smoothing` e the target is (1 - e) on the label plus e / C on every class."""
     logits = match_size(logits, target).float()
-    ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
+    ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing)
     return ce, target != ignore_index
 
 

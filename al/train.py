@@ -4,7 +4,7 @@ process or as one rank of a `torchrun` launch.
 Recipe (the paper's, §4 "Training Parameters"): SGD, momentum 0.9, weight decay 4e-4 on every
 parameter except normalisation (batch-norm) parameters and biases; poly learning rate per
 iteration, `lr * (1 - it / total) ** 0.9`, optionally after a linear warm-up (`warmup_steps`);
-`min_steps` counts epochs in steps, so a small labelled set still gets enough updates; cross-entropy with the ignore label (`al.losses`).
+`min_steps` counts epochs in steps, so a small labelled set still gets enough updates; cross-entropy with the ignore label (`al.losses`), optionally label-smoothed (`label_smoothing`).
 AMP (fp16 autocast + GradScaler) and channels_last are used on CUDA only; CPU runs are plain fp32.
 
 Batching (`al.batching`). Each epoch permutes the labelled set with a generator seeded from
@@ -106,20 +106,21 @@ class TrainConfig:
     min_steps: int = 0       # train at least N steps: epochs rise for small labelled sets (0: `epochs` as given)
     sync_bn: bool | None = None  # distributed: SyncBatchNorm (None: on for segmentation, off otherwise)
     ema_decay: float = 0.0   # > 0: the returned weights are an EMA of the trained ones (al.ema); needs precise_bn
+    label_smoothing: float = 0.0  # training loss only: target (1 - e) on the label + e / classes on each class
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
                   "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
                   "poly_power": self.poly_power >= 0, "num_workers": self.num_workers >= 0,
                   "warmup_steps": self.warmup_steps >= 0, "min_steps": self.min_steps >= 0,
-                  "ema_decay": 0 <= self.ema_decay < 1}
+                  "ema_decay": 0 <= self.ema_decay < 1, "label_smoothing": 0 <= self.label_smoothing < 1}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise UserError(f"train: {k} = {getattr(self, k)!r} is out of range; "
                             "need epochs >= 1, batch_size >= 1, lr > 0, 0 <= momentum < 1, "
                             "weight_decay >= 0, poly_power >= 0, num_workers >= 0, warmup_steps >= 0, "
-                            "min_steps >= 0, 0 <= ema_decay < 1")
+                            "min_steps >= 0, 0 <= ema_decay < 1, 0 <= label_smoothing < 1")
         if self.ema_decay and not self.precise_bn:
             raise UserError("train: ema_decay needs precise_bn = true (the averaged weights need their own "
                             "BatchNorm statistics)")
@@ -292,7 +293,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                 count = distributed.all_reduce_sum((y != ignore).sum()).clamp(min=1)  # valid elements, global batch
                 with _norm_eval(modules, active=len(b) == 1), _autocast(use_amp):
                     logits, pred = net(x, detach)
-                    ce, _ = pixel_ce(logits, y, ignore)
+                    ce, _ = pixel_ce(logits, y, ignore, cfg.label_smoothing)
                     task_part = ce.sum() / count                         # this rank's share of the batch loss
                     loss = task_part * w                                 # DDP averages over the w ranks
                     if aux is not None:

@@ -1,5 +1,5 @@
 """`al.ema` and `[train] ema_decay`: hand-computed averages, and a training run whose returned weights
-are the EMA of the iterates that shorter runs of the same training produce."""
+are the EMA of the iterates that shorter runs of the same training produce; `[train] label_smoothing` by hand."""
 
 from __future__ import annotations
 
@@ -90,3 +90,18 @@ def test_ema_config_checked() -> None:
         TrainConfig(ema_decay=1.0)
     with pytest.raises(UserError, match="precise_bn"):
         TrainConfig(ema_decay=0.9, precise_bn=False)
+
+
+def test_label_smoothing_hand_computed() -> None:
+    """Two classes, logits (0, ln 3): p = (1/4, 3/4); e = 0.2 makes the target of label 1 (0.1, 0.9)."""
+    import math
+
+    from al.losses import pixel_ce
+
+    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, math.log(3.0)]])
+    ce, valid = pixel_ce(logits, torch.tensor([1, -100]), -100, label_smoothing=0.2)
+    assert ce[0].item() == pytest.approx(-(0.1 * math.log(0.25) + 0.9 * math.log(0.75)))
+    assert ce[1].item() == 0.0 and valid.tolist() == [True, False]
+    assert pixel_ce(logits, torch.tensor([1, 0]), -100)[0][0].item() == pytest.approx(-math.log(0.75))
+    with pytest.raises(UserError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
