@@ -194,6 +194,22 @@ def _embeddings(run_dir: Path, model_name: str, prepared, k: int) -> np.ndarray:
     return np.asarray(ev.embedding, dtype=np.float64)
 
 
+def _unit_lookup(run_dir: Path, model_name: str, prepared: Any,
+                 use: dict[int, int]) -> Callable[[int], np.ndarray | None]:
+    """cycle -> unit-norm pool embeddings of checkpoint `use[cycle]` (each checkpoint computed once)."""
+    cache: dict[int, np.ndarray] = {}
+
+    def unit_of(cycle: int) -> np.ndarray | None:
+        k = use.get(cycle)
+        if k is None:
+            return None
+        if k not in cache:
+            cache[k] = unit_rows(_embeddings(run_dir, model_name, prepared, k))
+        return cache[k]
+
+    return unit_of
+
+
 def compute(exp_dir: str | Path, *, progress: Any = None) -> dict:
     """Diagnostics of every seed's AL runs in a finished surrogate experiment directory
     (`progress`: a Rich progress, advanced once per seed)."""
@@ -233,16 +249,7 @@ def compute(exp_dir: str | Path, *, progress: Any = None) -> dict:
                              f"{', '.join(map(str, fell_back))} (keep_checkpoints = \"last\"); cycle {use[fell_back[0]]}'s "
                              "embedding stands in")
                 log.warning("selection diagnostics: %s", notes[-1])
-            cache: dict[int, np.ndarray] = {}                    # same pool and data for every run
-
-            def unit_of(cycle: int, d: Path = d, s: str = s, use: dict = use, cache: dict = cache) -> np.ndarray | None:
-                k = use.get(cycle)
-                if k is None:
-                    return None
-                if k not in cache:
-                    cache[k] = unit_rows(_embeddings(d, s, prepared, k))
-                return cache[k]
-
+            unit_of = _unit_lookup(d, s, prepared, use)     # same pool and data for every run
             rng = np.random.default_rng([int(seed), surrogates.index(s)])
             for row in selection_rows(cycles[s], labels, unit_of, {k: v for k, v in own.items() if k != s}, rng):
                 rows.append({"seed": int(seed), "surrogate": s, **row,

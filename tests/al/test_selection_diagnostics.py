@@ -197,8 +197,6 @@ def _redundancy_by_hand(run_dir, k, picks):
 
 
 def test_redundancy_uses_the_checkpoint_that_made_the_picks(tmp_path):
-    import shutil
-
     from al.selection_diagnostics import compute
 
     cfg = tmp_path / "exp.toml"
