@@ -110,13 +110,14 @@ def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | No
                            data_root: str | None = None) -> ExperimentConfig:
     """Read a config file or preset (`surrogate_smoke`, or `smoke`) strictly; `seeds=N` -> seeds 0..N-1;
     `data_root` replaces `[data] root` (`~` and `$VARS` expanded); `recipe = "auto"` resolved."""
-    return load_experiment(path_or_preset, seeds=seeds, data_root=data_root)[0]
+    return load_experiment(path_or_preset, seeds=seeds, data_root=data_root, hints=False)[0]
 
 
 def load_experiment(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
-                    data_root: str | None = None) -> tuple[ExperimentConfig, list[str]]:
+                    data_root: str | None = None, hints: bool = True) -> tuple[ExperimentConfig, list[str]]:
     """`load_experiment_config` plus the lines to show: what the recipe chose (`recipe: ...`) or, without
-    one, hints where a model's stem would shrink the input too far (`hint: ...`)."""
+    one and with `hints`, where a model's stem would shrink the input too far (`hint: ...`; this reads the
+    dataset's size, which only `recipe = "auto"` needs otherwise)."""
     from al import recipes
     from hwbench.tomlconf import from_mapping, read_toml
 
@@ -132,7 +133,7 @@ def load_experiment(path_or_preset: str | os.PathLike, *, seeds: int | None = No
         raw, choices = recipes.apply_auto(raw, cfg.models(), recipes.sample_px(cfg.data))
         cfg = _finish(from_mapping(ExperimentConfig, raw, where=str(path)), seeds, data_root)
         lines = recipes.describe(choices)
-    elif any(m in recipes.STEM_MODELS for m in cfg.models()):
+    elif hints and any(m in recipes.STEM_MODELS for m in cfg.models()):
         try:
             px = recipes.sample_px(cfg.data)
         except UserError:
