@@ -113,7 +113,11 @@ def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (20, 50)
     assert (cfg.train.surrogate.warmup_steps, cfg.train.surrogate.min_steps) == (10, 50)
     assert lines[0] == "recipe: resnet18 at 8 px -> stem cifar (auto)"
-    text = config_toml(cfg)  # what experiment.toml holds
+    from al.experiments.context import Experiment, prepare_experiment
+
+    with Experiment(prepare_experiment(cfg), tmp_path / "out").opened(resume=False):
+        text = (tmp_path / "out" / "experiment.toml").read_text(encoding="utf-8")  # nothing trained yet
+    assert text == config_toml(cfg)
     assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 50" in text
     again = tmp_path / "experiment.toml"
     again.write_text(text, encoding="utf-8")
