@@ -12,6 +12,8 @@
    channels-last vs contiguous (NCHW) activations for one training step (forward, backward) and one
    no-grad forward, per model at the shapes of the Fashion-MNIST preset (batch 32, 28x28) and of the
    demo (batch 8, 32x64).
+3. What the float64-statistics BatchNorm of `al.syncbn` (used on CPU in one process too, for segmentation)
+   costs a demo training step against torch's BatchNorm (goal "report", ratio < 1 is its overhead).
 CPU time per call, pairs interleaved, median of `REPS`.
 Run: `python -m benchmarks bench_train`.
 """
@@ -135,11 +137,39 @@ def _layout_rows() -> list[dict]:
     return rows
 
 
+def _syncbn_rows() -> list[dict]:
+    import torch
+
+    from al.syncbn import sync_batchnorm
+    from hwbench.models import create_model
+
+    rows = []
+    for name in SEGMENTERS:
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=8)
+        x = torch.randn(8, 3, 32, 64)
+
+        def step(model: torch.nn.Module = model, x: torch.Tensor = x) -> None:
+            model.train()
+            model.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+
+        def synced(model: torch.nn.Module = model) -> None:
+            with sync_batchnorm([model], torch.device("cpu")):
+                step()
+
+        t_torch, t_sync = _paired(step, synced)
+        rows.append({"name": f"report: training step with al.syncbn's float64 BatchNorm (CPU, one process) vs "
+                             f"torch's, {name}, input (8, 3, 32, 64)",
+                     "ours_s": t_sync, "baseline_s": t_torch, "ratio": t_torch / t_sync, "goal": "report", "ok": None})
+    return rows
+
+
 def main() -> list[dict]:
     from al.runtime import torch_threads
 
     with torch_threads(1), tempfile.TemporaryDirectory() as tmp:
-        return [_rebuild_row(Path(tmp)), _sgd_row(), *_layout_rows()]
+        return [_rebuild_row(Path(tmp)), _sgd_row(), *_layout_rows(), *_syncbn_rows()]
 
 
 if __name__ == "__main__":  # pragma: no cover
