@@ -186,13 +186,16 @@ class _Loop:
         parts = [c["selected"] for c in self.state["cycles"][: upto + 1]]
         return np.asarray([i for s in parts for i in s], dtype=np.int64)
 
-    def new_modules(self, k: int) -> tuple[nn.Module, nn.Module | None]:
+    def new_modules(self, k: int, *, start: bool = True) -> tuple[nn.Module, nn.Module | None]:
+        """Cycle k's freshly initialised model (+ LLAL module); `start`: with its starting weights
+        (False when a checkpoint will overwrite every tensor anyway)."""
         from hwbench.models import create_model
 
         torch.manual_seed(derive_seed(self.cfg.seed, k, "init"))
         model = create_model(self.cfg.model.name, num_classes=self.p.pool.num_classes,
                              output_stride=self.cfg.model.output_stride, **self.cfg.model.options)
-        load_weights(model, self.p.weights)  # the backbone's starting weights (none: stays random)
+        if start:
+            load_weights(model, self.p.weights)  # the backbone's starting weights (none: stays random)
         aux = None
         if self.with_aux:
             torch.manual_seed(derive_seed(self.cfg.seed, k, "aux_init"))
@@ -202,7 +205,7 @@ class _Loop:
     def load_modules(self, k: int) -> tuple[nn.Module, nn.Module | None]:
         """The model (and LLAL module) of cycle k exactly as saved after its training."""
         ckpt = self.rd.load_checkpoint(k, self.state["cycles"][k].get("ckpt_sha256"))  # verified when known
-        model, aux = self.new_modules(k)
+        model, aux = self.new_modules(k, start=False)  # the strict load below sets every tensor
         try:
             model.load_state_dict(ckpt["model"])
             if aux is not None:

@@ -28,15 +28,18 @@ class _SyncBN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, eps: float, factor: float):  # noqa: ANN001
         dims = [0, *range(2, x.dim())]
-        n_local = x.numel() // x.shape[1]
-        stats = torch.cat([x.sum(dims, dtype=torch.float64), (x * x).sum(dims, dtype=torch.float64),
-                           torch.tensor([float(n_local)], dtype=torch.float64)])
-        stats = distributed.all_reduce_sum(stats)                             # (2C + 1,)
         c = x.shape[1]
-        count = stats[-1]
-        mean = stats[:c] / count
-        var = (stats[c:2 * c] / count - mean * mean).clamp(min=0)           # biased, float64
-        invstd = (var + eps).rsqrt()
+        sum_x = x.sum(dims, dtype=torch.float64)
+        sum_xx = torch.mul(x, x).sum(dims, dtype=torch.float64)
+        if distributed.active():
+            stats = distributed.all_reduce_sum(torch.cat([
+                sum_x, sum_xx, torch.tensor([float(x.numel() // c)], dtype=torch.float64)]))  # (2C + 1,)
+            sum_x, sum_xx, count = stats[:c], stats[c:2 * c], stats[-1]
+        else:  # one process: the same values without the concatenation and the all-reduce's copy
+            count = torch.tensor(float(x.numel() // c), dtype=torch.float64)
+        mean = sum_x / count
+        var = (sum_xx / count - mean * mean).clamp_(min=0)                  # biased, float64
+        invstd = (var + eps).rsqrt_()
         if running_mean is not None:
             with torch.no_grad():
                 unbiased = var * count / (count - 1).clamp(min=1)
@@ -44,13 +47,12 @@ class _SyncBN(torch.autograd.Function):
                 running_var.mul_(1 - factor).add_(unbiased.to(running_var.dtype), alpha=factor)
         shape = (1, c) + (1,) * (x.dim() - 2)
         mean32, invstd32 = mean.to(x.dtype).view(shape), invstd.to(x.dtype).view(shape)
-        xhat = (x - mean32) * invstd32
+        xhat = torch.sub(x, mean32).mul_(invstd32)                           # (x - mean) * invstd, one buffer
         ctx.save_for_backward(xhat, invstd32, weight)
         ctx.count = float(count)
-        y = xhat
-        if weight is not None:
-            y = y * weight.view(shape) + bias.view(shape)
-        return y
+        if weight is None:
+            return xhat
+        return torch.mul(xhat, weight.view(shape)).add_(bias.view(shape))
 
     @staticmethod
     def backward(ctx, g):  # noqa: ANN001
@@ -58,13 +60,17 @@ class _SyncBN(torch.autograd.Function):
         dims = [0, *range(2, g.dim())]
         c = g.shape[1]
         sum_g = g.sum(dims, dtype=torch.float64)
-        sum_gx = (g * xhat).sum(dims, dtype=torch.float64)
-        glob = distributed.all_reduce_sum(torch.cat([sum_g, sum_gx]))
+        sum_gx = torch.mul(g, xhat).sum(dims, dtype=torch.float64)
+        if distributed.active():
+            glob = distributed.all_reduce_sum(torch.cat([sum_g, sum_gx]))
+            glob_g, glob_gx = glob[:c], glob[c:]
+        else:
+            glob_g, glob_gx = sum_g, sum_gx
         shape = (1, c) + (1,) * (g.dim() - 2)
-        mg = (glob[:c] / ctx.count).to(g.dtype).view(shape)
-        mgx = (glob[c:] / ctx.count).to(g.dtype).view(shape)
+        mg = (glob_g / ctx.count).to(g.dtype).view(shape)
+        mgx = (glob_gx / ctx.count).to(g.dtype).view(shape)
         scale = invstd if weight is None else invstd * weight.view(shape)
-        gx = (g - mg - xhat * mgx) * scale
+        gx = torch.sub(g, mg).sub_(torch.mul(xhat, mgx)).mul_(scale)          # (g - mg - xhat * mgx) * scale
         gw = sum_gx.to(g.dtype) if weight is not None else None
         gb = sum_g.to(g.dtype) if weight is not None else None
         return gx, gw, gb, None, None, None, None

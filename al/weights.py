@@ -108,9 +108,26 @@ def _check_fit(ref: WeightsRef, model: str, where: str) -> None:
     from hwbench.models import create_model
 
     try:
-        load_weights(create_model(model, num_classes=2), ref.path, new_head=True)
+        load_weights(create_model(model, num_classes=2), ref.path, new_head=True, state=_state_dict(ref.path, ref.sha256))
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
+
+
+_STATES: dict[tuple[str, str], Any] = {}  # (path, SHA-256) -> state dict read from it, this process
+_STATES_MAX = 4
+
+
+def _state_dict(path: str, digest: str) -> Any:
+    """The state dict of the file at `path` whose content has SHA-256 `digest`, read once per process
+    (an experiment's worker builds the same starting model for every cycle of every cell)."""
+    from hwbench.models.weights import read_state_dict
+
+    key = (path, digest)
+    if key not in _STATES:
+        while len(_STATES) >= _STATES_MAX:
+            _STATES.pop(next(iter(_STATES)))
+        _STATES[key] = read_state_dict(path)
+    return _STATES[key]
 
 
 def load(model: Any, ref: WeightsRef | None) -> Any:
@@ -127,4 +144,5 @@ def load(model: Any, ref: WeightsRef | None) -> Any:
     if digest != ref.sha256:
         raise UserError(f"weights {ref.path} changed (SHA-256 {digest[:16]}..., expected {ref.sha256[:16]}...); "
                         "restore the file or start over with --force")
-    return load_weights(model, ref.path, new_head=True)  # a classifier's head keeps its init if sizes differ
+    # a classifier's head keeps its init if sizes differ
+    return load_weights(model, ref.path, new_head=True, state=_state_dict(ref.path, digest))

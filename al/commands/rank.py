@@ -100,12 +100,15 @@ def run(args: argparse.Namespace) -> int:
             emit([check], as_json=True)
         _print_check(check, args.json)
         return 0
-    from al.experiments.config import load_experiment_config
+    from al.experiments.config import load_experiment
     from al.experiments.probe import run_probe
     from al.report.format import model_label
     from al.report.inputs import RECORD_TYPES, read_records
 
-    cfg = load_experiment_config(args.config, seeds=args.num_seeds, data_root=args.data_root)
+    cfg, notes = load_experiment(args.config, seeds=args.num_seeds, data_root=args.data_root)
+    if not args.json:
+        for note in notes:
+            line(note)
     if args.against:
         from al.experiments.config import config_toml, without_seeds
         from al.runs.files import sha256_text

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diagnostics", action="store_true",
                         help="(re)compute the selection diagnostics of a surrogate experiment first (class "
                              "balance, redundancy, overlap with the deployment model's own picks; loads each "
-                             "surrogate's final checkpoint and the dataset) and show them beside the matrix")
+                             "surrogate's checkpoint that made each cycle's picks, or its last one where only that was kept, "
+                             "and the dataset) and show them beside the matrix")
     parser.add_argument("--json", action="store_true",
                         help="print only the aggregated table (mean, std, n per cell) as JSON")
 

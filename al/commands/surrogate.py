@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from al.experiments.config import load_experiment_config
+    from al.experiments.config import load_experiment
     from al.experiments.surrogate import run_experiment
     from al.report.format import fmt_cell, metric_label, model_label
     from al.report.tables import COMPARISON_HEADER, comparison_rows, verdict_line
@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, line, progress
     from hwbench.errors import UserError
 
-    cfg = load_experiment_config(args.config, seeds=args.num_seeds, data_root=args.data_root)
+    cfg, notes = load_experiment(args.config, seeds=args.num_seeds, data_root=args.data_root)
+    if not args.json and not args.worker:
+        for note in notes:
+            line(note)
     if args.plan:
         from al.commands.plan_view import show_plan
 

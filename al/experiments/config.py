@@ -94,6 +94,13 @@ class ExperimentConfig:
     budgets: tuple[int, ...] = ()
     # builder options per model, e.g. {resnet18 = {stem = "small"}} (small-image recipes: docs/al-real-data.md)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "auto": fill in stems and small-image train settings by model family and input size (`al.recipes`);
+    # keys written here win. None / "none": exactly what is written
+    recipe: str | None = None
+
+    def models(self) -> tuple[str, ...]:
+        """Every model named in the config (surrogates listed, deployment, chain), in order, once."""
+        return tuple(dict.fromkeys((*self.surrogates.models, *self.deployment, *self.chain.models)))
 
     def weights_for(self, model: str) -> str:
         return self.weights if isinstance(self.weights, str) else self.weights.get(model, "none")
@@ -102,7 +109,16 @@ class ExperimentConfig:
 def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
                            data_root: str | None = None) -> ExperimentConfig:
     """Read a config file or preset (`surrogate_smoke`, or `smoke`) strictly; `seeds=N` -> seeds 0..N-1;
-    `data_root` replaces `[data] root` (`~` and `$VARS` expanded)."""
+    `data_root` replaces `[data] root` (`~` and `$VARS` expanded); `recipe = "auto"` resolved."""
+    return load_experiment(path_or_preset, seeds=seeds, data_root=data_root, hints=False)[0]
+
+
+def load_experiment(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
+                    data_root: str | None = None, hints: bool = True) -> tuple[ExperimentConfig, list[str]]:
+    """`load_experiment_config` plus the lines to show: what the recipe chose (`recipe: ...`) or, without
+    one and with `hints`, where a model's stem would shrink the input too far (`hint: ...`; this reads the
+    dataset's size, which only `recipe = "auto"` needs otherwise)."""
+    from al import recipes
     from hwbench.tomlconf import from_mapping, read_toml
 
     path = resolve_preset(os.fspath(path_or_preset), prefix=PRESET_PREFIX)
@@ -110,7 +126,24 @@ def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | No
     if isinstance(raw.get("surrogates"), list):  # `surrogates = [..]` is short for `[surrogates] models = [..]`
         raw["surrogates"] = {"models": raw["surrogates"]}
     raw.setdefault("name", path.stem)
-    cfg = from_mapping(ExperimentConfig, raw, where=str(path))
+    recipe = recipes.check_recipe(raw.get("recipe"))
+    cfg = _finish(from_mapping(ExperimentConfig, raw, where=str(path)), seeds, data_root)
+    lines: list[str] = []
+    if recipe == "auto":
+        raw, choices = recipes.apply_auto(raw, cfg.models(), recipes.sample_px(cfg.data))
+        cfg = _finish(from_mapping(ExperimentConfig, raw, where=str(path)), seeds, data_root)
+        lines = recipes.describe(choices)
+    elif hints and any(m in recipes.STEM_MODELS for m in cfg.models()):
+        try:
+            px = recipes.sample_px(cfg.data)
+        except UserError:
+            px = None  # the data's own error comes when the experiment is prepared
+        if px is not None:
+            lines = recipes.hints(cfg.model_options, cfg.models(), px)
+    return cfg, lines
+
+
+def _finish(cfg: ExperimentConfig, seeds: int | None, data_root: str | None) -> ExperimentConfig:
     if seeds is not None:
         if seeds < 1:
             raise UserError(f"--seeds must be >= 1, got {seeds}")

@@ -77,6 +77,7 @@ class Plan:
     utilisation: float
     rows: tuple[PlanRow, ...]
     assumptions: tuple[str, ...] = field(default=())
+    hardware: str = "GPU"       # what the hours are hours of: "GPU", or "CPU" on a CPU-only profile (host)
 
     @property
     def trainings(self) -> int:
@@ -139,8 +140,10 @@ def count_plan(*, surrogates: Sequence[str], deployments: Sequence[str], seeds: 
 
 def estimate(counts: Sequence[Mapping[str, Any]], *, gmacs: Mapping[str, tuple[float, float]], device: str,
              precision: str, peak_tops: float, utilisation: float, seeds: int, schedule: Schedule,
-             pool_size: int, val_size: int, train_hw: tuple[int, int], eval_hw: tuple[int, int]) -> Plan:
-    """Attach GPU hours to `count_plan` rows. `gmacs[model] = (per training image, per eval image)`."""
+             pool_size: int, val_size: int, train_hw: tuple[int, int], eval_hw: tuple[int, int],
+             hardware: str = "GPU") -> Plan:
+    """Attach device hours to `count_plan` rows (`gpu_hours`; of a CPU when `hardware` = "CPU").
+    `gmacs[model] = (per training image, per eval image)`."""
     ops_per_s = peak_tops * 1e12 * utilisation
     rows = []
     for r in counts:
@@ -154,10 +157,10 @@ def estimate(counts: Sequence[Mapping[str, Any]], *, gmacs: Mapping[str, tuple[f
         f"2 ops per MAC at {utilisation:.0%} of the {device} dense {precision} peak ({peak_tops:g} TOPS)",
         f"forward MACs counted by hwbench at the training crop {train_hw[0]}x{train_hw[1]} and the "
         f"evaluation/scoring size {eval_hw[0]}x{eval_hw[1]}",
-        "not counted: data loading, checkpoints, PreciseBN pass, start-up; one GPU",
+        f"not counted: data loading, checkpoints, PreciseBN pass, start-up; one {hardware}",
     )
     return Plan(seeds, schedule, pool_size, val_size, train_hw, eval_hw, device, precision, peak_tops,
-                utilisation, tuple(rows), assumptions)
+                utilisation, tuple(rows), assumptions, hardware)
 
 
 def forward_gmacs(model: str, hw: tuple[int, int], num_classes: int, options: Mapping[str, Any] | None = None) -> float:
@@ -176,11 +179,11 @@ def forward_gmacs(model: str, hw: tuple[int, int], num_classes: int, options: Ma
     return count(net, input_shape=(1, 3, *hw)).macs / 1e9
 
 
-def hours_text(h: float) -> str:
-    """GPU hours for a person: `0.42 GPU-h`, `1,234 GPU-h (51.4 GPU-days)`."""
+def hours_text(h: float, hardware: str = "GPU") -> str:
+    """Device hours for a person: `0.42 GPU-h`, `1,234 GPU-h (51.4 GPU-days)`, `0.42 CPU-h`."""
     if h >= 48:
-        return f"{h:,.0f} GPU-h ({h / 24:,.1f} GPU-days)"
-    return f"{h:.2f} GPU-h" if h < 10 else f"{h:.1f} GPU-h"
+        return f"{h:,.0f} {hardware}-h ({h / 24:,.1f} {hardware}-days)"
+    return f"{h:.2f} {hardware}-h" if h < 10 else f"{h:.1f} {hardware}-h"
 
 
 
@@ -227,7 +230,7 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp1
     tops = prof.peak_tops(precision, engine)  # a CPU-only profile (host) is costed on its CPU figure
     return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
                     utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
-                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw)
+                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=engine.upper())
 
 
 def _own_size(ds: Any) -> tuple[int, int] | None:

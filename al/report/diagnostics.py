@@ -22,7 +22,7 @@ INTRO = ("Per selection (every cycle >= 1, over seeds): how the surrogate's pick
          "distance of the picks' class shares from the pool's (0 = same shares, 1 = disjoint; random: mean of "
          "200 random subsets). Smallest class: min over classes of (share among the picks / share in the pool) "
          "(1 = as often as in the pool, 0 = a class missing). Redundancy: mean pairwise cosine similarity of the "
-         "picks' embeddings (the surrogate's pooled embedding, final checkpoint); random: its exact "
+         "picks' embeddings (the surrogate's pooled embedding, {embedding}); random: its exact "
          "expectation over the unlabelled images. Overlap: share of the picks that the deployment model also "
          "picked at that cycle when it selected for itself; random: picks / unlabelled images.")
 
@@ -114,7 +114,18 @@ def diagnostics_section(diag: dict | None, surrogates: Sequence[str]) -> tuple[s
     ov = overlap_table(diag, order)
     if ov is not None:
         tables.append(ov)
-    return INTRO, tables
+    return INTRO.format(embedding=embedding_text(diag)), tables
+
+
+def embedding_text(diag: dict) -> str:
+    """Which checkpoint the redundancy's embeddings came from, in a few words."""
+    if int(diag.get("version", 1)) < 2:
+        return "final checkpoint"
+    notes = diag.get("notes") or []
+    if not notes:
+        return "from the checkpoint that made the picks"
+    return (f"from the checkpoint that made the picks; {len(notes)} run(s) kept only their last checkpoint "
+            "(keep_checkpoints = \"last\"), whose embedding stands in there")
 
 
 def diagnostics_block(diag: dict | None, surrogates: Sequence[str]) -> Section | None:

@@ -17,7 +17,8 @@ _WRAPPER_KEYS = ("state_dict", "model")
 _MAX_KEYS_SHOWN = 8
 
 
-def load_weights(model: nn.Module, path: str | Path, *, new_head: bool = False) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, *, new_head: bool = False,
+                 state: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
     """Load the checkpoint at `path` into `model` strictly and return `model`.
 
     Accepts a bare state dict or one wrapped as `{"state_dict": ...}` / `{"model": ...}`
@@ -26,9 +27,10 @@ def load_weights(model: nn.Module, path: str | Path, *, new_head: bool = False) 
     only the classifier keys (`fc.*`, `classifier.*`) are ignored. With `new_head`, a classifier
     also takes a checkpoint trained for another number of classes: classifier keys whose shapes
     differ keep the model's own (initial) values. Any other mismatch is a `UserError` listing
-    the missing and unexpected keys.
+    the missing and unexpected keys. `state`: the file's state dict as `read_state_dict(path)` gave it
+    (a caller's cache; only read from, never modified), so the file is not read again.
     """
-    state = _read_state_dict(Path(path))
+    state = read_state_dict(path) if state is None else dict(state)
     target, prefix = model, ""
     backbone = getattr(model, "backbone", None)
     if backbone is not None and not any(k.startswith(("backbone.", "head.")) for k in state):
@@ -49,7 +51,10 @@ def load_weights(model: nn.Module, path: str | Path, *, new_head: bool = False) 
     return model
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of the checkpoint at `path` (unwrapped, `module.` prefix stripped); a file
+    that is none is a `UserError`."""
+    path = Path(path)
     if path.is_dir():
         raise UserError(f"checkpoint {str(path)!r} is a directory; pass the path of a local .pth/.pt file")
     if not path.is_file():

@@ -25,6 +25,36 @@ from pathlib import Path
 
 import numpy as np
 
+_TINY_RUN = """seed = {seed}
+threads = 1
+device = "cpu"
+[data]
+name = "digits"
+pool_size = 40
+val_size = 20
+[data.options]
+size = 8
+[model]
+name = "resnet20"
+[al]
+strategy = "entropy"
+initial_fraction = 0.25
+cycle_fraction = 0.25
+cycles = 1
+batch_size = 20{keep}
+[train]
+epochs = 1
+batch_size = 10
+"""
+
+
+def tiny_run_toml(*, seed: int = 0, keep_checkpoints: str | None = None) -> str:
+    """The `al run` config the run-directory tests share: Res-20 on 40 digits at 8x8, one cycle, one epoch
+    (a few CPU-seconds); `keep_checkpoints` ("all" | "last") written only when given."""
+    keep = "" if keep_checkpoints is None else f'\nkeep_checkpoints = "{keep_checkpoints}"'
+    return _TINY_RUN.format(seed=seed, keep=keep)
+
+
 DAMAGES = ("flip", "truncate", "float", "other")
 BIG = 3.4e38
 _NUMBER = re.compile(rb"(?<![\w.\"-])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.\"])")  # a float literal outside strings

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from al.cli import main
+from tests.al.corruption import tiny_run_toml
 
 CONFIG = """seed = 0
 threads = 1
@@ -105,27 +106,6 @@ def test_corrupt_image_mid_run_then_resume(tmp_path: Path, capsys) -> None:
 
 # --------------------------------------------------------------------------- damaged run / experiment directories
 
-TINY_RUN = """seed = 0
-threads = 1
-device = "cpu"
-[data]
-name = "digits"
-pool_size = 40
-val_size = 20
-[data.options]
-size = 8
-[model]
-name = "resnet20"
-[al]
-strategy = "entropy"
-initial_fraction = 0.25
-cycle_fraction = 0.25
-cycles = 1
-batch_size = 20
-[train]
-epochs = 1
-batch_size = 10
-"""
 GARBAGE = np.random.default_rng(0).bytes(300)
 
 
@@ -150,7 +130,7 @@ def _refused(argv: list[str], root: Path, capsys: pytest.CaptureFixture[str]) ->
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny_run")
     cfg = root / "run.toml"
-    cfg.write_text(TINY_RUN)
+    cfg.write_text(tiny_run_toml())
     assert main(["run", str(cfg), "--out", str(root / "run"), "--json"]) == 0
     return cfg, root / "run"
 

@@ -15,30 +15,7 @@ import torch
 from al.cli import main
 from al.experiments.surrogate import run_experiment
 from al.loop import run
-from tests.al.corruption import DAMAGES, damage, drop_timing, judge, record
-
-RUN_TOML = """seed = {seed}
-threads = 1
-device = "cpu"
-[data]
-name = "digits"
-pool_size = 40
-val_size = 20
-[data.options]
-size = 8
-[model]
-name = "resnet20"
-[al]
-strategy = "entropy"
-initial_fraction = 0.25
-cycle_fraction = 0.25
-cycles = 1
-batch_size = 20
-keep_checkpoints = "all"
-[train]
-epochs = 1
-batch_size = 10
-"""
+from tests.al.corruption import DAMAGES, damage, drop_timing, judge, record, tiny_run_toml
 
 RUN_FILES = ("state.json", "config.toml", "selections.jsonl", "metrics.jsonl", "DONE",
              "checkpoints/cycle_000.pt", "checkpoints/cycle_001.pt")
@@ -62,8 +39,8 @@ def run_outcome(d: Path) -> dict:
 def runs(tmp_path_factory) -> tuple[Path, Path, Path, dict]:
     root = tmp_path_factory.mktemp("runs")
     cfg = root / "run.toml"
-    cfg.write_text(RUN_TOML.format(seed=0))
-    (root / "other.toml").write_text(RUN_TOML.format(seed=1))
+    cfg.write_text(tiny_run_toml(seed=0, keep_checkpoints="all"))
+    (root / "other.toml").write_text(tiny_run_toml(seed=1, keep_checkpoints="all"))
     run(str(cfg), root / "ref", progress=False)
     run(str(root / "other.toml"), root / "other", progress=False)
     return cfg, root / "ref", root / "other", run_outcome(root / "ref")

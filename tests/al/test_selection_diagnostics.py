@@ -135,3 +135,87 @@ def test_damaged_selections_are_one_line(smoke_dir, tmp_path, capsys):
     assert main(["report", str(copy), "--diagnostics"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "selection diagnostics" in err[0]
+
+
+def test_picking_checkpoints_by_hand():
+    from al.selection_diagnostics import picking_checkpoints
+
+    assert picking_checkpoints([1, 2, 3], [0, 1, 2, 3]) == ({1: 0, 2: 1, 3: 2}, [])
+    assert picking_checkpoints([1, 2, 3], [3]) == ({1: 3, 2: 3, 3: 3}, [1, 2, 3])   # keep_checkpoints = "last"
+    assert picking_checkpoints([1, 2, 3], [0, 3]) == ({1: 0, 2: 3, 3: 3}, [2, 3])
+    assert picking_checkpoints([1, 2], []) == ({}, [])
+
+
+DIGITS_ALL_CKPTS = """name = "diag_ckpt"
+seeds = [0]
+device = "cpu"
+threads = 1
+deployment = ["resnet20"]
+surrogates = ["resnet20"]
+
+[data]
+name = "digits"
+pool_size = 120
+val_size = 40
+options = { size = 8 }
+
+[al]
+strategy = "entropy"
+initial_fraction = 0.1
+cycle_fraction = 0.1
+cycles = 2
+batch_size = 64
+keep_checkpoints = "all"
+
+[train.surrogate]
+epochs = 2
+batch_size = 16
+
+[train.deployment]
+epochs = 1
+batch_size = 16
+"""
+
+
+def _redundancy_by_hand(run_dir, k, picks):
+    """Mean pairwise cosine of the picks' penultimate features under checkpoint `k`, by a plain forward pass."""
+    import torch
+
+    from al.config import load_config
+    from al.prepare import prepare
+    from hwbench.models import create_model
+
+    p = prepare(load_config(run_dir / "config.toml"))
+    net = create_model("resnet20", num_classes=p.pool.num_classes)
+    net.load_state_dict(torch.load(run_dir / "checkpoints" / f"cycle_{k:03d}.pt", weights_only=False)["model"])
+    x = torch.stack([p.pool_score[int(i)][0] for i in picks])
+    with torch.no_grad():
+        e = net.eval()(x, return_features=True)[1]["penultimate"].double()
+    e = e / e.norm(dim=1, keepdim=True)
+    n = len(picks)
+    return float(((e @ e.T).sum() - n) / (n * (n - 1)))
+
+
+def test_redundancy_uses_the_checkpoint_that_made_the_picks(tmp_path):
+    from al.selection_diagnostics import compute
+
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(DIGITS_ALL_CKPTS)
+    out = tmp_path / "exp"
+    assert main(["surrogate", str(cfg), "--out", str(out), "--jobs", "1"]) == 0
+    run = out / "seed_0" / "al" / "resnet20"
+    picks = {r["cycle"]: r["selected"] for r in read_jsonl(run / "selections.jsonl")}
+    diag = compute(out)
+    assert diag["notes"] == [] and [r["cycle"] for r in diag["rows"]] == [1, 2]
+    for r in diag["rows"]:
+        assert r["embedding_cycle"] == r["cycle"] - 1
+        assert r["redundancy"] == pytest.approx(_redundancy_by_hand(run, r["cycle"] - 1, picks[r["cycle"]]), abs=1e-5)
+    final_1 = _redundancy_by_hand(run, 2, picks[1])
+    assert abs(final_1 - diag["rows"][0]["redundancy"]) > 1e-4  # the old figure (final model) differs
+    # a run that kept only its last checkpoint: the final model stands in, and a note says so
+    for k in (0, 1):
+        (run / "checkpoints" / f"cycle_{k:03d}.pt").unlink()
+    diag = compute(out)
+    assert [r["embedding_cycle"] for r in diag["rows"]] == [2, 2]
+    assert len(diag["notes"]) == 1 and "cycle(s) 1, 2" in diag["notes"][0]
+    assert diag["rows"][0]["redundancy"] == pytest.approx(final_1, abs=1e-5)

@@ -189,3 +189,37 @@ def test_chain_only_models_are_resolved_only_for_a_chain(tmp_path, ckpt) -> None
     assert set(chain.backend.weights) == {"deeplabv3plus_resnet20", "deeplabv3plus_resnet18"}
     # one experiment directory serves both: the identity leaves chain-only pins out
     assert config_toml(without_seeds(matrix.config)) == config_toml(without_seeds(chain.config))
+
+
+def test_a_checkpoint_is_read_once_per_process_and_still_checked(tmp_path, ckpt, monkeypatch) -> None:
+    import al.weights
+    import hwbench.models.weights as hw_weights
+
+    reads = []
+    real = hw_weights.read_state_dict
+    monkeypatch.setattr(hw_weights, "read_state_dict", lambda p: reads.append(str(p)) or real(p))
+    monkeypatch.setattr(al.weights, "_STATES", {})
+    copy = tmp_path / "copy.pth"
+    copy.write_bytes(ckpt.read_bytes())
+    ref = resolve(str(copy), "deeplabv3plus_resnet20")      # the fit check reads it ...
+    models = [load(create_model("deeplabv3plus_resnet20", num_classes=3), ref) for _ in range(3)]
+    assert reads == [str(copy.resolve())]                    # ... and the three loads reuse that read
+    state = torch.load(ckpt, weights_only=True)
+    for m in models:                                         # each got the file's tensors
+        assert all(torch.equal(v, state[k]) for k, v in m.backbone.state_dict().items())
+    assert all(torch.equal(v, state[k]) for k, v in al.weights._STATES[(ref.path, ref.sha256)].items())  # unmodified
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, copy)
+    with pytest.raises(UserError, match="changed"):          # a changed file is refused, cached or not
+        load(create_model("deeplabv3plus_resnet20", num_classes=3), ref)
+
+
+def test_load_weights_from_a_given_state_equals_from_the_file(ckpt) -> None:
+    from hwbench import load_weights
+    from hwbench.models.weights import read_state_dict
+
+    state = read_state_dict(ckpt)
+    a = load_weights(create_model("deeplabv3plus_resnet20", num_classes=3), ckpt)
+    b = load_weights(create_model("deeplabv3plus_resnet20", num_classes=3), ckpt, state=state)
+    assert all(torch.equal(x, y) for x, y in zip(a.backbone.state_dict().values(), b.backbone.state_dict().values(),
+                                                   strict=True))
+    assert all(torch.equal(v, torch.load(ckpt, weights_only=True)[k]) for k, v in state.items())

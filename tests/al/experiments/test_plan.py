@@ -38,6 +38,20 @@ def test_gpu_hours_by_hand() -> None:
     assert plan.trainings == 1 and plan.images_trained == 1000
     assert any("3 x forward" in a for a in plan.assumptions)
     assert hours_text(0.25) == "0.25 GPU-h" and hours_text(100) == "100 GPU-h (4.2 GPU-days)"
+    assert hours_text(0.25, "CPU") == "0.25 CPU-h" and hours_text(100, "CPU") == "100 CPU-h (4.2 CPU-days)"
+
+
+def test_plan_on_a_cpu_profile_is_labelled_cpu_hours(capsys) -> None:
+    import torch
+
+    from al.cli import main
+
+    assert main(["surrogate", "digits", "--plan", "--device", "host", "--precision", "fp32"]) == 0
+    captured = capsys.readouterr()
+    kind = "GPU" if torch.cuda.is_available() else "CPU"   # host is costed on its GPU figure when it has one
+    other = "CPU" if kind == "GPU" else "GPU"
+    assert f"{kind}-h" in captured.out and f"{kind}-h on one host" in captured.err
+    assert f"{other}-h" not in captured.out + captured.err and f"one {kind}" in captured.err
 
 
 def test_forward_gmacs_is_hwbenchs_count() -> None:

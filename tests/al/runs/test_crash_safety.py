@@ -27,28 +27,7 @@ from al.experiments.surrogate import run_experiment
 from al.loop import run
 from al.runs.files import seal
 from hwbench.io import is_atomic_temporary
-
-RUN_TOML = """seed = 0
-threads = 1
-device = "cpu"
-[data]
-name = "digits"
-pool_size = 40
-val_size = 20
-[data.options]
-size = 8
-[model]
-name = "resnet20"
-[al]
-strategy = "entropy"
-initial_fraction = 0.25
-cycle_fraction = 0.25
-cycles = 1
-batch_size = 20
-[train]
-epochs = 1
-batch_size = 10
-"""
+from tests.al.corruption import tiny_run_toml
 
 EXPERIMENT_TOML = """name = "tiny"
 seeds = [0]
@@ -147,7 +126,7 @@ def run_outcome(d: Path) -> dict:
 
 def test_al_run_killed_at_every_write_resumes_identically(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text(RUN_TOML)
+    cfg.write_text(tiny_run_toml())
     with kill_states(tmp_path / "ref", tmp_path / "kills") as shots:
         run(str(cfg), tmp_path / "ref", progress=False)
     ref = run_outcome(tmp_path / "ref")
@@ -161,7 +140,7 @@ def test_al_run_killed_at_every_write_resumes_identically(tmp_path: Path) -> Non
 
 def test_a_kill_is_not_caught_on_its_way_out(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text(RUN_TOML)
+    cfg.write_text(tiny_run_toml())
     with writes(kill_at=12), pytest.raises(Killed):  # inside cycle 0
         run(str(cfg), tmp_path / "run", progress=False)
     assert temporaries(tmp_path / "run") and not (tmp_path / "run" / "DONE").exists()
@@ -222,7 +201,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_second_al_run_is_refused_and_sigterm_exits_cleanly(tmp_path: Path, capsys) -> None:
     cfg, d = tmp_path / "run.toml", tmp_path / "run"
-    cfg.write_text(RUN_TOML)
+    cfg.write_text(tiny_run_toml())
     proc = subprocess.Popen([sys.executable, "-m", "al", "run", str(cfg), "--out", str(d), "--json"],
                             env=_env(AL_TEST_SLOW_CYCLE_S="30"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
@@ -270,7 +249,7 @@ def test_second_al_surrogate_is_refused_with_the_holders_pid(tmp_path: Path, cap
 
 def test_finished_run_is_verified_not_trusted(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text(RUN_TOML)
+    cfg.write_text(tiny_run_toml())
     d = tmp_path / "run"
     run(str(cfg), d, progress=False)
     ref = run_outcome(d)
