@@ -87,7 +87,7 @@ def check_recipe(value: Any) -> str:
 def sample_px(data: Any) -> int:
     """The side of a training sample of `data` (an `al.config.DataConfig`), in pixels: the smaller of H, W."""
     from al.data import build_dataset
-    from al.experiments.plan import train_size
+    from al.data.sizes import train_size
 
     pool = build_dataset(data.name, root=data.root, split=data.split, **data.options)
     return min(train_size(pool))
