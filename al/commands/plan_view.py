@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 
-def show_plan(cfg: Any, *, device: str, precision: str, utilisation: float, as_json: bool) -> int:
+def show_plan(cfg: Any, *, device: str, precision: str | None, utilisation: float, as_json: bool) -> int:
     from al.experiments.plan import hours_text, plan_for_config
     from al.report.format import model_label
     from hwbench.console import emit, line

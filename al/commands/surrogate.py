@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--plan: device profile the GPU hours are estimated for (default a100_sxm; any "
                              "`hwbench profiles` name, host = this machine measured)")
     renamed(parser, "--plan-device", "--device")
-    parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16"),
-                        help="training precision of the estimate (default fp16: AMP)")
+    parser.add_argument("--precision", default=None, choices=("fp32", "fp16"),
+                        help="training precision of the estimate (default fp16: AMP, or fp32 on a profile "
+                             "without fp16 figures, e.g. host on a CPU)")
     parser.add_argument("--utilisation", type=float, default=0.4, metavar="U",
                         help="share of the device's dense peak a training run sustains (default 0.4)")
     parser.add_argument("--random-spread", type=int, metavar="N",

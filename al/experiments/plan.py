@@ -189,7 +189,7 @@ def hours_text(h: float, hardware: str = "GPU") -> str:
 
 # ------------------------------------------------------------------ from a config and a dataset root
 
-def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp16",
+def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str | None = None,
                     utilisation: float = DEFAULT_UTILISATION) -> Plan:
     """The plan of experiment config `cfg` on its dataset: the layout is checked (a `UserError` names
     what is missing), images are counted, none is decoded except a few headers for the eval size."""
@@ -226,6 +226,8 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str = "fp1
     gmacs = {m: (forward_gmacs(m, train_hw, pool.num_classes, cfg.model_options.get(m)),
                  forward_gmacs(m, eval_hw, pool.num_classes, cfg.model_options.get(m))) for m in models}
     prof = load_profile(device)
+    if precision is None:  # AMP where the device has fp16 figures, else what it has (a CPU-only host: fp32)
+        precision = "fp16" if any(k.startswith("fp16/") for k in prof.available()) else "fp32"
     engine = "gpu" if f"{precision}/gpu" in prof.available() or f"{precision}/cpu" not in prof.available() else "cpu"
     tops = prof.peak_tops(precision, engine)  # a CPU-only profile (host) is costed on its CPU figure
     return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,

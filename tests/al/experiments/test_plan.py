@@ -131,3 +131,17 @@ def test_paper_presets_carry_the_papers_settings() -> None:
     assert ade.train.batch_size_by_model == {}
     im = load_experiment_config("imagenet_paper")
     assert set(im.deployment) == {"resnet18", "resnet34"} and im.data.name == "folder"
+
+
+def test_plan_precision_follows_the_profile(capsys) -> None:
+    """Without --precision: fp16 (AMP) on a profile with fp16 figures, fp32 on one without (a CPU-only host)."""
+    import json
+
+    from al.cli import main
+    from hwbench.profiles import load_profile
+
+    assert main(["surrogate", "digits", "--plan", "--json"]) == 0              # a100_sxm has fp16 figures
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp16"
+    has_fp16 = any(k.startswith("fp16/") for k in load_profile("host").available())
+    assert main(["surrogate", "digits", "--plan", "--device", "host", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == ("fp16" if has_fp16 else "fp32")
