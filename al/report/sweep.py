@@ -52,8 +52,10 @@ def summary_rows(pairs: Sequence[PairSweep]) -> list[list[str]]:
     return [[pair_label(p), f"{p.aulc.delta:+.2f}", _ci(p.aulc), p.aulc.verdict, p.crossover.text()] for p in pairs]
 
 
-def plot_sweep(pairs: Sequence[PairSweep], path: str | Path, *, metric: str = "top1") -> Path:
-    """Δ(budget) per pair with its 95 % CI band, and the zero line."""
+def plot_sweep(pairs: Sequence[PairSweep], path: str | Path, *, metric: str = "top1", experiment: str = "",
+               seeds: int | None = None) -> Path:
+    """Δ(budget) per pair with its 95 % CI band, and the zero line; the title names the experiment
+    (its data) and the seed count when given."""
     from hwbench.report.figstyle import save_png, style
 
     with style():
@@ -70,7 +72,9 @@ def plot_sweep(pairs: Sequence[PairSweep], path: str | Path, *, metric: str = "t
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel("labelled images")
         ax.set_ylabel(f"Δ {metric} vs random (p.p.)")
-        ax.set_title("surrogate − random by budget, 95 % CI")
+        on = f"{experiment}: " if experiment else ""
+        n = f", {seeds} seeds" if seeds else ""
+        ax.set_title(f"{on}surrogate − random by budget (mean, 95 % CI{n})")
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -97,7 +101,9 @@ def sweep_section(d: Any, ctx: Any) -> Any:
         warnings = spread_warnings(d.records) if d.records else []
         return Section("Seed spread of the random column", id="spread").add(Bullets(warnings)) if warnings else None
     ctx.written["sweep_csv"] = atomic_write_text(ctx.out / "sweep.csv", records_csv(records))
-    fig = ctx.figure("sweep_png", "sweep_delta.png", lambda path: plot_sweep(pairs, path, metric=records[0]["metric"]),
+    fig = ctx.figure("sweep_png", "sweep_delta.png", lambda path: plot_sweep(
+        pairs, path, metric=records[0]["metric"], experiment=f"{exp.get('name', '')} ({exp.get('dataset', '?')})",
+        seeds=len(exp.get("seeds") or []) or None),
                      alt="Δ by budget with 95 % CI bands per pair")
     sec = Section("Budget sweep: where does a surrogate start to pay?", id="sweep")
     sec.add(Text(SWEEP_TEXT), fig, Table(DELTA_HEADER, delta_rows(records, pairs)),

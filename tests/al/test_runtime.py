@@ -50,7 +50,7 @@ def test_eager_sgd_closure() -> None:
 
     before = [q.detach().clone() for q in p]
     loss = opt.step(closure)
-    assert float(loss) == pytest.approx(sum(float((q ** 2).sum()) for q in before))
+    assert float(loss.detach()) == pytest.approx(sum(float((q ** 2).sum()) for q in before))
     assert all(torch.allclose(q, b * 0.8) for q, b in zip(p, before, strict=True))  # q - 0.1 * 2q
 
 

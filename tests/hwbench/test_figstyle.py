@@ -92,3 +92,17 @@ def test_bars_start_at_zero(tmp_path, monkeypatch):
                 "recall_ci95": 0.1}]
     plot_tradeoff(summary, train, tmp_path / "f.png", "miou")
     assert any(a and a[0] == 0 for a, _ in seen)
+
+
+def test_sweep_figure_fits_the_page_with_its_longest_title(tmp_path):
+    """The budget-sweep figure (al report): page width, dpi and font floor, with the longest title it gets."""
+    from al.report.sweep import plot_sweep
+    from al.sweep import sweep_pairs
+
+    rng = np.random.default_rng(0)
+    records = [{"deployment": "resnet18", "surrogate": col, "seed": s, "metric": "top1", "budget": b,
+                "value": 60 + b / 20 + rng.normal()}
+               for col in ("resnet20", "mobilenetv3_small", "random") for b in (200, 300, 400) for s in range(5)]
+    pairs = sweep_pairs(records)
+    path = plot_sweep(pairs, tmp_path / "s.png", experiment="surrogate_fashion (idx)", seeds=5)
+    _check(path.read_bytes())
