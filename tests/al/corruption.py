@@ -80,6 +80,14 @@ def damage(path: Path, kind: str, other: Path | None = None) -> bool:
     return True
 
 
+def damage_or_skip(path: Path, kind: str, other: Path | None = None, what: str | None = None) -> None:
+    """`damage(path, kind, other)`, or skip the calling test when `kind` does not apply to the file."""
+    import pytest
+
+    if not damage(path, kind, other):
+        pytest.skip(f"{kind} does not apply to {what or path.name}")
+
+
 def _set_float(path: Path, data: bytes) -> bool:
     if path.suffix == ".pt":
         import torch

@@ -14,7 +14,7 @@ import pytest
 
 from al.cli import main
 from hwbench.cli import main as hw_main
-from tests.al.corruption import DAMAGES, damage, drop_timing, judge, record
+from tests.al.corruption import DAMAGES, damage_or_skip, drop_timing, judge, record
 from tests.al.fleet.test_fleet_run import SMALL
 from tests.al.fleet.test_ingest_integrity import make_spool
 from tests.al.fleet.test_label_integrity import make_oracle
@@ -58,8 +58,7 @@ def test_damaged_fleet_file(kind: str, dmg: str, fleets, tmp_path: Path, capsys)
     cfg, ref, other, whole, merged = fleets
     d = tmp_path / "fleet"
     shutil.copytree(ref, d)
-    if not damage(d / kind, dmg, other / kind):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(d / kind, dmg, other / kind, what=kind)
     capsys.readouterr()
     shard = kind.startswith("shards/")
     rc = main(["fleet", str(cfg), "--out", str(d), *(["--merge"] if shard else [])])
@@ -98,8 +97,7 @@ def test_damaged_spool_file(kind: str, dmg: str, spools, tmp_path: Path, capsys)
     a, b, _, _, want = spools
     s = tmp_path / "spool"
     shutil.copytree(a, s)
-    if not damage(s / kind, dmg, b / kind):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(s / kind, dmg, b / kind, what=kind)
     capsys.readouterr()
     rc = main(["ingest", str(s), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
@@ -122,8 +120,7 @@ def test_damaged_candidates_file(kind: str, dmg: str, spools, tmp_path: Path, ca
         target, other = d / "candidates" / first, run_b / "candidates" / other_first
     else:
         target, other = d / kind, run_b / kind
-    if not damage(target, dmg, other):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(target, dmg, other, what=kind)
     capsys.readouterr()
     rc = main(["ingest", str(a), "--out", str(d)])
     err = capsys.readouterr().err
@@ -165,8 +162,7 @@ def test_damaged_candidates_file_labelled(kind: str, dmg: str, png_candidates, t
         target, other = d / "candidates" / first, run_b / "candidates" / other_first
     else:
         target, other = d / kind, run_b / kind
-    if not damage(target, dmg, other):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(target, dmg, other, what=kind)
     capsys.readouterr()
     out = tmp_path / "labelled"
     rc = main(["label", str(d / "candidates"), "--oracle", str(oracle), "--out", str(out)])
@@ -214,8 +210,7 @@ def test_damaged_count_cache_entry(dmg: str, counts, tmp_path: Path, monkeypatch
     assert hw_main(COUNT) == 0
     want = json.loads(capsys.readouterr().out)  # counted afresh, no cache
     monkeypatch.delenv("HWBENCH_NO_CACHE")
-    if not damage(entry, dmg, other_entry):
-        pytest.skip(f"{dmg} does not apply to a count cache entry")
+    damage_or_skip(entry, dmg, other_entry, what="a count cache entry")
     rc = hw_main(COUNT)
     out, err = capsys.readouterr()
     outcome = judge(rc, err, entry, rc == 0 and json.loads(out) == want)

@@ -15,7 +15,7 @@ import torch
 from al.cli import main
 from al.experiments.surrogate import run_experiment
 from al.loop import run
-from tests.al.corruption import DAMAGES, damage, drop_timing, judge, record, tiny_run_toml
+from tests.al.corruption import DAMAGES, damage, damage_or_skip, drop_timing, judge, record, tiny_run_toml
 
 RUN_FILES = ("state.json", "config.toml", "selections.jsonl", "metrics.jsonl", "DONE",
              "checkpoints/cycle_000.pt", "checkpoints/cycle_001.pt")
@@ -52,8 +52,7 @@ def test_damaged_run_file(kind: str, dmg: str, runs, tmp_path: Path, capsys) -> 
     cfg, ref, other, want = runs
     d = tmp_path / "run"
     shutil.copytree(ref, d)
-    if not damage(d / kind, dmg, other / kind):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(d / kind, dmg, other / kind, what=kind)
     capsys.readouterr()
     rc = main(["run", str(cfg), "--out", str(d), "--resume"])
     err = capsys.readouterr().err
@@ -156,8 +155,7 @@ def test_damaged_experiment_file(kind: str, dmg: str, experiments, tmp_path: Pat
     cfg, ref, other, want = experiments
     d = tmp_path / "exp"
     shutil.copytree(ref, d)
-    if not damage(d / kind, dmg, other / kind):
-        pytest.skip(f"{dmg} does not apply to {kind}")
+    damage_or_skip(d / kind, dmg, other / kind, what=kind)
     capsys.readouterr()
     rc = main(["surrogate", str(cfg), "--out", str(d), "--resume", "--json", "--jobs", "1"])
     out, err = capsys.readouterr()
