@@ -26,8 +26,15 @@ RECIPES = ("auto", "none")     # `recipe = ...` in an experiment config; absent 
 MIN_LAYER1_PX = 8              # a stem must leave layer1 at least this many pixels wide
 SMALL_IMAGE_PX = 32            # train rules apply up to this input size
 STEM_MODELS = ("resnet18", "resnet34", "resnet50")  # classifiers whose builder takes `stem`
-# (stem name, total stride of the stem), largest stride first
-STEM_STRIDES = (("imagenet", 4), ("small", 2), ("cifar", 1))
+
+
+def stem_strides() -> tuple[tuple[str, int], ...]:
+    """(stem name, the stem's total stride) of every `hwbench.models.resnet.STEMS` layout, largest first."""
+    from hwbench.models.resnet import STEMS
+
+    strides = {name: stride * (2 if pool else 1) for name, (_, stride, pool) in STEMS.items()}
+    return tuple(sorted(strides.items(), key=lambda kv: -kv[1]))
+
 # per role: train settings for small images (Fashion-MNIST preset, chosen on its random column)
 SMALL_IMAGE_TRAIN: dict[str, dict[str, int]] = {
     "surrogate": {"warmup_steps": 10, "min_steps": 50},
@@ -61,13 +68,14 @@ def layer1_px(input_px: int, stride: int) -> int:
 
 
 def stem_for(model: str, input_px: int) -> str | None:
-    """The stem rule: a name from `STEM_STRIDES` for a model that takes one, else None."""
+    """The stem rule: a name from `stem_strides()` for a model that takes one, else None."""
     if model not in STEM_MODELS:
         return None
-    for name, stride in STEM_STRIDES:
+    strides = stem_strides()
+    for name, stride in strides:
         if layer1_px(input_px, stride) >= MIN_LAYER1_PX:
             return name
-    return STEM_STRIDES[-1][0]
+    return strides[-1][0]
 
 
 def train_for(role: str, input_px: int) -> dict[str, int]:
@@ -132,12 +140,12 @@ def apply_auto(raw: Mapping[str, Any], models: Iterable[str], input_px: int) -> 
 def hints(model_options: Mapping[str, Mapping[str, Any]], models: Iterable[str], input_px: int) -> list[str]:
     """Without a recipe: one line per model whose ImageNet stem would shrink `input_px` below `MIN_LAYER1_PX`."""
     lines = []
-    stride = dict(STEM_STRIDES)["imagenet"]
+    stride = dict(stem_strides())["imagenet"]
     for m in dict.fromkeys(models):
         stem = stem_for(m, input_px)
         if stem is None or stem == "imagenet" or "stem" in model_options.get(m, {}):
             continue
-        px, keep = layer1_px(input_px, stride), layer1_px(input_px, dict(STEM_STRIDES)[stem])
+        px, keep = layer1_px(input_px, stride), layer1_px(input_px, dict(stem_strides())[stem])
         lines.append(f"hint: {m}'s ImageNet stem shrinks {input_px} px inputs to {px}x{px} before layer1; "
                      f"recipe = \"auto\" (or model_options = {{ {m} = {{ stem = \"{stem}\" }} }}) keeps {keep}x{keep}")
     return lines

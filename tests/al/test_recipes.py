@@ -65,7 +65,7 @@ def _layer1_px(stem: str, px: int) -> int:
 
 @pytest.mark.parametrize("px", [4, 8, 15, 16, 28, 31, 32, 64])
 def test_stem_rule_is_the_largest_stride_that_keeps_layer1_at_8_px(px: int) -> None:
-    order = [name for name, _ in recipes.STEM_STRIDES]  # largest stride first
+    order = [name for name, _ in recipes.stem_strides()]  # largest stride first
     chosen = recipes.stem_for("resnet18", px)
     if _layer1_px("cifar", px) >= 8:
         assert _layer1_px(chosen, px) >= 8
