@@ -21,6 +21,7 @@ GPU hours are an estimate, and the assumptions are printed with it:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class Plan:
     utilisation: float
     rows: tuple[PlanRow, ...]
     assumptions: tuple[str, ...] = field(default=())
-    hardware: str = "GPU"       # what the hours are hours of: "GPU", or "CPU" on a CPU-only profile (host)
+    hardware: str = "GPU"       # what the hours are hours of: "GPU", "CPU", or "host" (the measured host, all its threads)
 
     @property
     def trainings(self) -> int:
@@ -230,6 +231,16 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str | None
         precision = "fp16" if any(k.startswith("fp16/") for k in prof.available()) else "fp32"
     engine = "gpu" if f"{precision}/gpu" in prof.available() or f"{precision}/cpu" not in prof.available() else "cpu"
     tops = prof.peak_tops(precision, engine)  # a CPU-only profile (host) is costed on its CPU figure
-    return estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
+    hardware = engine.upper()
+    if engine == "cpu" and prof.measured is not None:  # host: its peak was measured with all its torch threads
+        hardware = "host"
+    plan = estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
                     utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
-                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=engine.upper())
+                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=hardware)
+    if hardware == "host":
+        n = prof.measured.threads
+        plan = dataclasses.replace(plan, assumptions=(*plan.assumptions,
+            f"host-h: hours of the whole machine, its fp32 peak measured with {n} torch thread{'s' * (n != 1)} "
+            f"on {prof.measured.date[:10]} (`hwbench profiles host --refresh` after a change of load); "
+            f"about the wall time of `--jobs {n}`"))
+    return plan

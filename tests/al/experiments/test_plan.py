@@ -41,17 +41,23 @@ def test_gpu_hours_by_hand() -> None:
     assert hours_text(0.25, "CPU") == "0.25 CPU-h" and hours_text(100, "CPU") == "100 CPU-h (4.2 CPU-days)"
 
 
-def test_plan_on_a_cpu_profile_is_labelled_cpu_hours(capsys) -> None:
+def test_plan_on_the_host_is_labelled_host_hours(capsys) -> None:
+    """The host's CPU peak is measured with all its torch threads, so its hours are hours of the whole
+    machine ("host-h"), not of one core; the assumption line says how many threads and when."""
     import torch
 
     from al.cli import main
+    from hwbench.profiles import load_profile
 
     assert main(["surrogate", "digits", "--plan", "--device", "host", "--precision", "fp32"]) == 0
     captured = capsys.readouterr()
-    kind = "GPU" if torch.cuda.is_available() else "CPU"   # host is costed on its GPU figure when it has one
-    other = "CPU" if kind == "GPU" else "GPU"
+    kind = "GPU" if torch.cuda.is_available() else "host"   # host is costed on its GPU figure when it has one
+    others = {"CPU", "GPU", "host"} - {kind}
     assert f"{kind}-h" in captured.out and f"{kind}-h on one host" in captured.err
-    assert f"{other}-h" not in captured.out + captured.err and f"one {kind}" in captured.err
+    assert not any(f"{o}-h" in captured.out + captured.err for o in others) and f"one {kind}" in captured.err
+    if kind == "host":
+        n = load_profile("host").measured.threads
+        assert f"peak measured with {n} torch thread" in captured.err and f"wall time of `--jobs {n}`" in captured.err
 
 
 def test_forward_gmacs_is_hwbenchs_count() -> None:

@@ -55,6 +55,27 @@ def test_bad_num_classes_and_options() -> None:
         create_model("deeplabv3plus_resnet18", depth=3)
 
 
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "resnet20"])
+def test_channels_last_option(name) -> None:
+    """`channels_last = True` (every model): 4-D weights in channels-last memory format, kept through a
+    checkpoint load, outputs equal to the NCHW model's with the same weights up to float rounding."""
+    torch.manual_seed(0)
+    ref = create_model(name, num_classes=10).eval()
+    cl = create_model(name, num_classes=10, channels_last=True).eval()
+    cl.load_state_dict(ref.state_dict())
+    convs = [p for p in cl.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in ref.parameters() if p.dim() == 4)
+    x = torch.randn(4, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(cl(x), ref(x), rtol=1e-4, atol=1e-5)
+    for bad in (1, "yes", None):
+        with pytest.raises(UserError, match="channels_last must be true or false"):
+            create_model(name, channels_last=bad)
+    with pytest.raises(UserError, match="options: channels_last"):
+        create_model(name, depth=3)
+
+
 def test_defaults_and_contract_attributes() -> None:
     with torch.device("meta"):
         seg = create_model("deeplabv3plus_resnet18")
