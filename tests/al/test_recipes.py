@@ -84,7 +84,8 @@ def test_stem_rule_table(model: str, px: int, stem: str | None) -> None:
 
 
 def test_train_rule_applies_to_small_images_only() -> None:
-    assert recipes.train_for("deployment", 28) == {"warmup_steps": 20, "min_steps": 50}
+    assert recipes.train_for("deployment", 28) == {"warmup_steps": 20, "min_steps": 50, "ema_decay": 0.95,
+                                                   "label_smoothing": 0.1}
     assert recipes.train_for("surrogate", 32) == {"warmup_steps": 10, "min_steps": 50}
     assert recipes.train_for("deployment", 33) == {}
 
@@ -96,7 +97,8 @@ def test_auto_fills_in_what_is_missing_and_keeps_the_users_values() -> None:
     out, choices = recipes.apply_auto(raw, ["resnet18", "resnet34", "resnet20"], 28)
     assert out["model_options"] == {"resnet18": {"stem": "imagenet", "zero_init_residual": True},
                                     "resnet34": {"zero_init_residual": True, "stem": "small"}}
-    assert out["train"] == {"deployment": {"min_steps": 7, "warmup_steps": 20},
+    assert out["train"] == {"deployment": {"min_steps": 7, "warmup_steps": 20, "ema_decay": 0.95,
+                                           "label_smoothing": 0.1},
                             "surrogate": {"warmup_steps": 10, "min_steps": 50}}
     assert raw["model_options"]["resnet34"] == {"zero_init_residual": True}  # input untouched
     got = {(c.where, c.key): (c.value, c.auto) for c in choices}
@@ -111,6 +113,8 @@ def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     cfg, lines = load_experiment(_write(tmp_path, size=8, extra='recipe = "auto"'))
     assert cfg.model_options == {"resnet18": {"stem": "cifar"}}
     assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (20, 50)
+    assert (cfg.train.deployment.ema_decay, cfg.train.deployment.label_smoothing) == (0.95, 0.1)
+    assert (cfg.train.surrogate.ema_decay, cfg.train.surrogate.label_smoothing) == (0.0, 0.0)  # picks from plain models
     assert (cfg.train.surrogate.warmup_steps, cfg.train.surrogate.min_steps) == (10, 50)
     assert lines[0] == "recipe: resnet18 at 8 px -> stem cifar (auto)"
     from al.experiments.context import Experiment, prepare_experiment
@@ -132,6 +136,12 @@ def test_a_users_option_wins_in_a_config(tmp_path: Path) -> None:
                                         deploy_extra="warmup_steps = 0"))
     assert cfg.model_options == {"resnet18": {"stem": "cifar"}}
     assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (0, 50)
+
+
+def test_auto_leaves_out_weight_averaging_when_precise_bn_is_off() -> None:
+    out, choices = recipes.apply_auto({"train": {"deployment": {"precise_bn": False}}}, ["resnet18"], 28)
+    assert "ema_decay" not in out["train"]["deployment"] and out["train"]["deployment"]["label_smoothing"] == 0.1
+    assert ("train.deployment", "ema_decay") not in {(c.where, c.key) for c in choices}
 
 
 def test_without_a_recipe_nothing_changes_and_a_hint_names_the_stem(tmp_path: Path) -> None:
@@ -159,3 +169,23 @@ def test_plan_prints_the_recipe_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().err  # status lines go to stderr, the table to stdout
     assert "recipe: resnet18 at 28 px -> stem small (auto)" in out
     assert "recipe: train.deployment at 28 px -> warmup_steps 20, min_steps 50 (auto)" in out
+
+
+def test_auto_resolves_to_the_fashion_presets_recipe() -> None:
+    """The Fashion-MNIST preset's recipe (chosen on its random column) is what "auto" picks at 28 px: the
+    preset with every recipe key removed and auto applied is the preset again, bar MNV3's layout (speed)."""
+    import copy
+
+    from al.config import PRESETS_DIR
+    from hwbench.tomlconf import tomllib
+
+    raw = tomllib.loads((PRESETS_DIR / "surrogate_fashion.toml").read_text(encoding="utf-8"))
+    bare = copy.deepcopy(raw)
+    bare["model_options"] = {m: {k: v for k, v in o.items() if k != "stem"} for m, o in bare["model_options"].items()}
+    for role, rule in (("surrogate", recipes.train_for("surrogate", 28)), ("deployment", recipes.train_for("deployment", 28))):
+        assert {k: raw["train"][role][k] for k in rule} == rule  # the preset writes each rule value itself
+        bare["train"][role] = {k: v for k, v in bare["train"][role].items() if k not in rule}
+    out, _ = recipes.apply_auto(bare, [*raw["surrogates"], *raw["deployment"]], 28)
+    assert out["model_options"].pop("mobilenetv3_small") == {"channels_last": True}
+    raw["model_options"].pop("mobilenetv3_small")
+    assert out == raw
