@@ -168,7 +168,8 @@ def test_plan_prints_the_recipe_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["surrogate", str(_write(tmp_path, size=28, extra='recipe = "auto"')), "--plan"]) == 0
     out = capsys.readouterr().err  # status lines go to stderr, the table to stdout
     assert "recipe: resnet18 at 28 px -> stem small (auto)" in out
-    assert "recipe: train.deployment at 28 px -> warmup_steps 20, min_steps 50 (auto)" in out
+    assert ("recipe: train.deployment at 28 px -> warmup_steps 20, min_steps 50, ema_decay 0.95, label_smoothing 0.1"
+            " (auto)") in out
 
 
 def test_auto_resolves_to_the_fashion_presets_recipe() -> None:
