@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from al.optim import param_groups
+
 __all__ = ["WeightEMA", "ema_decay_at"]
 
 
@@ -31,13 +33,8 @@ class WeightEMA:
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         self.decay = float(decay)
         self.updates = 0
-        seen: set[int] = set()
-        self.params: list[nn.Parameter] = []
-        for m in modules:
-            for p in m.parameters():
-                if p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
-                    self.params.append(p)
+        # the parameters the optimiser steps (trainable, each once), whatever their weight-decay group
+        self.params: list[nn.Parameter] = [p for g in param_groups(modules, 0.0) for p in g["params"]]
         self.shadow = [p.detach().clone() for p in self.params]
 
     @torch.no_grad()

@@ -16,6 +16,7 @@ Without a recipe, `hints` says when an ImageNet stem would shrink the input belo
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +29,14 @@ SMALL_IMAGE_PX = 32            # train rules apply up to this input size
 STEM_MODELS = ("resnet18", "resnet34", "resnet50")  # classifiers whose builder takes `stem`
 
 
+@functools.cache
 def stem_strides() -> tuple[tuple[str, int], ...]:
     """(stem name, the stem's total stride) of every `hwbench.models.resnet.STEMS` layout, largest first."""
     from hwbench.models.resnet import STEMS
 
     strides = {name: stride * (2 if pool else 1) for name, (_, stride, pool) in STEMS.items()}
     return tuple(sorted(strides.items(), key=lambda kv: -kv[1]))
+
 
 # per role: train settings for small images (Fashion-MNIST preset, chosen on its random column; the
 # deployment model's weight averaging and label smoothing: seed sd at 800 labels 1.91 -> 1.64 -> 1.10)
