@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def test_bash_completion_completes_commands_and_flags(tmp_path, capsys):
 
     def complete(script: str, fn: str, words: list[str]) -> list[str]:
         line = " ".join(words)
-        code = (f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; COMP_LINE='{line}'; "
+        code = (f"source {shlex.quote(str(script))}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; COMP_LINE='{line}'; "
                 f"COMP_POINT=${{#COMP_LINE}}; {fn} {words[0]} {words[-1]} {words[-2]}; "
                 'printf "%s\\n" "${COMPREPLY[@]}"')
         r = subprocess.run(["bash", "-c", code], capture_output=True, text=True, timeout=60)
