@@ -86,7 +86,7 @@ def test_stem_rule_table(model: str, px: int, stem: str | None) -> None:
 def test_train_rule_applies_to_small_images_only() -> None:
     assert recipes.train_for("deployment", 28) == {"warmup_steps": 20, "min_steps": 50, "ema_decay": 0.95,
                                                    "label_smoothing": 0.1}
-    assert recipes.train_for("surrogate", 32) == {"warmup_steps": 10, "min_steps": 50}
+    assert recipes.train_for("surrogate", 32) == {"warmup_steps": 10, "min_steps": 200}
     assert recipes.train_for("deployment", 33) == {}
 
 
@@ -99,7 +99,7 @@ def test_auto_fills_in_what_is_missing_and_keeps_the_users_values() -> None:
                                     "resnet34": {"zero_init_residual": True, "stem": "small"}}
     assert out["train"] == {"deployment": {"min_steps": 7, "warmup_steps": 20, "ema_decay": 0.95,
                                            "label_smoothing": 0.1},
-                            "surrogate": {"warmup_steps": 10, "min_steps": 50}}
+                            "surrogate": {"warmup_steps": 10, "min_steps": 200}}
     assert raw["model_options"]["resnet34"] == {"zero_init_residual": True}  # input untouched
     got = {(c.where, c.key): (c.value, c.auto) for c in choices}
     assert got[("resnet18", "stem")] == ("imagenet", False)
@@ -115,14 +115,14 @@ def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (20, 50)
     assert (cfg.train.deployment.ema_decay, cfg.train.deployment.label_smoothing) == (0.95, 0.1)
     assert (cfg.train.surrogate.ema_decay, cfg.train.surrogate.label_smoothing) == (0.0, 0.0)  # picks from plain models
-    assert (cfg.train.surrogate.warmup_steps, cfg.train.surrogate.min_steps) == (10, 50)
+    assert (cfg.train.surrogate.warmup_steps, cfg.train.surrogate.min_steps) == (10, 200)
     assert lines[0] == "recipe: resnet18 at 8 px -> stem cifar (auto)"
     from al.experiments.context import Experiment, prepare_experiment
 
     with Experiment(prepare_experiment(cfg), tmp_path / "out").opened(resume=False):
         text = (tmp_path / "out" / "experiment.toml").read_text(encoding="utf-8")  # nothing trained yet
     assert text == config_toml(cfg)
-    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 50" in text
+    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 50" in text and "min_steps = 200" in text
     again = tmp_path / "experiment.toml"
     again.write_text(text, encoding="utf-8")
     cfg2, lines2 = load_experiment(again)
