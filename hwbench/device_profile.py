@@ -40,6 +40,12 @@ class HostInfo:
     threads: int
     method: str
     cuda_device: str | None = None
+    load_1m: float | None = None   # the OS's 1-minute load average when the measurement started
+    cores: int | None = None       # CPUs the OS offers (os.cpu_count())
+
+    def busy(self) -> bool:
+        """True when other work held at least half the cores while this was measured (peaks read low)."""
+        return self.load_1m is not None and self.load_1m >= 0.5 * max(self.cores or self.threads, 1)
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,10 @@ def measure_host(*, matmul_n: int = 2048, copy_mib: int = 256, reps: int = 5) ->
     """
     import torch
 
+    load_1m = _load_1m()
+    if load_1m is not None and load_1m >= 0.5 * (os.cpu_count() or 1):
+        log.warning("measuring the host while its 1-minute load is %.1f on %d cores: its peak will read low; "
+                    "`hwbench profiles host --refresh` on an idle machine", load_1m, os.cpu_count() or 1)
     peaks: list[Peak] = []
     a = torch.randn(matmul_n, matmul_n)
     b = torch.randn(matmul_n, matmul_n)
@@ -226,6 +230,8 @@ def measure_host(*, matmul_n: int = 2048, copy_mib: int = 256, reps: int = 5) ->
         threads=torch.get_num_threads(),
         method="peak: best-of-reps matrix product after warm-up; bandwidth: best-of-reps buffer copy",
         cuda_device=cuda_name,
+        load_1m=None if load_1m is None else round(load_1m, 2),
+        cores=os.cpu_count(),
     )
     prof = DeviceProfile(
         name=HOST, display_name=f"this machine ({info.cpu})", generation="host",
@@ -264,6 +270,14 @@ def _measure_cuda(*, matmul_n: int, reps: int) -> list[Peak]:
         out.append(Peak(precision, "gpu", tops, f"measured: best of {reps} {matmul_n}x{matmul_n} "
                         f"{precision} torch.mm on {torch.cuda.get_device_name(0)} (CUDA events)"))
     return out
+
+
+def _load_1m() -> float | None:
+    """The OS's 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _cpu_name() -> str:

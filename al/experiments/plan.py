@@ -238,9 +238,14 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str | None
                     utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
                     val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=hardware)
     if hardware == "host":
-        n = prof.measured.threads
-        plan = dataclasses.replace(plan, assumptions=(*plan.assumptions,
-            f"host-h: hours of the whole machine, its fp32 peak measured with {n} torch thread{'s' * (n != 1)} "
-            f"on {prof.measured.date[:10]} (`hwbench profiles host --refresh` after a change of load); "
-            f"about the wall time of `--jobs {n}`"))
+        m = prof.measured
+        n = m.threads
+        lines = [f"host-h: hours of the whole machine, its fp32 peak measured with {n} torch thread{'s' * (n != 1)} "
+                 f"on {m.date[:10]} (`hwbench profiles host --refresh` after a change of load); "
+                 f"about the wall time of `--jobs {n}`"]
+        if m.busy():
+            lines.append(f"warning: the host was busy when measured (1-minute load {m.load_1m:.1f} on {m.cores or n} "
+                         "cores), so its peak reads low and these hours high: `hwbench profiles host --refresh` "
+                         "on an idle machine")
+        plan = dataclasses.replace(plan, assumptions=(*plan.assumptions, *lines))
     return plan

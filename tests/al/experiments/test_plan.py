@@ -60,6 +60,35 @@ def test_plan_on_the_host_is_labelled_host_hours(capsys) -> None:
         assert f"peak measured with {n} torch thread" in captured.err and f"wall time of `--jobs {n}`" in captured.err
 
 
+@pytest.mark.parametrize("load_1m, warned", [(100.0, True), (0.0, False), (None, False)])
+def test_plan_warns_when_the_host_was_measured_busy(tmp_path, monkeypatch, capsys, caplog, load_1m, warned) -> None:
+    """A host peak measured while other work held the cores reads low and every host-h estimate high:
+    the measurement records the 1-minute load, warns then, and `--plan` says so on every later use."""
+    import logging
+
+    from al.cli import main
+    from hwbench import profiles
+
+    monkeypatch.setenv("HWBENCH_CACHE_DIR", str(tmp_path))
+    real = profiles.measure_host
+    monkeypatch.setattr(profiles, "measure_host", lambda **kw: real(matmul_n=128, copy_mib=4, reps=1))
+    monkeypatch.setattr(profiles, "_load_1m", lambda: load_1m)
+    with caplog.at_level(logging.WARNING, logger="hwbench"):
+        host = profiles.load_profile("host", refresh=True)
+    assert host.measured.load_1m == load_1m and host.measured.busy() is warned
+    assert ("1-minute load" in caplog.text) is warned
+    again = profiles.load_profile("host")                      # the cached file keeps the load
+    assert again.measured.load_1m == load_1m and again.measured.cores == host.measured.cores
+    import torch
+
+    if torch.cuda.is_available():
+        return  # a host with a GPU is costed on its GPU figure: no host-h line
+    assert main(["surrogate", "digits", "--plan", "--device", "host", "--precision", "fp32"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: the host was busy when measured (1-minute load 100.0 on" in err) is warned
+    assert "host-h: hours of the whole machine" in err
+
+
 def test_forward_gmacs_is_hwbenchs_count() -> None:
     from hwbench.count import count
 
