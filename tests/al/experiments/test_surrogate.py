@@ -205,6 +205,23 @@ def test_resume_after_an_interruption_gives_the_same_records(smoke_dir, tmp_path
     assert sum(not p["reused"] for p in timing["parts"]) == 1  # only the missing cell retrained
 
 
+def test_resume_with_more_seeds_reuses_the_finished_ones(smoke_dir, tmp_path):
+    """An experiment's identity leaves its seeds out: `--resume --num-seeds N` grows a finished directory
+    (docs/al-real-data.md: the Fashion-MNIST preset from 12 to 31 seeds) and retrains only the new seeds."""
+    import shutil
+
+    copy = tmp_path / "grown"
+    shutil.copytree(smoke_dir, copy)
+    assert main(["surrogate", "surrogate_smoke", "--out", str(copy), "--resume", "--num-seeds", "3"]) == 0
+    before, after = list(read_jsonl(smoke_dir / "records.jsonl")), list(read_jsonl(copy / "records.jsonl"))
+    assert {r["seed"] for r in before} == {0, 1} and {r["seed"] for r in after} == {0, 1, 2}
+    assert [r for r in after if r["seed"] < 2] == before                # finished seeds: the same values
+    timing = json.loads((copy / "timing.json").read_text())
+    assert {p["seed"] for p in timing["parts"] if not p["reused"]} == {2}
+    assert all(p["reused"] for p in timing["parts"] if p["seed"] < 2)
+    assert (copy / "DONE").is_file()
+
+
 def test_chain_end_to_end(smoke_dir, capsys):
     capsys.readouterr()
     # one seed of the two-seed matrix (a resume may change the seeds): every seed runs the same chain
