@@ -197,10 +197,7 @@ def measure_host(*, matmul_n: int = 2048, copy_mib: int = 256, reps: int = 5) ->
     """
     import torch
 
-    load_1m = _load_1m()
-    if load_1m is not None and load_1m >= 0.5 * (os.cpu_count() or 1):
-        log.warning("measuring the host while its 1-minute load is %.1f on %d cores: its peak will read low; "
-                    "`hwbench profiles host --refresh` on an idle machine", load_1m, os.cpu_count() or 1)
+    load_1m = _load_1m()  # before the measurement adds its own load
     peaks: list[Peak] = []
     a = torch.randn(matmul_n, matmul_n)
     b = torch.randn(matmul_n, matmul_n)
@@ -233,6 +230,9 @@ def measure_host(*, matmul_n: int = 2048, copy_mib: int = 256, reps: int = 5) ->
         load_1m=None if load_1m is None else round(load_1m, 2),
         cores=os.cpu_count(),
     )
+    if info.busy():
+        log.warning("the host was measured while its 1-minute load was %.1f on %d cores: its peak reads low; "
+                    "`hwbench profiles host --refresh` on an idle machine", info.load_1m, info.cores or info.threads)
     prof = DeviceProfile(
         name=HOST, display_name=f"this machine ({info.cpu})", generation="host",
         year=datetime.date.today().year, power_mode="as running",
