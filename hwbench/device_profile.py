@@ -47,6 +47,10 @@ class HostInfo:
         """True when other work held at least half the cores while this was measured (peaks read low)."""
         return self.load_1m is not None and self.load_1m >= 0.5 * max(self.cores or self.threads, 1)
 
+    def load_text(self) -> str:
+        """E.g. "1-minute load 1.9 on 2 cores" (for the busy warnings)."""
+        return f"1-minute load {self.load_1m:.1f} on {self.cores or self.threads} cores"
+
 
 @dataclass(frozen=True)
 class DeviceProfile:

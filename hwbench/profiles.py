@@ -231,8 +231,8 @@ def measure_host(*, matmul_n: int = 2048, copy_mib: int = 256, reps: int = 5) ->
         cores=os.cpu_count(),
     )
     if info.busy():
-        log.warning("the host was measured while its 1-minute load was %.1f on %d cores: its peak reads low; "
-                    "`hwbench profiles host --refresh` on an idle machine", info.load_1m, info.cores or info.threads)
+        log.warning("the host was measured under a %s: its peak reads low; "
+                    "`hwbench profiles host --refresh` on an idle machine", info.load_text())
     prof = DeviceProfile(
         name=HOST, display_name=f"this machine ({info.cpu})", generation="host",
         year=datetime.date.today().year, power_mode="as running",

@@ -244,8 +244,7 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str | None
                  f"on {m.date[:10]} (`hwbench profiles host --refresh` after a change of load); "
                  f"about the wall time of `--jobs {n}`"]
         if m.busy():
-            lines.append(f"warning: the host was busy when measured (1-minute load {m.load_1m:.1f} on {m.cores or n} "
-                         "cores), so its peak reads low and these hours high: `hwbench profiles host --refresh` "
-                         "on an idle machine")
+            lines.append(f"warning: the host was busy when measured ({m.load_text()}), so its peak reads low and "
+                         "these hours high: `hwbench profiles host --refresh` on an idle machine")
         plan = dataclasses.replace(plan, assumptions=(*plan.assumptions, *lines))
     return plan
