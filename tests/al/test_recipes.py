@@ -84,7 +84,7 @@ def test_stem_rule_table(model: str, px: int, stem: str | None) -> None:
 
 
 def test_train_rule_applies_to_small_images_only() -> None:
-    assert recipes.train_for("deployment", 28) == {"warmup_steps": 20, "min_steps": 50, "ema_decay": 0.95,
+    assert recipes.train_for("deployment", 28) == {"warmup_steps": 20, "min_steps": 100, "ema_decay": 0.95,
                                                    "label_smoothing": 0.1}
     assert recipes.train_for("surrogate", 32) == {"warmup_steps": 10, "min_steps": 200}
     assert recipes.train_for("deployment", 33) == {}
@@ -112,7 +112,7 @@ def test_auto_fills_in_what_is_missing_and_keeps_the_users_values() -> None:
 def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     cfg, lines = load_experiment(_write(tmp_path, size=8, extra='recipe = "auto"'))
     assert cfg.model_options == {"resnet18": {"stem": "cifar"}}
-    assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (20, 50)
+    assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (20, 100)
     assert (cfg.train.deployment.ema_decay, cfg.train.deployment.label_smoothing) == (0.95, 0.1)
     assert (cfg.train.surrogate.ema_decay, cfg.train.surrogate.label_smoothing) == (0.0, 0.0)  # picks from plain models
     assert (cfg.train.surrogate.warmup_steps, cfg.train.surrogate.min_steps) == (10, 200)
@@ -122,7 +122,7 @@ def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     with Experiment(prepare_experiment(cfg), tmp_path / "out").opened(resume=False):
         text = (tmp_path / "out" / "experiment.toml").read_text(encoding="utf-8")  # nothing trained yet
     assert text == config_toml(cfg)
-    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 50" in text and "min_steps = 200" in text
+    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 100" in text and "min_steps = 200" in text
     again = tmp_path / "experiment.toml"
     again.write_text(text, encoding="utf-8")
     cfg2, lines2 = load_experiment(again)
@@ -135,7 +135,7 @@ def test_a_users_option_wins_in_a_config(tmp_path: Path) -> None:
                                         'model_options = { resnet18 = { stem = "cifar" } }',
                                         deploy_extra="warmup_steps = 0"))
     assert cfg.model_options == {"resnet18": {"stem": "cifar"}}
-    assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (0, 50)
+    assert (cfg.train.deployment.warmup_steps, cfg.train.deployment.min_steps) == (0, 100)
 
 
 def test_auto_leaves_out_weight_averaging_when_precise_bn_is_off() -> None:
@@ -168,7 +168,7 @@ def test_plan_prints_the_recipe_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["surrogate", str(_write(tmp_path, size=28, extra='recipe = "auto"')), "--plan"]) == 0
     out = capsys.readouterr().err  # status lines go to stderr, the table to stdout
     assert "recipe: resnet18 at 28 px -> stem small (auto)" in out
-    assert ("recipe: train.deployment at 28 px -> warmup_steps 20, min_steps 50, ema_decay 0.95, label_smoothing 0.1"
+    assert ("recipe: train.deployment at 28 px -> warmup_steps 20, min_steps 100, ema_decay 0.95, label_smoothing 0.1"
             " (auto)") in out
 
 
