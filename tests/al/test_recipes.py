@@ -122,7 +122,8 @@ def test_auto_in_a_config_is_resolved_and_recorded(tmp_path: Path) -> None:
     with Experiment(prepare_experiment(cfg), tmp_path / "out").opened(resume=False):
         text = (tmp_path / "out" / "experiment.toml").read_text(encoding="utf-8")  # nothing trained yet
     assert text == config_toml(cfg)
-    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text and "min_steps = 100" in text and "min_steps = 200" in text
+    assert 'recipe = "auto"' in text and 'stem = "cifar"' in text
+    assert "min_steps = 100" in text and "min_steps = 200" in text       # deployment and surrogate rules
     again = tmp_path / "experiment.toml"
     again.write_text(text, encoding="utf-8")
     cfg2, lines2 = load_experiment(again)
@@ -183,7 +184,8 @@ def test_auto_resolves_to_the_fashion_presets_recipe() -> None:
     raw = tomllib.loads((PRESETS_DIR / "surrogate_fashion.toml").read_text(encoding="utf-8"))
     bare = copy.deepcopy(raw)
     bare["model_options"] = {m: {k: v for k, v in o.items() if k != "stem"} for m, o in bare["model_options"].items()}
-    for role, rule in (("surrogate", recipes.train_for("surrogate", 28)), ("deployment", recipes.train_for("deployment", 28))):
+    for role in ("surrogate", "deployment"):
+        rule = recipes.train_for(role, 28)
         assert {k: raw["train"][role][k] for k in rule} == rule  # the preset writes each rule value itself
         bare["train"][role] = {k: v for k, v in bare["train"][role].items() if k not in rule}
     out, _ = recipes.apply_auto(bare, [*raw["surrogates"], *raw["deployment"]], 28)

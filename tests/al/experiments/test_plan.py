@@ -66,6 +66,8 @@ def test_plan_warns_when_the_host_was_measured_busy(tmp_path, monkeypatch, capsy
     the measurement records the 1-minute load, warns then, and `--plan` says so on every later use."""
     import logging
 
+    import torch
+
     from al.cli import main
     from hwbench import profiles
 
@@ -79,8 +81,6 @@ def test_plan_warns_when_the_host_was_measured_busy(tmp_path, monkeypatch, capsy
     assert ("1-minute load" in caplog.text) is warned
     again = profiles.load_profile("host")                      # the cached file keeps the load
     assert again.measured.load_1m == load_1m and again.measured.cores == host.measured.cores
-    import torch
-
     if torch.cuda.is_available():
         return  # a host with a GPU is costed on its GPU figure: no host-h line
     assert main(["surrogate", "digits", "--plan", "--device", "host", "--precision", "fp32"]) == 0
