@@ -48,4 +48,5 @@ def make_optimizer(modules: Sequence[nn.Module], cfg: Any) -> torch.optim.SGD:
     groups = param_groups(modules, cfg.weight_decay)
     if not groups:
         raise UserError("train: the model has no trainable parameters")
-    return EagerSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    fused = bool(getattr(cfg, "fused_sgd", False))
+    return EagerSGD(groups, lr=cfg.lr, momentum=cfg.momentum, **({"fused": True} if fused else {}))

@@ -19,7 +19,8 @@ from torch import nn
 from hwbench.errors import UserError, unknown
 
 TASKS = ("segmentation", "classification")
-CHANNELS_LAST = "channels_last"  # the one option every model takes (create_model), besides its builder's
+CHANNELS_LAST = "channels_last"  # the options every model takes (create_model), besides its builder's
+TINY_CONV_GEMM = "tiny_conv_gemm"
 _FAMILY_MODULES = ("hwbench.models.resnet", "hwbench.models.mobilenetv3", "hwbench.models.deeplabv3plus")
 
 
@@ -97,19 +98,22 @@ def create_model(name: str, *, num_classes: int | None = None, output_stride: in
     Extra keyword arguments go to the builder; unknown ones are a `UserError`. Every model also takes
     `channels_last = True`: its weights in channels-last memory format, which convolutions then follow
     (oneDNN's depthwise convs on CPU: MNV3 at 28 px ~4x faster inference, ~1.6x faster training; the same
-    arithmetic up to float rounding; ResNet-18 is slower on CPU).
+    arithmetic up to float rounding; ResNet-18 is slower on CPU), and `tiny_conv_gemm = True`: convs whose
+    output map has <= 4 pixels train as one GEMM on CPU (hwbench.models.gemm_conv; Res-18's layer4 at 28 px).
     Build on the meta device with `with torch.device("meta"): create_model(...)`.
     """
     entry = _entry(name)
     params = inspect.signature(entry.builder).parameters
-    bad = sorted(set(kw) - set(params) - {CHANNELS_LAST})
+    bad = sorted(set(kw) - set(params) - {CHANNELS_LAST, TINY_CONV_GEMM})
     if bad:
-        valid = sorted({*(p for p in params if p not in ("num_classes", "output_stride")), CHANNELS_LAST})
+        valid = sorted({*(p for p in params if p not in ("num_classes", "output_stride")), CHANNELS_LAST,
+                        TINY_CONV_GEMM})
         raise UserError(f"model {name!r} has no option {', '.join(map(repr, bad))}; "
                         f"options: {', '.join(valid)}")
-    channels_last = kw.pop(CHANNELS_LAST, False)
-    if not isinstance(channels_last, bool):
-        raise UserError(f"model option channels_last must be true or false, got {channels_last!r}")
+    channels_last, tiny_gemm = kw.pop(CHANNELS_LAST, False), kw.pop(TINY_CONV_GEMM, False)
+    for opt, v in ((CHANNELS_LAST, channels_last), (TINY_CONV_GEMM, tiny_gemm)):
+        if not isinstance(v, bool):
+            raise UserError(f"model option {opt} must be true or false, got {v!r}")
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -119,4 +123,8 @@ def create_model(name: str, *, num_classes: int | None = None, output_stride: in
             raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
         kw["output_stride"] = output_stride
     model = entry.builder(**kw)
+    if tiny_gemm:
+        from hwbench.models.gemm_conv import use_tiny_conv_gemm
+
+        use_tiny_conv_gemm(model)
     return model.to(memory_format=torch.channels_last) if channels_last else model

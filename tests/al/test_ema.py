@@ -105,3 +105,24 @@ def test_label_smoothing_hand_computed() -> None:
     assert pixel_ce(logits, torch.tensor([1, 0]), -100)[0][0].item() == pytest.approx(-math.log(0.75))
     with pytest.raises(UserError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.0)
+
+
+def test_fused_sgd_is_the_same_update_by_hand() -> None:
+    """`[train] fused_sgd = true`: torch's fused kernel, two steps against SGD with momentum and weight decay
+    by hand (v = g + wd * w on the first step, v = m * v + g + wd * w after; w -= lr * v)."""
+    from al.optim import make_optimizer
+
+    lin = torch.nn.Linear(3, 2, bias=False)
+    w0 = lin.weight.detach().clone()
+    opt = make_optimizer([lin], TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.01, fused_sgd=True))
+    assert opt.defaults["fused"] is True
+    grads = [torch.full((2, 3), 0.5), torch.tensor([[1.0, -1.0, 2.0], [0.0, 3.0, -2.0]])]
+    w, v = w0.clone(), None
+    for g in grads:
+        lin.weight.grad = g.clone()
+        opt.step()
+        d = g + 0.01 * w
+        v = d if v is None else 0.9 * v + d
+        w = w - 0.1 * v
+    torch.testing.assert_close(lin.weight.detach(), w, rtol=1e-6, atol=1e-7)
+    assert make_optimizer([lin], TrainConfig()).defaults.get("fused") in (None, False)
