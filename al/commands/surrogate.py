@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the device's dense peak a training run sustains (default 0.4)")
     parser.add_argument("--random-spread", type=int, metavar="N",
                         help="train only the random column at N labels (nested random sets, as a sweep's) and print "
-                             "each deployment model's mean and seed sd: the noise floor to choose a recipe on")
+                             "each deployment model's mean and seed sd: the noise floor to choose a recipe on; for "
+                             "classification also the test-sampling sd of a paired difference (more test images "
+                             "shrink it, more seeds the rest)")
     parser.add_argument("--json", action="store_true",
                         help="print only one JSON object: {records: [{deployment, surrogate, seed, metric, value}], "
                              "pairs: [paired comparison with random per pair], summary: {beat, tie, lose, ...}} "
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         rows = random_spread(cfg, args.random_spread)
         emit(rows, as_json=args.json, title=f"random column at {args.random_spread} labels ({rows[0]['metric']} %)",
-             formats={"mean": ".2f", "sd": ".2f"})
+             formats={"mean": ".2f", "sd": ".2f", "disagree_pct": ".1f", "test_sd_pp": ".2f"})
         return 0
     if args.list_cells and not args.out:
         args.out = "EXPERIMENT_DIR"  # nothing is created; statuses as for a new directory

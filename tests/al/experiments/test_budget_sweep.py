@@ -144,6 +144,21 @@ def test_random_spread_trains_the_sweeps_random_cells(swept) -> None:
     want = [_cell(exp, s, "random_nested_80")["value"] for s in (0, 1)]
     assert row["values"] == [round(v, 2) for v in want]                    # same sets, seeds and recipe
     assert row["sd"] == pytest.approx(float(np.std(want, ddof=1)))
+    assert 0 <= row["disagree_pct"] <= 100 and row["test_sd_pp"] >= 0
+
+
+def test_test_sampling_sd_by_hand() -> None:
+    """Two models on 4 images: a right on 0 and 1, b right on 0 and 2 -> per-image differences 0, +1, -1, 0
+    (mean 0, mean square 1/2), disagreement on images 1 and 2 (a says 1 / 0, b says 0 / 2) -> 50 %, sd
+    sqrt(0.5 / 4) = 35.36 p.p.; a second pair (b, c) with c = b: 0 % and 0, so the means are 25 % and
+    sqrt(0.25 / 4) = 25 p.p. One model: nothing to pair."""
+    from al.experiments.spread import test_sampling_sd
+
+    y = np.array([0, 1, 2, 3])
+    a, b = np.array([0, 1, 0, 0]), np.array([0, 0, 2, 0])
+    assert test_sampling_sd([a, b], y) == pytest.approx((50.0, 100 * np.sqrt(0.5 / 4)))
+    assert test_sampling_sd([a, b, b.copy()], y) == pytest.approx((25.0, 25.0))
+    assert all(np.isnan(v) for v in test_sampling_sd([a], y))
 
 
 def test_model_options_reach_every_model(tmp_path) -> None:
