@@ -5,9 +5,10 @@ comparison; recipes are chosen on it, never on a surrogate's result (issue 17).
 The sets are exactly the random cells of a budget sweep of the same config (`al.seeds.nested_random_selection`
 after the shared cycle-0 set), trained and evaluated the same way (same init and training seeds).
 
-For classification it also splits a paired difference's noise: two of these models (consecutive seeds)
-disagree on a fraction d of the n validation images, so the difference of their top-1 on those images has
-a test-sampling variance (d - delta^2) / n (delta: their top-1 difference; each image adds -1, 0 or +1).
+For classification it also splits a paired difference's noise: of the n validation images, two of these
+models (consecutive seeds) get a fraction r right where the other is wrong (each such image adds +1 or -1,
+every other image 0), so the difference of their top-1 has a test-sampling variance (r - delta^2) / n
+(delta: their top-1 difference as a fraction). `disagree_pct` is the share of images they label differently.
 `test_sd_pp` is its square root averaged over the pairs: the part of a paired Δ's per-seed sd that more
 validation images shrink, where more seeds are the only cure for the rest.
 """
