@@ -48,5 +48,5 @@ def make_optimizer(modules: Sequence[nn.Module], cfg: Any) -> torch.optim.SGD:
     groups = param_groups(modules, cfg.weight_decay)
     if not groups:
         raise UserError("train: the model has no trainable parameters")
-    fused = bool(getattr(cfg, "fused_sgd", False))
-    return EagerSGD(groups, lr=cfg.lr, momentum=cfg.momentum, **({"fused": True} if fused else {}))
+    fused = getattr(cfg, "fused_sgd", False) or None  # None: torch's default (the per-parameter loop on CPU)
+    return EagerSGD(groups, lr=cfg.lr, momentum=cfg.momentum, fused=fused)

@@ -107,7 +107,7 @@ class TrainConfig:
     sync_bn: bool | None = None  # distributed: SyncBatchNorm (None: on for segmentation, off otherwise)
     ema_decay: float = 0.0   # > 0: the returned weights are an EMA of the trained ones (al.ema); needs precise_bn
     label_smoothing: float = 0.0  # training loss only: target (1 - e) on the label + e / classes on each class
-    fused_sgd: bool = False  # torch's fused SGD kernel: the same update in one pass (Res-18 on CPU: ~3x faster step
+    fused_sgd: bool = False  # torch's fused SGD kernel: the same update in one pass (Res-18 on CPU: ~2.5x faster step
                              # of the optimizer), equal to the default loop up to float rounding (~1e-7 per step)
 
     def __post_init__(self) -> None:

@@ -25,14 +25,12 @@ class TinyMapGemmConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._gemm_applies(x):
             return super().forward(x)
-        n, _, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = self._out_hw(x)
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (N, C*kh*kw, oh*ow)
         y = self.weight.reshape(self.out_channels, -1) @ cols                           # (N, K, oh*ow)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1)
-        return y.view(n, self.out_channels, oh, ow)
+        return y.view(x.shape[0], self.out_channels, oh, ow)
 
     def _gemm_applies(self, x: torch.Tensor) -> bool:
         if not (self.training and torch.is_grad_enabled() and x.dim() == 4 and x.device.type == "cpu"):
@@ -41,9 +39,13 @@ class TinyMapGemmConv2d(nn.Conv2d):
             return False
         if self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return False
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        oh, ow = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
+        oh, ow = self._out_hw(x)
         return oh * ow <= TINY_MAP_PX
+
+    def _out_hw(self, x: torch.Tensor) -> tuple[int, int]:
+        """Output map (height, width) of this conv for input `x` (N, C, H, W), dilation 1."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
 
 
 def use_tiny_conv_gemm(model: nn.Module) -> nn.Module:
