@@ -144,6 +144,7 @@ def run_suite(python: str, tree: Path, tests: Path, files: list[str] | None = No
               timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PYTEST_ADDOPTS", None)  # the outer run's options (e.g. a --basetemp above this tree) are not the fleet's
     # relative to the cwd: pytest reads "[...]" in an absolute path (a --basetemp with brackets) as a test id
     rel = tests.relative_to(tree)
     targets = [str(rel / f) for f in files] if files else [str(rel)]
