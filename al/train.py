@@ -344,20 +344,17 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray | None = None, *,
              device: torch.device | str = "cpu", batch_size: int = 16, amp: bool = True,
-             num_workers: int = 0, show_progress: bool = True, predictions: bool = False) -> dict[str, Any]:
+             num_workers: int = 0, show_progress: bool = True) -> dict[str, Any]:
     """Evaluate on `dataset[indices]` (all by default), model in eval mode; distributed, each rank
     evaluates its contiguous shard and the sums are all-reduced (same result on every rank).
 
     Segmentation: `miou` (%), `pixel_acc` (%), `iou` (per class %, None when absent from
     ground truth and predictions), `loss` (mean CE over valid pixels), `n`.
-    Classification: `top1` (%), `loss`, `n`; with `predictions` (one process only) also `pred` and
-    `labels`, (n,) int64 arrays of predicted and true classes in `indices` order.
+    Classification: `top1` (%), `loss`, `n`.
     """
     idx = index_list(indices, len(dataset))
     if len(idx) == 0:
         raise UserError("evaluate: no samples to evaluate")
-    if predictions and (dataset.task == "segmentation" or distributed.active()):
-        raise ValueError("evaluate(predictions=True): classification in one process only")
     lo, hi = distributed.shard_range(len(idx))
     mine = idx[lo:hi]
     device = torch.device(device)
@@ -367,8 +364,6 @@ def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray
     segmentation = dataset.task == "segmentation"
     cm = torch.zeros(k, k, dtype=torch.int64, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # correct, CE sum, valid elements
-    preds: list[np.ndarray] = []   # (batch,) predicted classes, with `predictions`
-    trues: list[np.ndarray] = []
 
     from hwbench.console import progress
 
@@ -386,18 +381,12 @@ def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray
                 cm += confusion_matrix(pred, y, k, ignore)
             else:
                 sums[0] += (pred == y).sum()
-                if predictions:
-                    preds.append(pred.cpu().numpy().astype(np.int64))
-                    trues.append(y.cpu().numpy().astype(np.int64))
             bar.advance(task)
     if distributed.active():
         cm, sums = distributed.all_reduce_sum(cm), distributed.all_reduce_sum(sums)
     loss = float(sums[1]) / max(int(sums[2]), 1)
     if not segmentation:
-        out = {"top1": 100.0 * int(sums[0]) / len(idx), "loss": loss, "n": len(idx)}
-        if predictions:
-            out["pred"], out["labels"] = np.concatenate(preds), np.concatenate(trues)
-        return out
+        return {"top1": 100.0 * int(sums[0]) / len(idx), "loss": loss, "n": len(idx)}
     miou, iou = miou_from_confusion(cm)
     total = int(cm.sum())
     return {"miou": miou, "pixel_acc": 100.0 * int(cm.diag().sum()) / max(total, 1), "iou": iou,

@@ -41,14 +41,21 @@ def test_sampling_sd(predictions: list[np.ndarray], labels: np.ndarray) -> tuple
 
 
 def _top1_predictions(be: Any, model: Any) -> tuple[float, np.ndarray, np.ndarray]:
-    """(top-1 %, (n,) predicted and (n,) true classes) on the validation images, evaluated as the sweep's."""
-    from al.runtime import deterministic
-    from al.train import evaluate
+    """(top-1 %, (n,) predicted and (n,) true classes) on the validation images, batched as `evaluate`."""
+    import torch
 
-    with deterministic(be.device):
-        res = evaluate(model, be.p.val, be.p.val_indices, device=be.device, batch_size=be.p.config.al.batch_size,
-                       predictions=True)
-    return float(res["top1"]), res["pred"], res["labels"]
+    from al.batching import iterate_batches
+    from al.runtime import deterministic
+
+    preds, ys = [], []
+    with deterministic(be.device), torch.no_grad():
+        model.eval()
+        for x, y, _ in iterate_batches(be.p.val, be.p.val_indices, batch_size=be.p.config.al.batch_size,
+                                       device=be.device):
+            preds.append(model(x).argmax(1).cpu().numpy())
+            ys.append(y.cpu().numpy())
+    pred, true = np.concatenate(preds), np.concatenate(ys)
+    return 100.0 * float(np.mean(pred == true)), pred, true
 
 
 def random_spread(cfg: Any, budget: int) -> list[dict]:

@@ -307,21 +307,6 @@ def test_evaluate_top1() -> None:
     assert res["top1"] == pytest.approx(500 / 7) and res["n"] == 7
 
 
-def test_evaluate_predictions_in_index_order() -> None:
-    y = torch.tensor([0, 1, 2, 3, 4, 5, 6])
-    shown = torch.tensor([0, 1, 2, 0, 0, 5, 6])
-    x = shown.float()[:, None, None, None].expand(-1, 3, 4, 4).contiguous()
-    ds = TensorSet(x, y, "classification", 7)
-    idx = [6, 3, 0, 4]                                 # not sorted: the arrays follow `indices`
-    res = evaluate(Oracle(7, False), ds, idx, batch_size=3, predictions=True)
-    assert res["pred"].tolist() == [6, 0, 0, 0] and res["labels"].tolist() == [6, 3, 0, 4]
-    assert res["top1"] == pytest.approx(50.0) == 100 * np.mean(res["pred"] == res["labels"])
-    assert "pred" not in evaluate(Oracle(7, False), ds, idx, batch_size=3)
-    seg = TensorSet(x[:, :, :, :], torch.zeros(7, 4, 4, dtype=torch.long), "segmentation", 7)
-    with pytest.raises(ValueError, match="classification in one process"):
-        evaluate(Oracle(7, True), seg, predictions=True)
-
-
 def test_zoo_model_trains_with_llal(streets) -> None:
     from al.strategies import LossPredictionModule
     from hwbench.models import create_model
