@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # The whole chain on the embedded data: hwbench report (theoretical + measured on this machine), then
 # surrogates picked by `hwbench deploy` run active learning for next-generation models, the entropy
-# analysis and a fleet day; one AL report. Budget: under 5 minutes on 2 cores (README, Quick start).
+# analysis and a fleet day; one AL report. About 5 minutes on 2 cores, 4-7 by the host's speed (README).
 # Two lanes, one per core: the steps marked (background) run one after another with their output in
 # reports/demo-background.log (printed when they finish; `tail -f` it to watch), the others print their
 # progress bars here. The largest step, the segmentation matrix, comes last in its lane and runs its cells
