@@ -221,7 +221,10 @@ def validate(cfg: RunConfig, *, names: bool = True) -> RunConfig:
         raise UserError(f"model.output_stride must be 8, 16 or 32, got {cfg.model.output_stride}")
     if names:
         _validate_names(cfg)
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=expand_root(cfg.data.root)))
+    from al.precision import resolve_train
+
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=expand_root(cfg.data.root)),
+                               train=resolve_train(cfg.train))
 
 
 def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:

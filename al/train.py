@@ -5,7 +5,8 @@ Recipe (the paper's, §4 "Training Parameters"): SGD, momentum 0.9, weight decay
 parameter except normalisation (batch-norm) parameters and biases; poly learning rate per
 iteration, `lr * (1 - it / total) ** 0.9`, optionally after a linear warm-up (`warmup_steps`);
 `min_steps` counts epochs in steps, so a small labelled set still gets enough updates; cross-entropy with the ignore label (`al.losses`), optionally label-smoothed (`label_smoothing`).
-AMP (fp16 autocast + GradScaler) and channels_last are used on CUDA only; CPU runs are plain fp32.
+AMP (fp16 autocast + GradScaler) and channels_last are used on CUDA only; on CPU the training steps run
+in bf16 autocast with `bf16` (resolved from "auto" by the CPU, `al.precision`), else plain fp32.
 
 Batching (`al.batching`). Each epoch permutes the labelled set with a generator seeded from
 (seed, epoch) and splits it into global batches of `batch_size` (capped at the set size); a
@@ -79,6 +80,7 @@ from al.ddp import TrainStep, average_buffers, gather_rows, wrap
 from al.ema import WeightEMA
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
 from al.optim import make_optimizer, param_groups, poly_lr, scheduled_lr
+from al.precision import Bf16, autocast
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # training loss only: target (1 - e) on the label + e / classes on each class
     fused_sgd: bool = False  # torch's fused SGD kernel: the same update in one pass (Res-18 on CPU: ~2.5x faster step
                              # of the optimizer), equal to the default loop up to float rounding (~1e-7 per step)
+    bf16: Bf16 = False       # CPU: training steps in bf16 autocast; "auto": where the CPU has native bf16 (al.precision)
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
@@ -144,10 +147,6 @@ def _norm_eval(modules: Iterable[nn.Module], active: bool) -> Iterator[None]:
     finally:
         for m in norms:
             m.train()
-
-
-def _autocast(enabled: bool):
-    return torch.autocast("cuda", dtype=torch.float16) if enabled else contextlib.nullcontext()
 
 
 def use_sync_bn(cfg: TrainConfig, task: str | None) -> bool:
@@ -196,7 +195,7 @@ def recompute_bn_stats(model: nn.Module, dataset: Any, indices: Sequence[int] | 
                                        generator=generator, augment_key=augment_key):
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(amp):
+            with autocast(torch.device(device), amp=amp):
                 if aux is None:
                     model(x)
                 else:
@@ -238,7 +237,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                         "[train] batch_size")
     device = torch.device(device)
     cuda = device.type == "cuda"
-    use_amp, channels_last = cfg.amp and cuda, cfg.channels_last and cuda
+    use_amp, channels_last, bf16 = cfg.amp and cuda, cfg.channels_last and cuda, cfg.bf16 is True and not cuda
     sync = use_sync_bn(cfg, getattr(dataset, "task", None)) and (w > 1 or not cuda)  # CPU: in one process too
     torch.manual_seed(seed if r == 0 else stream_seed(seed, "rank", r))  # anything outside al.crn's keys
     loader_generator = torch.Generator().manual_seed(seed + 1)  # DataLoader worker seeds
@@ -293,7 +292,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                 keys.set(epoch, ids)
                 sizes = distributed.split_sizes(len(b), w)
                 count = distributed.all_reduce_sum((y != ignore).sum()).clamp(min=1)  # valid elements, global batch
-                with _norm_eval(modules, active=len(b) == 1), _autocast(use_amp):
+                with _norm_eval(modules, active=len(b) == 1), autocast(device, amp=use_amp, bf16=bf16):
                     logits, pred = net(x, detach)
                     ce, _ = pixel_ce(logits, y, ignore, cfg.label_smoothing)
                     task_part = ce.sum() / count                         # this rank's share of the batch loss
@@ -334,7 +333,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
         m.eval()
     out: dict[str, Any] = {"epochs": epochs, "iterations": it, "batch_size": batch_size, "samples": n,
                            "loss": history[-1], "loss_per_epoch": history, "lr_final": lr, "world_size": w,
-                           "sync_bn": sync, "seconds": seconds,
+                           "sync_bn": sync, "bf16": bf16, "seconds": seconds,
                            "samples_per_s": it * batch_size / max(seconds, 1e-9)}
     if aux is not None:
         out["aux_loss_per_epoch"] = aux_history
@@ -370,7 +369,7 @@ def evaluate(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray
     with progress(disable=None if show_progress and distributed.is_main() else True) as bar:
         task = bar.add_task("evaluate", total=math.ceil(len(mine) / batch_size))
         for x, y, _ in iterate_batches(dataset, mine, batch_size=batch_size, device=device, num_workers=num_workers):
-            with _autocast(use_amp):
+            with autocast(device, amp=use_amp):
                 logits = model(x)
             logits = match_size(logits, y).float()
             ce, valid = pixel_ce(logits, y, ignore)

@@ -14,7 +14,9 @@
    channels-last vs contiguous (NCHW) activations for one training step (forward, backward) and one
    no-grad forward, per model at the shapes of the Fashion-MNIST preset (batch 32, 28x28) and of the
    demo (batch 8, 32x64).
-3. What the float64-statistics BatchNorm of `al.syncbn` (used on CPU in one process too, for segmentation)
+3. bf16 autocast vs fp32 for one training step (`[train] bf16`, al.precision), per model at the Fashion-MNIST
+   preset's shapes and layouts (goal "report"; on a CPU without native bf16 it is emulated and far slower).
+4. What the float64-statistics BatchNorm of `al.syncbn` (used on CPU in one process too, for segmentation)
    costs a demo training step against torch's BatchNorm (goal "report", ratio < 1 is its overhead).
 CPU time per call, pairs interleaved, median of `REPS`.
 Run: `python -m benchmarks bench_train`.
@@ -161,6 +163,35 @@ def _layout_rows() -> list[dict]:
     return rows
 
 
+def _bf16_rows() -> list[dict]:
+    import torch
+
+    from al.precision import autocast, native_bf16
+    from hwbench.models import create_model
+
+    cpu, rows = torch.device("cpu"), []
+    x, y = torch.randn(32, 3, 28, 28), torch.arange(32) % 10
+    for name, kw in (("resnet18", {"stem": "small", "tiny_conv_gemm": True}), ("resnet20", {"channels_last": True}),
+                     ("mobilenetv3_small", {"channels_last": True})):
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=10, **kw).train()
+        inp = x.contiguous(memory_format=torch.channels_last) if kw.get("channels_last") else x
+
+        def step(bf16: bool, model: torch.nn.Module = model, inp: torch.Tensor = inp) -> Callable[[], None]:
+            def run() -> None:
+                model.zero_grad(set_to_none=True)
+                with autocast(cpu, bf16=bf16):
+                    logits = model(inp)
+                torch.nn.functional.cross_entropy(logits.float(), y).backward()
+            return run
+
+        t_fp32, t_bf16 = _paired(step(False), step(True))
+        rows.append({"name": f"report: bf16 autocast vs fp32 training step, {name} {kw or ''}, input (32, 3, 28, 28)"
+                             f" (native bf16: {'yes' if native_bf16() else 'no'})",
+                     "ours_s": t_bf16, "baseline_s": t_fp32, "ratio": t_fp32 / t_bf16, "goal": "report", "ok": None})
+    return rows
+
+
 def _syncbn_rows() -> list[dict]:
     import torch
 
@@ -193,7 +224,7 @@ def main() -> list[dict]:
     from al.runtime import torch_threads
 
     with torch_threads(1), tempfile.TemporaryDirectory() as tmp:
-        return [_rebuild_row(Path(tmp)), _sgd_row(), _tiny_gemm_row(), *_layout_rows(), *_syncbn_rows()]
+        return [_rebuild_row(Path(tmp)), _sgd_row(), _tiny_gemm_row(), *_layout_rows(), *_bf16_rows(), *_syncbn_rows()]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from al.config import ALConfig, DataConfig, TrainConfig, resolve_preset
+from al.precision import resolve_train
 from hwbench.errors import UserError
 
 PRESET_PREFIX = "surrogate_"
@@ -140,7 +141,18 @@ def load_experiment(path_or_preset: str | os.PathLike, *, seeds: int | None = No
             px = None  # the data's own error comes when the experiment is prepared
         if px is not None:
             lines = recipes.hints(cfg.model_options, cfg.models(), px)
-    return cfg, lines
+    return cfg, lines + _bf16_lines(raw)
+
+
+def _bf16_lines(raw: dict) -> list[str]:
+    """What `bf16 = "auto"` resolved to, per role that has it."""
+    from al.precision import native_bf16
+
+    roles = [r for r in ("surrogate", "deployment") if (raw.get("train") or {}).get(r, {}).get("bf16") == "auto"]
+    if not roles:
+        return []
+    how = "bf16 autocast (this CPU has native bf16)" if native_bf16() else "fp32 (this CPU has no native bf16)"
+    return [f"precision: bf16 = \"auto\" -> the {' and '.join(roles)} trainings' steps in {how}"]
 
 
 def _finish(cfg: ExperimentConfig, seeds: int | None, data_root: str | None) -> ExperimentConfig:
@@ -152,7 +164,10 @@ def _finish(cfg: ExperimentConfig, seeds: int | None, data_root: str | None) -> 
         from al.config import expand_root
 
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=expand_root(data_root)))
-    return validate_experiment(cfg)
+    t = cfg.train
+    train = dataclasses.replace(t, surrogate=resolve_train(t.surrogate, "train.surrogate"),
+                                deployment=resolve_train(t.deployment, "train.deployment"))
+    return validate_experiment(dataclasses.replace(cfg, train=train))
 
 
 def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -142,14 +142,16 @@ def count_plan(*, surrogates: Sequence[str], deployments: Sequence[str], seeds: 
 def estimate(counts: Sequence[Mapping[str, Any]], *, gmacs: Mapping[str, tuple[float, float]], device: str,
              precision: str, peak_tops: float, utilisation: float, seeds: int, schedule: Schedule,
              pool_size: int, val_size: int, train_hw: tuple[int, int], eval_hw: tuple[int, int],
-             hardware: str = "GPU") -> Plan:
+             hardware: str = "GPU", train_speedup: Mapping[tuple[str, str], float] | None = None) -> Plan:
     """Attach device hours to `count_plan` rows (`gpu_hours`; of a CPU when `hardware` = "CPU").
-    `gmacs[model] = (per training image, per eval image)`."""
+    `gmacs[model] = (per training image, per eval image)`; `train_speedup[(role, model)]` divides that
+    row's training cost (bf16 training steps on a CPU, measured)."""
     ops_per_s = peak_tops * 1e12 * utilisation
     rows = []
     for r in counts:
         g_train, g_eval = gmacs[r["model"]]
-        macs = (TRAIN_FACTOR * g_train * r["images_trained"]
+        speedup = (train_speedup or {}).get((r["role"], r["model"]), 1.0)
+        macs = (TRAIN_FACTOR * g_train * r["images_trained"] / speedup
                 + g_eval * (r["images_scored"] + r["images_evaluated"])) * 1e9
         rows.append(PlanRow(r["role"], r["model"], r["trainings"], r["images_trained"], r["images_scored"],
                             r["images_evaluated"], g_train, g_eval, 2 * macs / ops_per_s / 3600))
@@ -234,17 +236,37 @@ def plan_for_config(cfg: Any, *, device: str = "a100_sxm", precision: str | None
     hardware = engine.upper()
     if engine == "cpu" and prof.measured is not None:  # host: its peak was measured with all its torch threads
         hardware = "host"
+    speedups = _bf16_speedups(cfg, surrogates, pool.num_classes, train_hw) if hardware == "host" else {}
     plan = estimate(counts, gmacs=gmacs, device=prof.name, precision=precision, peak_tops=tops,
                     utilisation=utilisation, seeds=len(cfg.seeds), schedule=schedule, pool_size=pool_size,
-                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=hardware)
+                    val_size=val_size, train_hw=train_hw, eval_hw=eval_hw, hardware=hardware, train_speedup=speedups)
     if hardware == "host":
         m = prof.measured
         n = m.threads
         lines = [f"host-h: hours of the whole machine, its fp32 peak measured with {n} torch thread{'s' * (n != 1)} "
                  f"on {m.date[:10]} (`hwbench profiles host --refresh` after a change of load); "
                  f"about the wall time of `--jobs {n}`"]
+        lines += [f"bf16 training steps ({role}): {model}'s fp32 cost / {x:.2f}, its bf16 speed-up measured here "
+                  "(one batch, one thread)" for (role, model), x in speedups.items()]
         if m.busy():
             lines.append(f"warning: the host was busy when measured ({m.load_text()}), so its peak reads low and "
                          "these hours high: `hwbench profiles host --refresh` on an idle machine")
         plan = dataclasses.replace(plan, assumptions=(*plan.assumptions, *lines))
     return plan
+
+
+def _bf16_speedups(cfg: Any, surrogates: Sequence[str], num_classes: int,
+                   train_hw: tuple[int, int]) -> dict[tuple[str, str], float]:
+    """(role, model) -> measured bf16 speed-up of its training step, for each role whose `bf16` is on."""
+    from al.precision import measured_speedup
+    from al.runtime import torch_threads
+
+    out = {}
+    with torch_threads(1):
+        for role, models in (("surrogate", surrogates), ("deployment", cfg.deployment)):
+            for m in models:
+                t = cfg.train.for_model(m, role)
+                if t.bf16 is True:
+                    out[(role, m)] = measured_speedup(m, dict(cfg.model_options.get(m, {})), batch_size=t.batch_size,
+                                                      hw=train_hw, num_classes=num_classes)
+    return out
