@@ -80,7 +80,7 @@ from al.ddp import TrainStep, average_buffers, gather_rows, wrap
 from al.ema import WeightEMA
 from al.losses import confusion_matrix, match_size, miou_from_confusion, per_sample_loss, pixel_ce
 from al.optim import make_optimizer, param_groups, poly_lr, scheduled_lr
-from al.precision import Bf16, autocast
+from al.precision import Bf16, autocast, resolve_bf16
 from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def train(model: nn.Module, dataset: Any, indices: Sequence[int] | np.ndarray, c
                         "[train] batch_size")
     device = torch.device(device)
     cuda = device.type == "cuda"
-    use_amp, channels_last, bf16 = cfg.amp and cuda, cfg.channels_last and cuda, cfg.bf16 is True and not cuda
+    use_amp, channels_last, bf16 = cfg.amp and cuda, cfg.channels_last and cuda, resolve_bf16(cfg.bf16) and not cuda
     sync = use_sync_bn(cfg, getattr(dataset, "task", None)) and (w > 1 or not cuda)  # CPU: in one process too
     torch.manual_seed(seed if r == 0 else stream_seed(seed, "rank", r))  # anything outside al.crn's keys
     loader_generator = torch.Generator().manual_seed(seed + 1)  # DataLoader worker seeds

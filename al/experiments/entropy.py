@@ -20,6 +20,7 @@ import numpy as np
 
 from al.config import DataConfig, TrainConfig, resolve_preset
 from al.experiments.backend import backend_for, check_task
+from al.precision import resolve_train
 from al.runs.experiment_dir import experiment_dir
 from al.runs.files import (
     npz_bytes,
@@ -92,6 +93,7 @@ def load_entropy_config(path_or_preset: str | Path) -> tuple[EntropyConfig, str]
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
     cfg = from_mapping(EntropyConfig, raw, where=str(path))
+    cfg = dataclasses.replace(cfg, train=resolve_train(cfg.train))  # "auto" -> this CPU's choice, in the identity
     return cfg, path.read_text(encoding="utf-8")
 
 

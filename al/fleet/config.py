@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from al.precision import resolve_train
 from al.train import TrainConfig
 from hwbench.errors import UserError
 
@@ -155,7 +156,14 @@ def load_fleet_config(path_or_preset: str | os.PathLike) -> tuple[FleetConfig, s
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
     cfg = from_mapping(FleetConfig, raw, where=str(path))
-    return validate(cfg), path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    w, e = cfg.world, cfg.evaluation
+    resolved = dataclasses.replace(cfg, world=dataclasses.replace(w, train=resolve_train(w.train, "world.train")),
+                                   evaluation=dataclasses.replace(e, train=resolve_train(e.train, "evaluation.train")))
+    if resolved != cfg:  # bf16 = "auto" was resolved by this CPU: the identity (this text's hash) records it
+        text += (f"\n# bf16 = \"auto\" resolved on this CPU: world.train {resolved.world.train.bf16}, "
+                 f"evaluation.train {resolved.evaluation.train.bf16}\n").replace("True", "true").replace("False", "false")
+    return validate(resolved), text
 
 
 def _positive(where: str, v: float) -> None:

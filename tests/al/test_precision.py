@@ -119,3 +119,36 @@ def test_host_plan_measures_the_bf16_speedup(tmp_path, capsys) -> None:
     assert line.startswith("  bf16 training steps (deployment): resnet18's fp32 cost / ") or "resnet18's fp32 cost / " in line
     assert float(line.split("cost / ")[1].split(",")[0]) > 0
     assert "resnet20's" not in err
+
+
+def test_train_resolves_an_unresolved_auto(monkeypatch) -> None:
+    """A `TrainConfig` built in code with bf16 = "auto" follows the CPU at train time."""
+    for native in (False, True):
+        monkeypatch.setattr(precision, "native_bf16", lambda native=native: native)
+        net = _net()
+        seen = _dtypes(net)
+        train(net, Blobs(), range(16), TrainConfig(batch_size=16, amp=False, bf16="auto"), show_progress=False)
+        assert seen[0] == (torch.bfloat16 if native else torch.float32)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_entropy_and_fleet_configs_pin_the_resolution(tmp_path, monkeypatch, native: bool) -> None:
+    from al.config import PRESETS_DIR
+    from al.experiments.entropy import load_entropy_config
+    from al.fleet.config import load_fleet_config
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: native)
+    text = (PRESETS_DIR / "entropy_demo.toml").read_text(encoding="utf-8").replace("[train]\n", "[train]\nbf16 = \"auto\"\n")
+    (tmp_path / "entropy_x.toml").write_text(text)
+    cfg, _ = load_entropy_config(tmp_path / "entropy_x.toml")
+    assert cfg.train.bf16 is native                         # its identity is the resolved config's TOML
+    fleet = (PRESETS_DIR / "fleet_demo.toml").read_text(encoding="utf-8").replace(
+        "train = { epochs = 2, batch_size = 8, lr = 0.05 }", "train = { epochs = 2, batch_size = 8, lr = 0.05, bf16 = \"auto\" }")
+    assert fleet.count('bf16 = "auto"') == 1                 # [evaluation]'s training only
+    (tmp_path / "fleet_x.toml").write_text(fleet)
+    cfg, ident = load_fleet_config(tmp_path / "fleet_x.toml")
+    assert cfg.evaluation.train.bf16 is native and cfg.world.train.bf16 is False
+    assert ident.endswith(f"# bf16 = \"auto\" resolved on this CPU: world.train false, evaluation.train "
+                          f"{str(native).lower()}\n")               # the identity (its hash) records the choice
+    _, plain = load_fleet_config("fleet_demo")
+    assert "resolved on this CPU" not in plain
