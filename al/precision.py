@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 from typing import Any, Literal
 
 import torch
 
 from hwbench.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Bf16", "native_bf16", "resolve_bf16", "resolve_train", "autocast"]
 
@@ -35,12 +38,20 @@ def native_bf16() -> bool:
 
 
 def resolve_bf16(value: Any, where: str = "train.bf16") -> bool:
-    """`true` / `false` as given, `"auto"` -> `native_bf16()`."""
+    """`true` / `false` as given (`true` on a CPU without native bf16 warns once), `"auto"` -> `native_bf16()`."""
     if value == "auto":
         return native_bf16()
     if not isinstance(value, bool):
         raise UserError(f"{where}: expected true, false or \"auto\", got {value!r}")
+    if value and not native_bf16():
+        _warn_emulated()
     return value
+
+
+@functools.cache
+def _warn_emulated() -> None:
+    logger.warning("bf16 = true on a CPU without native bf16 (AMX / AVX512-BF16): bf16 is emulated there, 3-35x "
+                   "slower than fp32; bf16 = \"auto\" would train in fp32")
 
 
 def resolve_train(cfg: Any, where: str = "train") -> Any:

@@ -93,6 +93,16 @@ def test_bad_values_are_one_line_errors(tmp_path) -> None:
     assert precision.resolve_bf16(True) is True and precision.resolve_bf16(False) is False
 
 
+def test_forced_bf16_without_native_bf16_warns_once(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    precision._warn_emulated.cache_clear()
+    for _ in range(3):
+        assert precision.resolve_bf16(True) is True
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1 and len(caplog.records) == 1
+    assert "emulated" in caplog.records[0].message
+    precision._warn_emulated.cache_clear()
+
+
 def test_plan_divides_only_the_training_cost_by_the_speedup() -> None:
     counts = [{"role": "deployment", "model": "m", "trainings": 1, "images_trained": 1000,
                "images_scored": 0, "images_evaluated": 500}]
