@@ -85,6 +85,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(a, value, where)
             except UserError as e:
                 errors.append(str(e))
+        literals = [v for a in args if typing.get_origin(a) is typing.Literal for v in typing.get_args(a)]
+        if literals:  # e.g. bool | Literal["auto"]: name every choice
+            names = [a.__name__ for a in args if isinstance(a, type) and a is not type(None)] + list(map(repr, literals))
+            raise UserError(f"{where}: expected {' or '.join(names)}, got {type(value).__name__} {value!r}")
         raise UserError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin is typing.Literal:
         if value not in args:
