@@ -198,7 +198,7 @@ class Experiment:
             "summary": (f"{cfg.data.name}: pool of {be.pool_size} images, {cfg.al.strategy} selection, "
                         f"{self.p.n_initial} random + {cfg.al.cycles} cycles × {self.p.n_cycle} = {n_total} labelled "
                         f"({n_total / be.pool_size:.0%}); metric {be.metric} on the validation split; "
-                        f"seeds {', '.join(map(str, cfg.seeds))}."),
+                        f"seeds {', '.join(map(str, cfg.seeds))}.{_precision_text(cfg)}"),
             "provenance": provenance(),
             "meta": {"python": platform.python_version(), "torch": torch.__version__, "device": be.device,
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -265,3 +265,11 @@ class Experiment:
         write_report(self.out)
         atomic_write_json(self.out / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                               "records": len(records or []), "chain_records": len(chain or [])})
+
+
+def _precision_text(cfg: Any) -> str:
+    """" Training steps of the deployment models in bf16 autocast (CPU); all else fp32." where `bf16` is on."""
+    roles = [f"{r} models" for r in ("surrogate", "deployment") if getattr(cfg.train, r).bf16 is True]
+    if not roles:
+        return ""
+    return f" Training steps of the {' and '.join(roles)} in bf16 autocast (CPU; `[train] bf16`); all else fp32."

@@ -162,3 +162,14 @@ def test_entropy_and_fleet_configs_pin_the_resolution(tmp_path, monkeypatch, nat
                           f"{str(native).lower()}\n")               # the identity (its hash) records the choice
     _, plain = load_fleet_config("fleet_demo")
     assert "resolved on this CPU" not in plain
+
+
+def test_the_report_summary_says_which_trainings_ran_in_bf16(tmp_path) -> None:
+    from al.experiments.context import _precision_text
+
+    base = 'surrogates = ["resnet20"]\ndeployment = ["resnet18"]\n[data]\nname = "digits"\n'
+    (tmp_path / "a.toml").write_text(base + "[train.deployment]\nbf16 = true\n")
+    (tmp_path / "b.toml").write_text(base)
+    assert _precision_text(load_experiment(tmp_path / "a.toml")[0]) == (
+        " Training steps of the deployment models in bf16 autocast (CPU; `[train] bf16`); all else fp32.")
+    assert _precision_text(load_experiment(tmp_path / "b.toml")[0]) == ""
