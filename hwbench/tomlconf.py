@@ -1,7 +1,7 @@
 """Strict TOML -> frozen dataclass loading: unknown keys and wrong types are `UserError`s.
 
-No inheritance, no includes, no `exec`: a config is exactly what its file says plus the
-dataclass defaults.
+No inheritance, no includes, no `exec`: a config is exactly what its file says (with the `--set KEY=VALUE`
+items of a command that takes them, `apply_sets`) plus the dataclass defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +42,31 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: not valid TOML ({e})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def apply_sets(data: dict[str, Any], sets: Sequence[str], where: str = "--set") -> dict[str, Any]:
+    """A copy of `data` with each `dotted.key=VALUE` of `sets` set, VALUE read as a TOML value (`6`, `true`,
+    `[0, 1]`, `"auto"`) or else taken as a plain string; tables on the path are created. `UserError` (one
+    line) for an item without `=` or a path through a value that is not a table."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in sets:
+        key, eq, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(p.strip() for p in parts):
+            raise UserError(f"{where} {item!r}: expected KEY=VALUE, e.g. train.deployment.epochs=6")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()  # a bare word: a string
+        table = out
+        for i, p in enumerate(parts[:-1]):
+            table = table.setdefault(p.strip(), {})
+            if not isinstance(table, dict):
+                raise UserError(f"{where} {item!r}: {'.'.join(parts[:i + 1])} is not a table")
+        table[parts[-1].strip()] = value
+    return out
 
 
 def from_mapping(cls: type[T], data: dict[str, Any], where: str = "config") -> T:

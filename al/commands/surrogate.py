@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the generation chain ([chain] models; default: first surrogate, then the "
                              "deployment models) instead of the matrix")
     parser.add_argument("--num-seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the config's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="change one config key before anything else, e.g. --set train.deployment.bf16=false "
+                             "(VALUE as in TOML; a bare word is a string; repeatable; part of the experiment's "
+                             "identity, so --resume needs the same --set items)")
     renamed(parser, "--seeds", "--num-seeds", type=int)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment in DIR (finished sub-runs are reused)")
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from hwbench.console import emit, line, progress
     from hwbench.errors import UserError
 
-    cfg, notes = load_experiment(args.config, seeds=args.num_seeds, data_root=args.data_root)
+    cfg, notes = load_experiment(args.config, seeds=args.num_seeds, data_root=args.data_root, sets=args.sets)
     if not args.json and not args.worker:
         for note in notes:
             line(note)
@@ -178,6 +182,8 @@ def _child_args(args: argparse.Namespace) -> list[str]:
         out += ["--num-seeds", str(args.num_seeds)]
     if args.data_root:
         out += ["--data-root", args.data_root]
+    for item in args.sets:
+        out += ["--set", item]
     return out
 
 

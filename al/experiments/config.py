@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,15 +116,17 @@ def load_experiment_config(path_or_preset: str | os.PathLike, *, seeds: int | No
 
 
 def load_experiment(path_or_preset: str | os.PathLike, *, seeds: int | None = None,
-                    data_root: str | None = None, hints: bool = True) -> tuple[ExperimentConfig, list[str]]:
+                    data_root: str | None = None, hints: bool = True,
+                    sets: Sequence[str] = ()) -> tuple[ExperimentConfig, list[str]]:
     """`load_experiment_config` plus the lines to show: what the recipe chose (`recipe: ...`) or, without
     one and with `hints`, where a model's stem would shrink the input too far (`hint: ...`; this reads the
-    dataset's size, which only `recipe = "auto"` needs otherwise)."""
+    dataset's size, which only `recipe = "auto"` needs otherwise). `sets`: `KEY=VALUE` items applied to
+    the file's tables first (`hwbench.tomlconf.apply_sets`), e.g. `train.deployment.bf16=false`."""
     from al import recipes
-    from hwbench.tomlconf import from_mapping, read_toml
+    from hwbench.tomlconf import apply_sets, from_mapping, read_toml
 
     path = resolve_preset(os.fspath(path_or_preset), prefix=PRESET_PREFIX)
-    raw = read_toml(path)
+    raw = apply_sets(read_toml(path), sets)
     if isinstance(raw.get("surrogates"), list):  # `surrogates = [..]` is short for `[surrogates] models = [..]`
         raw["surrogates"] = {"models": raw["surrogates"]}
     raw.setdefault("name", path.stem)
