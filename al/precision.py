@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -24,7 +25,7 @@ from hwbench.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Bf16", "native_bf16", "resolve_bf16", "resolve_train", "autocast"]
+__all__ = ["Bf16", "native_bf16", "resolve_bf16", "resolve_train", "autocast", "training_step", "measured_speedup"]
 
 Bf16 = bool | Literal["auto"]
 
@@ -70,6 +71,19 @@ def autocast(device: torch.device, *, amp: bool = False, bf16: bool = False) -> 
     return contextlib.nullcontext()
 
 
+def training_step(net: torch.nn.Module, x: torch.Tensor, *, bf16: bool) -> Callable[[], None]:
+    """One CPU training step of `net` on batch `x` (forward under `autocast`, backward of a stand-in loss): what
+    `measured_speedup` and `python -m benchmarks bench_train` time in both precisions."""
+    cpu = torch.device("cpu")
+
+    def run() -> None:
+        net.zero_grad(set_to_none=True)
+        with autocast(cpu, bf16=bf16):
+            out = net(x)
+        out.float().square().mean().backward()
+    return run
+
+
 def measured_speedup(model: str, options: dict[str, Any], *, batch_size: int, hw: tuple[int, int],
                      num_classes: int, steps: int = 2) -> float:
     """fp32 / bf16 CPU time of a training step of `model` (built with `options`) on random data of one
@@ -83,15 +97,12 @@ def measured_speedup(model: str, options: dict[str, Any], *, batch_size: int, hw
     x = torch.randn(batch_size, 3, *hw)
     if options.get("channels_last"):
         x = x.contiguous(memory_format=torch.channels_last)
-    cpu, best = torch.device("cpu"), {}
+    best = {}
     for bf16 in (False, True):
-        times = []
+        step, times = training_step(net, x, bf16=bf16), []
         for _ in range(steps + 1):
             t = time.process_time()
-            net.zero_grad(set_to_none=True)
-            with autocast(cpu, bf16=bf16):
-                out = net(x)
-            out.float().square().mean().backward()
+            step()
             times.append(time.process_time() - t)
         best[bf16] = min(times[1:])
     return best[False] / max(best[True], 1e-9)

@@ -166,26 +166,16 @@ def _layout_rows() -> list[dict]:
 def _bf16_rows() -> list[dict]:
     import torch
 
-    from al.precision import autocast, native_bf16
+    from al.precision import native_bf16, training_step
     from hwbench.models import create_model
 
-    cpu, rows = torch.device("cpu"), []
-    x, y = torch.randn(32, 3, 28, 28), torch.arange(32) % 10
+    rows, x = [], torch.randn(32, 3, 28, 28)
     for name, kw in (("resnet18", {"stem": "small", "tiny_conv_gemm": True}), ("resnet20", {"channels_last": True}),
                      ("mobilenetv3_small", {"channels_last": True})):
         torch.manual_seed(0)
         model = create_model(name, num_classes=10, **kw).train()
         inp = x.contiguous(memory_format=torch.channels_last) if kw.get("channels_last") else x
-
-        def step(bf16: bool, model: torch.nn.Module = model, inp: torch.Tensor = inp) -> Callable[[], None]:
-            def run() -> None:
-                model.zero_grad(set_to_none=True)
-                with autocast(cpu, bf16=bf16):
-                    logits = model(inp)
-                torch.nn.functional.cross_entropy(logits.float(), y).backward()
-            return run
-
-        t_fp32, t_bf16 = _paired(step(False), step(True))
+        t_fp32, t_bf16 = _paired(training_step(model, inp, bf16=False), training_step(model, inp, bf16=True))
         rows.append({"name": f"report: bf16 autocast vs fp32 training step, {name} {kw or ''}, input (32, 3, 28, 28)"
                              f" (native bf16: {'yes' if native_bf16() else 'no'})",
                      "ours_s": t_bf16, "baseline_s": t_fp32, "ratio": t_fp32 / t_bf16, "goal": "report", "ok": None})

@@ -161,8 +161,8 @@ def load_fleet_config(path_or_preset: str | os.PathLike) -> tuple[FleetConfig, s
     resolved = dataclasses.replace(cfg, world=dataclasses.replace(w, train=resolve_train(w.train, "world.train")),
                                    evaluation=dataclasses.replace(e, train=resolve_train(e.train, "evaluation.train")))
     if resolved != cfg:  # bf16 = "auto" was resolved by this CPU: the identity (this text's hash) records it
-        text += (f"\n# bf16 = \"auto\" resolved on this CPU: world.train {resolved.world.train.bf16}, "
-                 f"evaluation.train {resolved.evaluation.train.bf16}\n").replace("True", "true").replace("False", "false")
+        text += (f"\n# bf16 = \"auto\" resolved on this CPU: world.train {str(resolved.world.train.bf16).lower()}, "
+                 f"evaluation.train {str(resolved.evaluation.train.bf16).lower()}\n")
     return validate(resolved), text
 
 
